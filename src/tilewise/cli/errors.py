@@ -1,0 +1,53 @@
+"""Map exceptions to one-line messages and exit codes."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import click
+
+from tilewise.cli.options import EXIT_RUN_ERROR, EXIT_USAGE
+from tilewise.errors import TilewiseError
+from tilewise.runner import Interrupted
+
+__all__ = ["fail", "reporting_errors"]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``Error: message`` on stderr and exit with ``code``."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def reporting_errors(verbose: int) -> Iterator[None]:
+    """Turn exceptions into ``Error:`` lines and exit codes (tracebacks with ``-v``).
+
+    Errors found before any tile ran exit 2; errors that stop a run part-way
+    (marked ``during_run`` by the runner) exit 1 and leave it resumable.
+    """
+    try:
+        yield
+    except Interrupted as stop:
+        click.echo(
+            f"\nInterrupted by {stop.args[0]}; finished tiles are kept. "
+            "Run the same command with --resume to continue.",
+            err=True,
+        )
+        sys.exit(stop.exit_code)
+    except (TilewiseError, OSError) as err:
+        if verbose:
+            traceback.print_exc()
+        during_run = getattr(err, "during_run", False)
+        if isinstance(err, TilewiseError):
+            message = str(err)
+        else:
+            where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+            message = f"{where}{err.strerror or err}"
+        if during_run:
+            message += "; finished tiles are kept: fix the cause and run again with --resume"
+        fail(message, EXIT_RUN_ERROR if during_run else EXIT_USAGE)

@@ -1,0 +1,46 @@
+"""The ``tilewise`` command: a click group; each command lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tilewise import __version__
+from tilewise.cli import demo, inspect_cmds, report_cmd, run_cmd
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="tilewise")
+def cli() -> None:
+    """Exact, out-of-core, parallel tiled processing of enormous images.
+
+    Every tiled result is bit-identical to processing the whole image at once.
+
+    \b
+    Exit codes:
+      0    every tile done
+      1    the run stopped on an error after work started (resumable: --resume)
+      2    bad usage or bad input, found before work started
+      3    finished, but some tiles failed (named in the report; --resume retries them)
+      130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM (resumable: --resume)
+    """
+
+
+cli.add_command(run_cmd.run)
+cli.add_command(inspect_cmds.plan)
+cli.add_command(inspect_cmds.info)
+cli.add_command(inspect_cmds.ops)
+cli.add_command(demo.demo)
+cli.add_command(report_cmd.report)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(standalone_mode=True))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

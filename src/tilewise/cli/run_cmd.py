@@ -1,0 +1,200 @@
+"""``tilewise run``: one enormous image through a pipeline, tile by tile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tilewise.cli.errors import reporting_errors
+from tilewise.cli.options import (
+    EXIT_DONE,
+    EXIT_FAILED_TILES,
+    SIZE,
+    apply,
+    input_limits,
+    parse_key_values,
+    setup_logging,
+)
+from tilewise.executors import EXECUTORS
+
+__all__ = ["run", "tiling_options"]
+
+tiling_options = [
+    click.option(
+        "--op",
+        "ops",
+        multiple=True,
+        required=True,
+        metavar="NAME[:k=v,...]",
+        help="An op, repeated in order: built-in name (see 'tilewise ops') or dotted "
+        "path to a function, e.g. --op gaussian:sigma=4 --op threshold:value=127.",
+    ),
+    click.option(
+        "--tile",
+        default="1024",
+        show_default=True,
+        metavar="N|ROWSxCOLS",
+        help="Tile size, e.g. 1024 or 1024x512 (rows x cols).",
+    ),
+    click.option(
+        "--layout",
+        type=click.Choice(["grid", "rows", "columns"]),
+        default="grid",
+        show_default=True,
+        help="Cut into a grid, horizontal strips or vertical strips.",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Worker processes [default: one per core].",
+    ),
+]
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True))
+@apply(tiling_options)
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="local",
+    show_default=True,
+    help="local: supervised worker processes; serial: this process (debugging); "
+    "dask: a Dask cluster.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted or failed run of OUTPUT; only unfinished tiles run.",
+)
+@click.option(
+    "--co",
+    "creation",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Output option, e.g. --co COMPRESS=ZSTD (TIFF: NONE, LZW, DEFLATE, ZSTD; "
+    "Zarr: ZSTD, BLOSC, NONE), --co LEVEL=5.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Extra attempts for a tile whose worker failed or crashed.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Kill and replace a worker that spends longer on one tile.",
+)
+@click.option(
+    "--memory-limit",
+    type=SIZE,
+    default=None,
+    metavar="SIZE",
+    help="Memory one worker may allocate, e.g. 2G; a tile going past it fails.",
+)
+@click.option(
+    "--max-tasks-per-worker",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Replace each worker after N tiles (for ops that leak memory).",
+)
+@apply(input_limits)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.json",
+    help="Write a JSON report of the run.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors only.")
+@click.option("-v", "--verbose", count=True, help="More detail (-vv for debug); tracebacks.")
+def run(
+    input_path: str,
+    output_path: str,
+    ops: tuple[str, ...],
+    tile: str,
+    layout: str,
+    workers: int | None,
+    executor: str,
+    overwrite: bool,
+    resume: bool,
+    creation: tuple[str, ...],
+    retries: int,
+    timeout: float | None,
+    memory_limit: int | None,
+    max_tasks_per_worker: int | None,
+    max_pixels: int,
+    max_whole_pixels: int,
+    report_path: str | None,
+    quiet: bool,
+    verbose: int,
+    **_: Any,
+) -> None:
+    """Run ops over INPUT tile by tile and write OUTPUT, exactly as if on the whole image.
+
+    INPUT is a TIFF/BigTIFF, Zarr array, .npy, PNG or JPEG. OUTPUT's extension
+    picks the format: .tif (tiled BigTIFF), .zarr (Zarr v3) or .npy. OUTPUT
+    appears under its name only once every tile is done; until then the work
+    is kept in .OUTPUT.partial with a journal, for --resume.
+
+    \b
+    Example:
+      tilewise run scene.tif smooth.tif --op gaussian:sigma=4 --op threshold:value=127
+    """
+    from tilewise import api
+
+    setup_logging(verbose, quiet)
+    with reporting_errors(verbose):
+        result = api.run(
+            input_path,
+            output_path,
+            list(ops),
+            tile=tile,
+            layout=layout,
+            workers=workers,
+            executor=executor,
+            overwrite=overwrite,
+            resume=resume,
+            retries=retries,
+            timeout=timeout,
+            memory_limit=memory_limit,
+            max_tasks_per_worker=max_tasks_per_worker,
+            creation_options=parse_key_values(creation, "--co"),
+            max_pixels=max_pixels,
+            max_whole_pixels=max_whole_pixels,
+            progress=not quiet,
+            report=report_path,
+        )
+    if not quiet:
+        click.echo(result.summary(), err=True)
+    if result.ok:
+        if not quiet:
+            click.echo(f"Wrote {output_path}", err=True)
+        raise SystemExit(EXIT_DONE)
+    for failure in result.failures[:10]:
+        click.echo(
+            f"Error: tile {failure.tile} ({_window(failure.window)}): {failure.cause}", err=True
+        )
+    if len(result.failures) > 10:
+        click.echo(f"... and {len(result.failures) - 10} more (see --report)", err=True)
+    click.echo(
+        f"{result.failed} tile(s) failed; finished tiles are kept. Fix the cause and run the "
+        "same command with --resume to redo only those.",
+        err=True,
+    )
+    raise SystemExit(EXIT_FAILED_TILES)
+
+
+def _window(window: dict[str, int]) -> str:
+    r, c, h, w = window["row"], window["col"], window["height"], window["width"]
+    return f"rows {r}:{r + h}, cols {c}:{c + w}"

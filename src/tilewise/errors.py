@@ -1,0 +1,103 @@
+"""The tilewise exception tree.
+
+Every error tilewise raises for its own conditions derives from
+:class:`TilewiseError`, and each subclass also derives from the builtin it
+refines, so ``except OSError`` still catches a failed read::
+
+    TilewiseError
+    ├── UsageError (ValueError)            bad option, parameter or op name
+    │   ├── GeometryError                  impossible tile/halo/window values
+    │   ├── OpError                        unknown op, bad op parameters
+    │   └── PipelineError                  ops that do not chain
+    ├── InputError (OSError)               an input cannot be used
+    │   ├── UnsupportedFormatError         not an image format tilewise reads
+    │   ├── CorruptInputError              truncated/corrupt file or tile
+    │   └── ImageTooLargeError             header declares more pixels than allowed
+    ├── OutputError (OSError)              an output cannot be created or written
+    │   ├── OutputExistsError              exists and --overwrite was not given
+    │   └── ResumeError                    a partial run cannot be resumed as asked
+    ├── TileError (RuntimeError)           one tile failed inside a worker
+    └── ExecutorError (RuntimeError)       the executor itself cannot go on
+
+Messages say what happened, with the values involved, and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptInputError",
+    "ExecutorError",
+    "GeometryError",
+    "ImageTooLargeError",
+    "InputError",
+    "OpError",
+    "OutputError",
+    "OutputExistsError",
+    "PipelineError",
+    "ResumeError",
+    "TileError",
+    "TilewiseError",
+    "TilewiseWarning",
+    "UnsupportedFormatError",
+    "UsageError",
+]
+
+
+class TilewiseError(Exception):
+    """Root of every error tilewise raises for its own conditions."""
+
+
+class UsageError(TilewiseError, ValueError):
+    """An option, parameter or op name is not valid."""
+
+
+class GeometryError(UsageError):
+    """Tile, halo or window values that cannot describe a tiling."""
+
+
+class OpError(UsageError):
+    """An unknown op, or an op given parameters it cannot take."""
+
+
+class PipelineError(UsageError):
+    """Ops that cannot be chained, or a pipeline that cannot be sent to workers."""
+
+
+class InputError(TilewiseError, OSError):
+    """An input file cannot be used."""
+
+
+class UnsupportedFormatError(InputError):
+    """The file is not in a format tilewise reads."""
+
+
+class CorruptInputError(InputError):
+    """The file, or one tile of it, is truncated or corrupt."""
+
+
+class ImageTooLargeError(InputError):
+    """The header declares more pixels than the configured budget allows."""
+
+
+class OutputError(TilewiseError, OSError):
+    """An output cannot be created or written."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output exists and overwriting was not asked for."""
+
+
+class ResumeError(OutputError):
+    """A partial run cannot be resumed the way it was asked."""
+
+
+class TileError(TilewiseError, RuntimeError):
+    """One tile failed inside a worker; carries the tile id and the cause."""
+
+
+class ExecutorError(TilewiseError, RuntimeError):
+    """The executor cannot go on (for example, its cluster went away)."""
+
+
+class TilewiseWarning(UserWarning):
+    """Warnings tilewise emits for its own conditions."""

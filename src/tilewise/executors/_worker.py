@@ -1,0 +1,98 @@
+"""Code that runs inside worker processes: set-up, and the wrapper around every task."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["TaskError", "TaskResult", "initialize", "run_task", "worker_name"]
+
+_MEMORY_MARKERS = ("Insufficient memory", "Failed to allocate", "Unable to allocate", "OutOfMemory")
+_PR_SET_PDEATHSIG = 1
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """A task's value, with who ran it and for how long."""
+
+    value: Any
+    worker: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskError:
+    """An exception raised by a task, flattened to text so it always pickles."""
+
+    kind: str
+    message: str
+    traceback: str
+    worker: str
+    seconds: float
+
+
+def _vm_size() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def initialize(memory_limit: int | None) -> None:
+    """Prepare a fresh worker process.
+
+    Ignores SIGINT (the main process decides about interruptions), dies with
+    its parent (no orphans if the main process is killed), keeps native
+    libraries to one thread, and caps the address space at start-up size plus
+    ``memory_limit`` so a runaway allocation fails with MemoryError here
+    instead of taking the machine down.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: rely on pipe EOF instead
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover - cv2 is a core dependency
+        pass
+    if memory_limit:
+        limit = _vm_size() + memory_limit
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _is_memory_error(err: BaseException) -> bool:
+    return isinstance(err, MemoryError) or any(m in str(err) for m in _MEMORY_MARKERS)
+
+
+def run_task(fn: Callable[[Any], Any], payload: Any) -> TaskResult | TaskError:
+    """Run ``fn(payload)``; never raise: an exception comes back as a :class:`TaskError`."""
+    start = time.perf_counter()
+    try:
+        value = fn(payload)
+    except Exception as err:  # every failure is reported, none kills the worker
+        kind = "memory" if _is_memory_error(err) else "exception"
+        message = f"{type(err).__name__}: {err}"
+        if kind == "memory":
+            message = f"exceeded the memory limit ({message})"
+        return TaskError(
+            kind, message, traceback.format_exc(), worker_name(), time.perf_counter() - start
+        )
+    return TaskResult(value, worker_name(), time.perf_counter() - start)

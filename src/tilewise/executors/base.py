@@ -1,0 +1,149 @@
+"""The executor interface: run a picklable function on picklable tasks, report each outcome.
+
+Executors know nothing of images. They supervise: bounded in-flight work,
+retries, timeouts, replacement of dead workers, and one outcome per task —
+:class:`Done` or :class:`Failed` — with the cause of any failure.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import Any
+
+__all__ = [
+    "Done",
+    "Executor",
+    "Failed",
+    "FailureKind",
+    "Outcome",
+    "Supervision",
+    "Task",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One unit of work: a key (tile or file number) and a small picklable payload."""
+
+    key: int
+    payload: Any
+
+
+class FailureKind(StrEnum):
+    """Why a task failed."""
+
+    EXCEPTION = "exception"
+    CRASH = "crash"
+    TIMEOUT = "timeout"
+    MEMORY = "memory"
+    LOST = "lost"
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A task that finished: its return value and where and how long it ran."""
+
+    key: int
+    value: Any
+    worker: str
+    seconds: float
+    attempts: int = 1
+    history: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A task that failed on every attempt: the last cause, and every attempt's cause."""
+
+    key: int
+    kind: FailureKind
+    cause: str
+    detail: str = ""
+    worker: str = ""
+    seconds: float = 0.0
+    attempts: int = 1
+    history: tuple[str, ...] = ()
+
+
+Outcome = Done | Failed
+
+
+@dataclass(frozen=True, slots=True)
+class Supervision:
+    """How hard to try, and what to tolerate.
+
+    Parameters
+    ----------
+    retries
+        Extra attempts after a failure (a tile is tried ``retries + 1`` times).
+    timeout
+        Seconds one task may run before its worker is killed and replaced.
+    memory_limit
+        Bytes one worker may allocate beyond its start-up size.
+    max_tasks_per_worker
+        Replace each worker after this many tasks (for leaking native code).
+    """
+
+    retries: int = 2
+    timeout: float | None = None
+    memory_limit: int | None = None
+    max_tasks_per_worker: int | None = None
+
+    def __post_init__(self) -> None:
+        from tilewise.errors import UsageError
+
+        if self.retries < 0:
+            raise UsageError(f"retries must be 0 or more, got {self.retries}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise UsageError(f"timeout must be positive, got {self.timeout}")
+        if self.memory_limit is not None and self.memory_limit <= 0:
+            raise UsageError(f"memory limit must be positive, got {self.memory_limit}")
+        if self.max_tasks_per_worker is not None and self.max_tasks_per_worker <= 0:
+            raise UsageError(
+                f"max tasks per worker must be positive, got {self.max_tasks_per_worker}"
+            )
+
+
+@dataclass
+class _Attempts:
+    """Bookkeeping of one task's attempts inside an executor."""
+
+    task: Task
+    number: int = 1
+    history: list[str] = field(default_factory=list)
+
+
+class Executor(abc.ABC):
+    """Runs ``fn(payload)`` for every task and yields one outcome per task, in completion order."""
+
+    name: str = "executor"
+
+    def __init__(self, workers: int, supervision: Supervision | None = None) -> None:
+        self.workers = workers
+        self.supervision = supervision or Supervision()
+
+    @abc.abstractmethod
+    def run(self, fn: Callable[[Any], Any], tasks: Iterable[Task]) -> Iterator[Outcome]:
+        """Run every task; yield each outcome as soon as it is known."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop workers and free resources. Safe to call twice."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the executor for the report."""
+        return {"name": self.name, "workers": self.workers}
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,6 @@
+"""Pure geometry: windows, tiles and layouts. No I/O, no pixels."""
+
+from tilewise.geometry.grid import Grid, Layout, Tile, parse_tile_shape
+from tilewise.geometry.window import Window
+
+__all__ = ["Grid", "Layout", "Tile", "Window", "parse_tile_shape"]

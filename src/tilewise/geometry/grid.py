@@ -1,0 +1,162 @@
+"""Tile layouts: how an image is cut into tiles, each with a core and a read window."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tilewise.errors import GeometryError
+from tilewise.geometry.window import Window
+
+__all__ = ["Grid", "Layout", "Tile", "parse_tile_shape"]
+
+_TILE_RE = re.compile(r"^\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*$")
+
+
+class Layout(StrEnum):
+    """How the image is divided.
+
+    ``rows`` cuts horizontal strips (each the full image width), ``columns``
+    cuts vertical strips (each the full height), ``grid`` cuts both ways.
+    """
+
+    ROWS = "rows"
+    COLUMNS = "columns"
+    GRID = "grid"
+
+
+def parse_tile_shape(value: str | int | tuple[int, int]) -> tuple[int, int]:
+    """Parse a tile size: ``1024`` (square), ``"1024x512"`` (rows x cols) or a tuple.
+
+    >>> parse_tile_shape("1000x333")
+    (1000, 333)
+    >>> parse_tile_shape(256)
+    (256, 256)
+    """
+    if isinstance(value, bool):
+        raise GeometryError(f"tile size must be a number or 'ROWSxCOLS', got {value!r}")
+    if isinstance(value, int):
+        shape = (value, value)
+    elif isinstance(value, tuple):
+        if len(value) != 2:
+            raise GeometryError(f"tile shape needs 2 values (rows, cols), got {value!r}")
+        shape = (int(value[0]), int(value[1]))
+    else:
+        match = _TILE_RE.match(str(value))
+        if match is None:
+            raise GeometryError(
+                f"tile size must look like 1024 or 1024x512 (rows x cols), got {value!r}"
+            )
+        rows = int(match.group(1))
+        shape = (rows, int(match.group(2)) if match.group(2) else rows)
+    if shape[0] <= 0 or shape[1] <= 0:
+        raise GeometryError(f"tile size must be positive, got {shape[0]}x{shape[1]}")
+    return shape
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """One unit of work.
+
+    ``core`` is the region of the output this tile owns (cores cover the image
+    exactly once); ``read`` is the core grown by the pipeline's halo and clipped
+    to the image: the pixels the worker reads.
+    """
+
+    index: int
+    core: Window
+    read: Window
+
+    @property
+    def core_in_read(self) -> Window:
+        """The core in the coordinates of the read window (what to crop after the ops)."""
+        return self.core.relative_to(self.read)
+
+    def __str__(self) -> str:
+        return f"tile {self.index} ({self.core})"
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """The tiling of an image of ``image_shape`` into tiles of at most ``tile_shape``.
+
+    Tiles are numbered row-major. Edge tiles may be smaller than ``tile_shape``.
+    With ``rows`` the tile width is the image width; with ``columns`` the tile
+    height is the image height.
+
+    >>> g = Grid((10, 7), (4, 4), Layout.GRID, halo=1)
+    >>> len(g), g.counts
+    (6, (3, 2))
+    >>> g.tile(5).core, g.tile(5).read
+    (Window(row=8, col=4, height=2, width=3), Window(row=7, col=3, height=3, width=4))
+    """
+
+    image_shape: tuple[int, int]
+    tile_shape: tuple[int, int]
+    layout: Layout = Layout.GRID
+    halo: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.image_shape) != 2 or min(self.image_shape) <= 0:
+            raise GeometryError(f"image shape must be 2 positive numbers, got {self.image_shape}")
+        if len(self.tile_shape) != 2 or min(self.tile_shape) <= 0:
+            raise GeometryError(f"tile shape must be 2 positive numbers, got {self.tile_shape}")
+        if self.halo < 0:
+            raise GeometryError(f"halo must not be negative, got {self.halo}")
+        object.__setattr__(self, "layout", Layout(self.layout))
+
+    @property
+    def effective_tile_shape(self) -> tuple[int, int]:
+        """Tile shape after the layout is applied and clipped to the image."""
+        height, width = self.image_shape
+        rows, cols = self.tile_shape
+        if self.layout is Layout.ROWS:
+            cols = width
+        elif self.layout is Layout.COLUMNS:
+            rows = height
+        return (min(rows, height), min(cols, width))
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """Number of tiles down and across."""
+        rows, cols = self.effective_tile_shape
+        return (math.ceil(self.image_shape[0] / rows), math.ceil(self.image_shape[1] / cols))
+
+    def __len__(self) -> int:
+        down, across = self.counts
+        return down * across
+
+    def tile(self, index: int) -> Tile:
+        """The tile numbered ``index`` (row-major)."""
+        if not 0 <= index < len(self):
+            raise GeometryError(f"tile index {index} is outside 0..{len(self) - 1}")
+        across = self.counts[1]
+        rows, cols = self.effective_tile_shape
+        r0 = (index // across) * rows
+        c0 = (index % across) * cols
+        core = Window(
+            r0, c0, min(rows, self.image_shape[0] - r0), min(cols, self.image_shape[1] - c0)
+        )
+        return Tile(index, core, core.grow(self.halo, bounds=self.image_shape))
+
+    def __iter__(self) -> Iterator[Tile]:
+        for index in range(len(self)):
+            yield self.tile(index)
+
+    def read_pixels(self) -> int:
+        """Total pixels read over all tiles (cores plus halos)."""
+        return sum(t.read.area for t in self)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-dict form for reports and fingerprints."""
+        return {
+            "image_shape": list(self.image_shape),
+            "tile_shape": list(self.effective_tile_shape),
+            "layout": self.layout.value,
+            "halo": self.halo,
+            "tiles": len(self),
+            "counts": list(self.counts),
+        }

@@ -1,0 +1,202 @@
+"""Sources and sinks by format, chosen from the file's extension (and checked by its content)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tilewise.errors import InputError, UnsupportedFormatError, UsageError
+from tilewise.io.base import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_WHOLE_PIXELS,
+    Receipt,
+    Sink,
+    SinkSpec,
+    Source,
+    SourceSpec,
+    partial_path,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_WHOLE_PIXELS",
+    "OUTPUT_FORMATS",
+    "Receipt",
+    "Sink",
+    "SinkSpec",
+    "Source",
+    "SourceSpec",
+    "align_tile",
+    "cached_sink",
+    "cached_source",
+    "open_source",
+    "output_format",
+    "parse_creation_options",
+    "partial_path",
+    "sink_chunks",
+    "sink_class",
+]
+
+_TIFF_EXT = (".tif", ".tiff", ".btf", ".tf8")
+_SIMPLE_EXT = (".png", ".jpg", ".jpeg")
+OUTPUT_FORMATS = {"tiff": _TIFF_EXT, "zarr": (".zarr",), "npy": (".npy",)}
+
+
+def _sniff(path: Path) -> str:
+    """Format from the first bytes of a file (or the layout of a directory)."""
+    if path.is_dir():
+        if (path / "zarr.json").is_file() or (path / ".zarray").is_file():
+            return "zarr"
+        raise UnsupportedFormatError(f"{path}: a directory, but not a Zarr array")
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if not head:
+        raise UnsupportedFormatError(f"{path}: empty file (0 bytes), not an image")
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if head[:6] == b"\x93NUMPY":
+        return "npy"
+    if head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff":
+        return "simple"
+    if len(head) < 8:
+        raise UnsupportedFormatError(f"{path}: truncated header ({len(head)} bytes), not an image")
+    raise UnsupportedFormatError(
+        f"{path}: not a TIFF, Zarr, .npy, PNG or JPEG file (starts with {head[:8]!r})"
+    )
+
+
+def open_source(spec: SourceSpec | str | Path) -> Source:
+    """Open an input for windowed reading; the format is taken from its content."""
+    if not isinstance(spec, SourceSpec):
+        spec = SourceSpec(str(spec))
+    path = Path(spec.path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    try:
+        kind = _sniff(path)
+    except PermissionError as err:
+        raise InputError(f"{path}: cannot read: permission denied") from err
+    if kind == "tiff":
+        from tilewise.io._tiff import TiffSource
+
+        return TiffSource(spec)
+    if kind == "zarr":
+        from tilewise.io._zarr import ZarrSource
+
+        return ZarrSource(spec)
+    if kind == "npy":
+        from tilewise.io._npy import NpySource
+
+        return NpySource(spec)
+    from tilewise.io._simple import SimpleSource
+
+    return SimpleSource(spec)
+
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """The output format named by ``path``'s extension."""
+    suffix = Path(path).suffix.lower()
+    for name, extensions in OUTPUT_FORMATS.items():
+        if suffix in extensions:
+            return name
+    if suffix in _SIMPLE_EXT:
+        raise UsageError(
+            f"{path}: tilewise does not write {suffix} (it is not tiled); write .tif, .zarr or .npy"
+        )
+    raise UsageError(f"{path}: unknown output extension {suffix!r}; use .tif, .zarr or .npy")
+
+
+def sink_class(fmt: str) -> type[Sink]:
+    """The Sink implementation for an output format."""
+    if fmt == "tiff":
+        from tilewise.io._tiff import TiffSink
+
+        return TiffSink
+    if fmt == "zarr":
+        from tilewise.io._zarr import ZarrSink
+
+        return ZarrSink
+    if fmt == "npy":
+        from tilewise.io._npy import NpySink
+
+        return NpySink
+    raise UsageError(f"no writer for format {fmt!r}")
+
+
+def parse_creation_options(fmt: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``--co KEY=VALUE`` options for ``fmt`` and fill in defaults."""
+    options = {k.upper(): v for k, v in options.items()}
+    if fmt == "tiff":
+        from tilewise.io._tiff import parse_creation_options as tiff_options
+
+        return tiff_options(options)
+    if fmt == "zarr":
+        from tilewise.io._zarr import parse_creation_options as zarr_options
+
+        return zarr_options(options)
+    if options:
+        raise UsageError(f".npy output takes no creation options, got {', '.join(options)}")
+    return {}
+
+
+def align_tile(
+    fmt: str, tile_shape: tuple[int, int], image_shape: tuple[int, int]
+) -> tuple[int, int]:
+    """Adjust a tile shape so tiles fall on the output's block grid (TIFF: 16-px multiples)."""
+    if fmt == "tiff":
+        from tilewise.io._tiff import align_tile_for_tiff
+
+        return align_tile_for_tiff(tile_shape, image_shape)
+    return tile_shape
+
+
+def sink_chunks(
+    fmt: str, tile_shape: tuple[int, int], image_shape: tuple[int, int]
+) -> tuple[int, int]:
+    """The output's block shape for tiles of ``tile_shape`` (each block owned by one tile)."""
+    if fmt == "tiff":
+        from tilewise.io._tiff import tiff_block
+
+        return tiff_block(tile_shape, image_shape)
+    if fmt == "zarr":
+        from tilewise.io._zarr import zarr_chunks
+
+        return zarr_chunks(tile_shape, image_shape)
+    return tile_shape
+
+
+_sources: dict[tuple[SourceSpec, int, int], Source] = {}
+_sinks: dict[tuple[str, str], Sink] = {}
+
+
+def cached_source(spec: SourceSpec) -> Source:
+    """Open ``spec`` once per process (workers read many tiles of one input).
+
+    The cache is keyed by the file's size and mtime too, so a file replaced
+    under the same name is opened afresh.
+    """
+    try:
+        st = os.stat(spec.path)
+    except OSError as err:
+        raise InputError(f"{spec.path}: cannot open: {err.strerror}") from err
+    key = (spec, st.st_size, st.st_mtime_ns)
+    source = _sources.get(key)
+    if source is None:
+        for old in _sources.values():
+            old.close()
+        _sources.clear()
+        source = _sources[key] = open_source(spec)
+    return source
+
+
+def cached_sink(spec: SinkSpec) -> Sink:
+    """Open the partial output of ``spec`` for writing, once per process."""
+    key = (spec.path, spec.token)
+    sink = _sinks.get(key)
+    if sink is None:
+        for old in _sinks.values():
+            old.close()
+        _sinks.clear()
+        sink = _sinks[key] = sink_class(spec.format)(spec)
+    return sink

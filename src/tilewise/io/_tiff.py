@@ -1,0 +1,340 @@
+"""TIFF/BigTIFF: windowed reads of tiled or striped files; tiled compressed writes.
+
+Reading decodes only the TIFF segments (tiles or strips) a window touches, with
+tifffile's own decoders, and names the segment when one is corrupt.
+
+Writing: workers encode their own TIFF tiles (the expensive part) and spool the
+encoded bytes to files beside the output; the main process then streams those
+bytes into one BigTIFF in tile order — a pure copy, so the single writer is
+never the bottleneck. tilewise tiles are planned as whole multiples of the TIFF
+tile, so every TIFF tile belongs to exactly one tilewise tile.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from tilewise.errors import (
+    CorruptInputError,
+    ImageTooLargeError,
+    OutputError,
+    UnsupportedFormatError,
+    UsageError,
+)
+from tilewise.geometry import Window
+from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
+
+__all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block"]
+
+#: Largest single TIFF segment (strip or tile) tilewise will decode, in pixels.
+MAX_SEGMENT_PIXELS = 1 << 28
+
+#: ``--co COMPRESS=`` values and their TIFF compression codes.
+COMPRESSIONS = {"NONE": 1, "LZW": 5, "DEFLATE": 8, "ZSTD": 50000}
+_DEFAULT_LEVELS = {"DEFLATE": 6, "ZSTD": 3}
+_BLOCK_CHOICES = (512, 256, 128, 64, 32, 16)
+
+
+class TiffSource(Source):
+    """A TIFF or BigTIFF read by window (first page; tiled or striped, contiguous or planar)."""
+
+    format_name = "tiff"
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.path = Path(spec.path)
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+            page = self._tif.pages.first
+        except (tifffile.TiffFileError, struct.error, ValueError, IndexError) as err:
+            raise CorruptInputError(f"{self.path}: not a readable TIFF ({err})") from err
+        self._page = page
+        self._fh = self._tif.filehandle
+        self._filesize = self._fh.size
+        separate, depth, length, width, contig = page.shaped
+        if depth != 1:
+            self.close()
+            raise UnsupportedFormatError(f"{self.path}: volumetric (depth {depth}) TIFF pages")
+        if page.dtype is None:
+            self.close()
+            raise UnsupportedFormatError(
+                f"{self.path}: unsupported sample format "
+                f"({page.bitspersample}-bit, SampleFormat {page.sampleformat})"
+            )
+        self.shape = (int(length), int(width))
+        self.bands = int(separate * contig)
+        self.dtype = np.dtype(page.dtype)
+        self._separate = int(separate)
+        pixels = self.shape[0] * self.shape[1]
+        if pixels > spec.max_pixels:
+            self.close()
+            raise ImageTooLargeError(
+                f"{self.path}: header declares {length} x {width} = {pixels:,} pixels, over the "
+                f"limit of {spec.max_pixels:,}; if the file is genuine, raise it with "
+                "--max-pixels"
+            )
+        if page.is_tiled:
+            self._block = (int(page.tilelength), int(page.tilewidth))
+        else:
+            self._block = (min(int(page.rowsperstrip or length), int(length)), int(width))
+        if self._block[0] * self._block[1] > MAX_SEGMENT_PIXELS:
+            self.close()
+            raise ImageTooLargeError(
+                f"{self.path}: one {'tile' if page.is_tiled else 'strip'} holds "
+                f"{self._block[0]} x {self._block[1]} pixels, more than tilewise decodes at "
+                f"once ({MAX_SEGMENT_PIXELS:,}); rewrite the file tiled, e.g. with "
+                "'tilewise run IN OUT.tif --op invert --op invert'"
+            )
+        self._across = -(-self.shape[1] // self._block[1])
+        self._per_plane = -(-self.shape[0] // self._block[0]) * self._across
+        expected = self._per_plane * self._separate
+        if len(page.dataoffsets) < expected:
+            self.close()
+            raise CorruptInputError(
+                f"{self.path}: header lists {len(page.dataoffsets)} segments, "
+                f"the image needs {expected}"
+            )
+        self._decode = page.decode
+        self._compression = tifffile.COMPRESSION(page.compression).name
+
+    @property
+    def chunks(self) -> tuple[int, int]:
+        return self._block
+
+    @property
+    def compression(self) -> str:
+        return self._compression
+
+    def info(self) -> dict[str, Any]:
+        info = super().info()
+        info.update(
+            layout="tiled" if self._page.is_tiled else "striped",
+            bigtiff=self._tif.is_bigtiff,
+            planar="separate" if self._separate > 1 else "contig",
+            pages=len(self._tif.pages),
+        )
+        return info
+
+    def _segment(self, index: int, block_row: int, block_col: int) -> Array | None:
+        offset = int(self._page.dataoffsets[index])
+        count = int(self._page.databytecounts[index])
+        where = (
+            f"{'tile' if self._page.is_tiled else 'strip'} {index} "
+            f"(rows {block_row * self._block[0]}:, cols {block_col * self._block[1]}:)"
+        )
+        if count == 0 or offset == 0:
+            return None
+        if offset + count > self._filesize:
+            raise CorruptInputError(
+                f"{self.path}: {where} lies past the end of the file "
+                f"(needs {offset + count:,} bytes, file has {self._filesize:,}): truncated"
+            )
+        self._fh.seek(offset)
+        data = self._fh.read(count)
+        try:
+            segment, _, _ = self._decode(data, index, jpegtables=self._page.jpegtables)
+        except Exception as err:
+            raise CorruptInputError(f"{self.path}: corrupt {where}: {err}") from err
+        return segment
+
+    def read(self, window: Window) -> Array:
+        out_shape = window.shape if self.bands == 1 else (*window.shape, self.bands)
+        out = np.empty(out_shape, dtype=self.dtype)
+        bh, bw = self._block
+        rows = range(window.row // bh, (window.stop_row - 1) // bh + 1)
+        cols = range(window.col // bw, (window.stop_col - 1) // bw + 1)
+        contig = self.bands // self._separate
+        for plane in range(self._separate):
+            for br in rows:
+                for bc in cols:
+                    index = plane * self._per_plane + br * self._across + bc
+                    segment = self._segment(index, br, bc)
+                    r0, c0 = br * bh, bc * bw
+                    top, left = max(window.row, r0), max(window.col, c0)
+                    bottom = min(window.stop_row, r0 + bh, self.shape[0])
+                    right = min(window.stop_col, c0 + bw, self.shape[1])
+                    dst = (
+                        slice(top - window.row, bottom - window.row),
+                        slice(left - window.col, right - window.col),
+                    )
+                    if segment is None:
+                        src: Any = 0  # a sparse TIFF's empty segment
+                    else:
+                        seg = segment.reshape(segment.shape[-3:])
+                        src = seg[top - r0 : bottom - r0, left - c0 : right - c0]
+                    if self.bands == 1:
+                        out[dst] = src if segment is None else src[..., 0]
+                    elif self._separate > 1:
+                        out[(*dst, plane)] = src if segment is None else src[..., 0]
+                    else:
+                        out[(*dst, slice(0, contig))] = src
+        return out
+
+    def close(self) -> None:
+        self._tif.close()
+
+
+def tiff_block(tile_shape: tuple[int, int], image_shape: tuple[int, int]) -> tuple[int, int]:
+    """The TIFF tile size for an output whose tilewise tiles are ``tile_shape``.
+
+    Each dimension is the largest of 512, 256, ..., 16 that divides the tilewise
+    tile (or any of them when the tile spans the whole image in that dimension).
+
+    >>> tiff_block((1024, 1024), (5000, 5000))
+    (512, 512)
+    >>> tiff_block((48, 8000), (100, 8000))
+    (16, 512)
+    """
+    block = []
+    for tile, size in zip(tile_shape, image_shape, strict=True):
+        if tile >= size:
+            block.append(512)
+            continue
+        for choice in _BLOCK_CHOICES:
+            if tile % choice == 0:
+                block.append(choice)
+                break
+        else:
+            raise UsageError(f"TIFF output needs tile sizes that are multiples of 16, got {tile}")
+    return (block[0], block[1])
+
+
+def align_tile_for_tiff(
+    tile_shape: tuple[int, int], image_shape: tuple[int, int]
+) -> tuple[int, int]:
+    """Round each tile dimension up to a multiple of 16 (TIFF tiles are 16-px multiples)."""
+    return tuple(  # type: ignore[return-value]
+        t if t >= s else -(-t // 16) * 16 for t, s in zip(tile_shape, image_shape, strict=True)
+    )
+
+
+def parse_creation_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Check ``--co`` options for TIFF output: COMPRESS, LEVEL."""
+    known = {"COMPRESS", "LEVEL"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(
+            f"unknown TIFF creation option {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    compress = str(options.get("COMPRESS", "DEFLATE")).upper()
+    if compress not in COMPRESSIONS:
+        raise UsageError(
+            f"COMPRESS={compress} is not supported for TIFF; use one of {', '.join(COMPRESSIONS)}"
+        )
+    result: dict[str, Any] = {"COMPRESS": compress}
+    if compress in _DEFAULT_LEVELS:
+        result["LEVEL"] = int(options.get("LEVEL", _DEFAULT_LEVELS[compress]))
+    return result
+
+
+class TiffSink(Sink):
+    """Tiled, compressed BigTIFF output, encoded by the workers, assembled by the main process."""
+
+    concurrent_writes = True  # workers write separate spool files
+
+    def __init__(self, spec: SinkSpec) -> None:
+        super().__init__(spec)
+        self._block = spec.chunks
+        code = COMPRESSIONS[spec.options["COMPRESS"]]
+        self._encode: Any = None if code == 1 else tifffile.TIFF.COMPRESSORS[code]
+        self._level = spec.options.get("LEVEL")
+
+    @classmethod
+    def create(cls, spec: SinkSpec) -> None:
+        spec.partial.mkdir(parents=True, exist_ok=True)
+
+    def _segments(self, window: Window, array: Array) -> Iterator[tuple[int, bytes]]:
+        bh, bw = self._block
+        across = -(-self.spec.shape[1] // bw)
+        full = (bh, bw) if array.ndim == 2 else (bh, bw, array.shape[2])
+        for r in range(0, window.height, bh):
+            for c in range(0, window.width, bw):
+                block = array[r : r + bh, c : c + bw]
+                if block.shape != full:
+                    padded = np.zeros(full, dtype=array.dtype)
+                    padded[: block.shape[0], : block.shape[1]] = block
+                    block = padded
+                block = np.ascontiguousarray(block)
+                if self._encode is None:
+                    data = block.tobytes()
+                elif self._level is None:
+                    data = self._encode(block)
+                else:
+                    data = self._encode(block, level=self._level)
+                index = ((window.row + r) // bh) * across + (window.col + c) // bw
+                yield index, bytes(data)
+
+    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+        if window.row % self._block[0] or window.col % self._block[1]:
+            raise OutputError(f"{window} is not aligned to the TIFF tile {self._block}")
+        path = self.spec.partial / f"tile-{tile_index:07d}.seg"
+        tmp = path.with_suffix(".tmp")
+        segments: list[list[int]] = []
+        offset = 0
+        with open(tmp, "wb") as fh:
+            for index, data in self._segments(window, array):
+                fh.write(data)
+                segments.append([index, offset, len(data)])
+                offset += len(data)
+        os.replace(tmp, path)
+        return {"file": path.name, "size": offset, "segments": segments}
+
+    def verify(self, window: Window, receipt: Receipt) -> bool:
+        path = self.spec.partial / str(receipt["file"])
+        return path.is_file() and path.stat().st_size == receipt["size"]
+
+    @classmethod
+    def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
+        partial = spec.partial
+        where: dict[int, tuple[str, int, int]] = {}
+        for receipt in receipts.values():
+            for index, offset, length in receipt["segments"]:
+                where[index] = (receipt["file"], offset, length)
+        bh, bw = spec.chunks
+        count = -(-spec.shape[0] // bh) * -(-spec.shape[1] // bw)
+        missing = [i for i in range(count) if i not in where]
+        if missing:
+            raise OutputError(f"{spec.path}: {len(missing)} TIFF tiles were never written")
+
+        def segments() -> Iterator[bytes]:
+            for index in range(count):
+                name, offset, length = where[index]
+                with open(partial / name, "rb") as fh:
+                    fh.seek(offset)
+                    yield fh.read(length)
+
+        final = Path(spec.path)
+        tmp = final.with_name(f".{final.name}.assembling")
+        compress = spec.options["COMPRESS"]
+        bands = spec.bands
+        try:
+            with tifffile.TiffWriter(tmp, bigtiff=True) as writer:
+                writer.write(
+                    segments(),
+                    shape=spec.array_shape,
+                    dtype=spec.dtype,
+                    tile=(bh, bw),
+                    compression=None if compress == "NONE" else COMPRESSIONS[compress],
+                    photometric="rgb" if bands in (3, 4) else "minisblack",
+                    extrasamples=(2,) if bands == 4 else None,
+                    planarconfig="contig",
+                    software="tilewise",
+                    metadata=None,
+                )
+            os.replace(tmp, final)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"{final}: cannot write the TIFF: {err}") from err
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _crc(data: bytes) -> int:
+    return zlib.crc32(data)

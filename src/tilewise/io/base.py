@@ -1,0 +1,191 @@
+"""Sources (read a window) and sinks (write a region): the interfaces every format implements.
+
+What travels between processes is a *spec* (path + options), never an open
+file: each worker reopens sources and sinks by path (file handles and codec
+state are neither picklable nor fork-safe). Opened handles are cached per
+process, so a worker opens a file once, not once per tile.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tilewise.geometry import Window
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_WHOLE_PIXELS",
+    "Receipt",
+    "Sink",
+    "SinkSpec",
+    "Source",
+    "SourceSpec",
+    "partial_path",
+]
+
+Array = npt.NDArray[Any]
+Receipt = dict[str, Any]
+
+#: Largest image (in pixels) accepted from a header, for formats read by window.
+DEFAULT_MAX_PIXELS = 1 << 36
+#: Largest image decoded whole (PNG, JPEG): these formats cannot be read by window.
+DEFAULT_MAX_WHOLE_PIXELS = 1 << 28
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """How to open an input in any process: its path and read options."""
+
+    path: str
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_whole_pixels: int = DEFAULT_MAX_WHOLE_PIXELS
+
+
+class Source(abc.ABC):
+    """An image that can be read one window at a time.
+
+    Pixel arrays are ``(height, width)`` for one band and ``(height, width,
+    bands)`` (interleaved) for several.
+    """
+
+    path: Path
+    shape: tuple[int, int]
+    bands: int
+    dtype: np.dtype[Any]
+
+    @property
+    def chunks(self) -> tuple[int, int] | None:
+        """The storage's own block shape (TIFF tile or strip, Zarr chunk), if any."""
+        return None
+
+    @property
+    def compression(self) -> str | None:
+        """Name of the storage compression, if any."""
+        return None
+
+    @abc.abstractmethod
+    def read(self, window: Window) -> Array:
+        """Read the pixels of ``window``; never more than the blocks it touches."""
+
+    def info(self) -> dict[str, Any]:
+        """Facts about the source for ``tilewise info`` and reports."""
+        return {
+            "path": str(self.path),
+            "format": self.format_name,
+            "shape": list(self.shape),
+            "bands": self.bands,
+            "dtype": self.dtype.name,
+            "chunks": list(self.chunks) if self.chunks else None,
+            "compression": self.compression,
+        }
+
+    @property
+    @abc.abstractmethod
+    def format_name(self) -> str:
+        """Short format name, e.g. ``tiff``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release file handles."""
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies this input's content for a resume fingerprint."""
+        stat = _stat_tree(self.path)
+        return {"path": str(self.path.resolve()), **stat}
+
+
+@dataclass(frozen=True, slots=True)
+class SinkSpec:
+    """Everything needed to create, open and finish an output, in any process."""
+
+    path: str
+    format: str
+    shape: tuple[int, int]
+    bands: int
+    dtype: str
+    chunks: tuple[int, int]
+    options: dict[str, Any] = field(default_factory=dict)
+    #: Unique per created output, so workers never reuse a handle to an older file.
+    token: str = ""
+
+    @property
+    def array_shape(self) -> tuple[int, ...]:
+        """Full array shape: ``(H, W)`` or ``(H, W, bands)``."""
+        return self.shape if self.bands == 1 else (*self.shape, self.bands)
+
+    @property
+    def partial(self) -> Path:
+        """Where the output is built before it is moved into place."""
+        return partial_path(Path(self.path))
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must not change between a run and its resume."""
+        return {
+            "format": self.format,
+            "shape": list(self.shape),
+            "bands": self.bands,
+            "dtype": self.dtype,
+            "chunks": list(self.chunks),
+            "options": {k: self.options[k] for k in sorted(self.options)},
+        }
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary name an output is built under: ``.NAME.partial`` beside it."""
+    return path.with_name(f".{path.name}.partial")
+
+
+class Sink(abc.ABC):
+    """An output that workers write region by region.
+
+    The main process calls :meth:`create` once, workers call :meth:`write`, the
+    main process calls :meth:`finalize` once every region is written.
+    """
+
+    #: Whether several processes may write disjoint tile regions at the same time.
+    concurrent_writes: bool = True
+
+    def __init__(self, spec: SinkSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    @abc.abstractmethod
+    def create(cls, spec: SinkSpec) -> None:
+        """Create the empty partial output (main process, once)."""
+
+    @abc.abstractmethod
+    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+        """Write ``array`` into ``window``; return a small receipt for the journal."""
+
+    @abc.abstractmethod
+    def verify(self, window: Window, receipt: Receipt) -> bool:
+        """Whether a region the journal says is written is still intact."""
+
+    @classmethod
+    @abc.abstractmethod
+    def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
+        """Turn the partial output into the final one, atomically (main process)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release file handles."""
+
+
+def _stat_tree(path: Path) -> dict[str, Any]:
+    """Size and newest mtime of a file, or of every file under a directory (Zarr)."""
+    if path.is_dir():
+        size = 0
+        newest = 0
+        for root, _, files in os.walk(path):
+            for name in files:
+                st = os.stat(os.path.join(root, name))
+                size += st.st_size
+                newest = max(newest, st.st_mtime_ns)
+        return {"size": size, "mtime_ns": newest}
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}

@@ -1,0 +1,316 @@
+"""The op contract: a pure function ``ndarray -> ndarray`` plus the metadata tiling needs.
+
+An op declares:
+
+* its **halo**: how many pixels beyond a tile's core it reads, derived from
+  its own parameters (Gaussian: ``int(truncate * sigma + 0.5)``; a K x K window:
+  ``K // 2``). The pipeline's halo is the sum of its ops' halos.
+* its output **dtype** and **band count** as functions of the input's, so the
+  output can be created before any pixel is computed.
+* the library function it **equals** on the whole image.
+
+Ops never touch files and never modify their input.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from tilewise.errors import OpError
+
+__all__ = [
+    "REGISTRY",
+    "BoundOp",
+    "OpDefinition",
+    "Param",
+    "op",
+    "parse_value",
+    "register",
+    "resolve",
+]
+
+Array = npt.NDArray[Any]
+HaloRule = int | Callable[..., int]
+DtypeRule = Callable[[np.dtype[Any]], np.dtype[Any]] | None
+BandsRule = Callable[[int], int] | None
+F = TypeVar("F", bound=Callable[..., Any])
+
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)$")
+
+
+def parse_value(text: str) -> Any:
+    """Convert a parameter written on the command line to a Python value.
+
+    >>> parse_value("4"), parse_value("0.5"), parse_value("true"), parse_value("256x256")
+    (4, 0.5, True, '256x256')
+    """
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes"):
+        return True
+    if lowered in ("false", "no"):
+        return False
+    if _NUMBER_RE.match(lowered):
+        number = float(lowered)
+        if number.is_integer() and "." not in lowered and "e" not in lowered:
+            return int(number)
+        return number
+    return text.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter of a built-in op."""
+
+    name: str
+    kind: type
+    default: Any = inspect.Parameter.empty
+    help: str = ""
+
+    @property
+    def required(self) -> bool:
+        """Whether the parameter has no default."""
+        return self.default is inspect.Parameter.empty
+
+    def convert(self, op_name: str, value: Any) -> Any:
+        """Convert and check ``value``; raise :class:`OpError` naming the op if it is wrong."""
+        try:
+            if self.kind is int:
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                return int(value)
+            if self.kind is float:
+                return float(value)
+            if self.kind is str:
+                return str(value)
+            if self.kind is bool:
+                return bool(value)
+        except (TypeError, ValueError):
+            pass
+        else:
+            return value
+        raise OpError(
+            f"{op_name}: parameter {self.name} must be {self.kind.__name__}, got {value!r}"
+        )
+
+
+@dataclass(frozen=True)
+class OpDefinition:
+    """A registered op: the function and everything tiling needs to know about it."""
+
+    name: str
+    func: Callable[..., Array]
+    halo: HaloRule = 0
+    dtype: DtypeRule = None
+    bands: BandsRule = None
+    params: tuple[Param, ...] | None = None
+    equals: str = ""
+    summary: str = ""
+    exact: bool = True
+    source: str = ""
+    halo_rule: str = ""
+
+    @property
+    def locator(self) -> str:
+        """How a worker finds this op again: a built-in name or a dotted import path."""
+        return self.source or self.name
+
+    def bind(self, **params: Any) -> BoundOp:
+        """Check ``params`` against the definition and return a ready-to-run op."""
+        checked = dict(params)
+        if self.params is not None:
+            known = {p.name: p for p in self.params}
+            unknown = sorted(set(params) - set(known))
+            if unknown:
+                raise OpError(
+                    f"{self.name}: unknown parameter {', '.join(unknown)}; "
+                    f"it takes {', '.join(known) or 'no parameters'} "
+                    f"(see 'tilewise ops')"
+                )
+            for p in self.params:
+                if p.name in params:
+                    checked[p.name] = p.convert(self.name, params[p.name])
+                elif p.required:
+                    raise OpError(
+                        f"{self.name}: missing parameter {p.name} "
+                        f"(write it as {self.name}:{p.name}=VALUE)"
+                    )
+                else:
+                    checked[p.name] = p.default
+        halo = self.halo(**checked) if callable(self.halo) else int(self.halo)
+        if halo < 0:
+            raise OpError(f"{self.name}: halo must not be negative, got {halo}")
+        return BoundOp(self, checked, halo)
+
+
+@dataclass(frozen=True)
+class BoundOp:
+    """An op with its parameters: what a pipeline is made of, and what travels to workers."""
+
+    definition: OpDefinition
+    params: Mapping[str, Any] = field(default_factory=dict)
+    halo: int = 0
+
+    @property
+    def name(self) -> str:
+        """The op's name."""
+        return self.definition.name
+
+    def __call__(self, image: Array) -> Array:
+        return self.definition.func(image, **self.params)
+
+    def out_dtype(self, dtype: np.dtype[Any]) -> np.dtype[Any]:
+        """Output dtype for an input of ``dtype`` (unchanged unless the op says otherwise)."""
+        rule = self.definition.dtype
+        return np.dtype(dtype) if rule is None else np.dtype(rule(np.dtype(dtype)))
+
+    def out_bands(self, bands: int) -> int:
+        """Output band count for an input of ``bands`` bands."""
+        rule = self.definition.bands
+        return bands if rule is None else int(rule(bands))
+
+    def spec(self) -> str:
+        """The op written back as a command-line string, e.g. ``gaussian:sigma=4``."""
+        args = ",".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name}:{args}" if args else self.name
+
+    def __str__(self) -> str:
+        return self.spec()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Travel by name, not by value: halo/dtype rules may be lambdas, and the
+        # worker must run the very function the main process resolved.
+        return (_rebind, (self.definition.locator, dict(self.params), self.halo))
+
+
+def _rebind(locator: str, params: dict[str, Any], halo: int) -> BoundOp:
+    definition, _ = resolve(locator)
+    return BoundOp(definition, params, halo)
+
+
+REGISTRY: dict[str, OpDefinition] = {}
+
+
+def register(definition: OpDefinition) -> OpDefinition:
+    """Add a built-in op to the registry."""
+    REGISTRY[definition.name] = definition
+    return definition
+
+
+def op(
+    halo: HaloRule = 0,
+    *,
+    dtype: DtypeRule | str | None = None,
+    bands: BandsRule | int | None = None,
+    name: str | None = None,
+) -> Callable[[F], F]:
+    """Declare a user function as a tilewise op.
+
+    Parameters
+    ----------
+    halo : int or callable
+        Pixels the op reads beyond each output pixel, or a function of the op's
+        keyword parameters returning it. Too small a halo makes tiles differ
+        from the whole image; ``tilewise run --verify`` checks it.
+    dtype : str, numpy dtype or callable, optional
+        Output dtype (fixed, or a function of the input dtype). Default: unchanged.
+    bands : int or callable, optional
+        Output band count (fixed, or a function of the input's). Default: unchanged.
+    name : str, optional
+        Name shown in reports. Default: the function's dotted path.
+
+    Examples
+    --------
+    >>> import numpy as np, tilewise
+    >>> @tilewise.op(halo=lambda size=3: size // 2)
+    ... def local_max(image, size=3):
+    ...     from scipy import ndimage
+    ...     return ndimage.maximum_filter(image, size=size, mode="nearest")
+    """
+    dtype_rule: DtypeRule
+    if dtype is None or callable(dtype):
+        dtype_rule = dtype
+    else:
+        fixed = np.dtype(dtype)
+        dtype_rule = _Constant(fixed)
+    bands_rule: BandsRule = _Constant(bands) if isinstance(bands, int) else bands
+
+    def decorate(func: F) -> F:
+        func.__tilewise_op__ = OpDefinition(  # type: ignore[attr-defined]
+            name=name or f"{func.__module__}.{func.__qualname__}",
+            func=func,
+            halo=halo,
+            dtype=dtype_rule,
+            bands=bands_rule,
+            equals=f"{func.__module__}.{func.__qualname__} on the whole image",
+            summary=(inspect.getdoc(func) or "").split("\n")[0],
+            source=f"{func.__module__}.{func.__qualname__}",
+        )
+        return func
+
+    return decorate
+
+
+@dataclass(frozen=True, slots=True)
+class _Constant:
+    """A picklable constant function (lambdas cannot travel to worker processes)."""
+
+    value: Any
+
+    def __call__(self, *_: Any, **__: Any) -> Any:
+        return self.value
+
+
+def _import_dotted(path: str) -> Callable[..., Any]:
+    module_name, _, attr = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise OpError(f"cannot import op {path!r}: {err}") from err
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise OpError(f"cannot import op {path!r}: module {module_name} has no {attr!r}") from None
+    if not callable(obj):
+        raise OpError(f"op {path!r} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def resolve(name: str) -> tuple[OpDefinition, bool]:
+    """Find an op by built-in name or dotted import path.
+
+    Returns the definition and whether it takes its halo from a ``halo=``
+    parameter (an undecorated user function).
+    """
+    if name in REGISTRY:
+        return REGISTRY[name], False
+    if "." not in name:
+        _load_builtins()
+        if name in REGISTRY:
+            return REGISTRY[name], False
+    if "." not in name:
+        known = ", ".join(sorted(REGISTRY))
+        raise OpError(f"unknown op {name!r}; built-in ops are: {known} (or give a dotted path)")
+    func = _import_dotted(name)
+    declared = getattr(func, "__tilewise_op__", None)
+    if isinstance(declared, OpDefinition):
+        return declared, False
+    definition = OpDefinition(
+        name=name,
+        func=func,
+        equals=f"{name} on the whole image",
+        summary=(inspect.getdoc(func) or "").split("\n")[0],
+        source=name,
+    )
+    return definition, True
+
+
+def _load_builtins() -> None:
+    importlib.import_module("tilewise.ops")

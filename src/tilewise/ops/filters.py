@@ -1,0 +1,166 @@
+"""Smoothing and edge filters: gaussian, median, mean, sobel.
+
+Every filter is exact under tiling: each output pixel is computed by the same
+arithmetic in the same order wherever the tile starts. Where an OpenCV kernel
+is not translation-invariant for a dtype (SIMD tail handling on floats, running
+sums), another implementation is used for that dtype and the docstring says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+from skimage import filters as skfilters
+
+from tilewise.errors import OpError
+from tilewise.ops._bands import (
+    OPENCV_MAX_BANDS,
+    check_dtype,
+    is_float,
+    odd_size,
+    per_band,
+    to_float32,
+)
+from tilewise.ops.base import OpDefinition, Param, register
+
+Array = npt.NDArray[Any]
+_DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
+
+
+def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
+    """Kernel radius for ``sigma`` and ``truncate``, as scipy.ndimage computes it.
+
+    >>> gaussian_radius(4.0)
+    16
+    """
+    return int(truncate * float(sigma) + 0.5)
+
+
+def gaussian(image: Array, sigma: float, truncate: float = 4.0) -> Array:
+    """Gaussian blur with a kernel of radius ``int(truncate * sigma + 0.5)``, mirrored border.
+
+    Integer images: ``cv2.GaussianBlur(image, (2r+1, 2r+1), sigma, sigma,
+    borderType=cv2.BORDER_REFLECT_101)`` (OpenCV's bit-exact fixed-point path).
+    Float images: ``scipy.ndimage.gaussian_filter(image, sigma, mode="mirror",
+    truncate=truncate)`` per band, because OpenCV's float kernels round
+    differently at the SIMD tail of each row.
+    """
+    check_dtype("gaussian", image, _DTYPES)
+    if sigma <= 0:
+        raise OpError(f"gaussian: sigma must be positive, got {sigma}")
+    radius = gaussian_radius(sigma, truncate)
+    if is_float(image):
+        return per_band(
+            lambda band: ndimage.gaussian_filter(band, sigma, mode="mirror", truncate=truncate),
+            image,
+        )
+    ksize = (2 * radius + 1, 2 * radius + 1)
+    return per_band(
+        lambda band: cv2.GaussianBlur(
+            band, ksize, sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101
+        ),
+        image,
+        max_bands=OPENCV_MAX_BANDS,
+    )
+
+
+def median(image: Array, size: int) -> Array:
+    """Median over a ``size`` x ``size`` window, border replicated.
+
+    uint8: ``cv2.medianBlur(image, size)``. Other dtypes:
+    ``scipy.ndimage.median_filter(image, size, mode="nearest")`` per band
+    (OpenCV takes other dtypes only up to size 5).
+    """
+    check_dtype("median", image, _DTYPES)
+    odd_size("median", size)
+    if image.dtype == np.uint8:
+        return per_band(lambda band: cv2.medianBlur(band, size), image, max_bands=OPENCV_MAX_BANDS)
+    return per_band(lambda band: ndimage.median_filter(band, size=size, mode="nearest"), image)
+
+
+def _mean_float(band: Array, size: int) -> Array:
+    weights = np.full(size, 1.0 / size)
+    rows = ndimage.correlate1d(band, weights, axis=0, mode="mirror")
+    return ndimage.correlate1d(rows, weights, axis=1, mode="mirror")
+
+
+def mean(image: Array, size: int) -> Array:
+    """Mean over a ``size`` x ``size`` window, mirrored border.
+
+    Integer images: ``cv2.blur(image, (size, size), borderType=cv2.BORDER_REFLECT_101)``
+    (exact integer sums). Float images: ``scipy.ndimage.correlate1d`` with a
+    ``1/size`` kernel along rows then columns (``mode="mirror"``): running-sum
+    box filters on floats depend on where the window starts.
+    """
+    check_dtype("mean", image, _DTYPES)
+    odd_size("mean", size)
+    if is_float(image):
+        return per_band(lambda band: _mean_float(band, size), image)
+    return per_band(
+        lambda band: cv2.blur(band, (size, size), borderType=cv2.BORDER_REFLECT_101),
+        image,
+        max_bands=OPENCV_MAX_BANDS,
+    )
+
+
+def sobel(image: Array) -> Array:
+    """Sobel gradient magnitude per band, as float32.
+
+    Equals ``skimage.filters.sobel(band).astype(numpy.float32)`` for each band
+    (integer images are scaled to [0, 1] first, border reflected).
+    """
+    check_dtype("sobel", image, _DTYPES)
+    return per_band(lambda band: skfilters.sobel(band).astype(np.float32), image)
+
+
+register(
+    OpDefinition(
+        name="gaussian",
+        func=gaussian,
+        halo=gaussian_radius,
+        halo_rule="int(truncate * sigma + 0.5)",
+        params=(
+            Param("sigma", float, help="standard deviation in pixels"),
+            Param("truncate", float, 4.0, help="kernel radius in sigmas"),
+        ),
+        equals="cv2.GaussianBlur (integer dtypes), scipy.ndimage.gaussian_filter (floats)",
+        summary="Gaussian blur, mirrored border",
+    )
+)
+register(
+    OpDefinition(
+        name="median",
+        func=median,
+        halo=lambda size: size // 2,
+        halo_rule="size // 2",
+        params=(Param("size", int, help="odd window size"),),
+        equals="cv2.medianBlur (uint8), scipy.ndimage.median_filter(mode='nearest') (others)",
+        summary="median filter, replicated border",
+    )
+)
+register(
+    OpDefinition(
+        name="mean",
+        func=mean,
+        halo=lambda size: size // 2,
+        halo_rule="size // 2",
+        params=(Param("size", int, help="odd window size"),),
+        equals="cv2.blur (integer dtypes), scipy.ndimage.correlate1d box kernel (floats)",
+        summary="box mean filter, mirrored border",
+    )
+)
+register(
+    OpDefinition(
+        name="sobel",
+        func=sobel,
+        halo=1,
+        dtype=to_float32,
+        params=(),
+        equals="skimage.filters.sobel per band, as float32",
+        summary="Sobel gradient magnitude (float32)",
+    )
+)

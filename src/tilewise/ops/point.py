@@ -1,0 +1,82 @@
+"""Point ops (no halo): threshold, invert, grayscale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from skimage import util as skutil
+
+from tilewise.errors import OpError
+from tilewise.ops._bands import one_band, to_uint8
+from tilewise.ops.base import OpDefinition, Param, register
+
+Array = npt.NDArray[Any]
+
+
+def threshold(image: Array, value: float) -> Array:
+    """255 where ``image > value``, else 0, as uint8, band by band.
+
+    Equals ``cv2.threshold(image, value, 255, cv2.THRESH_BINARY)[1]`` cast to uint8.
+    """
+    return np.where(image > value, np.uint8(255), np.uint8(0))
+
+
+def invert(image: Array) -> Array:
+    """Invert intensities: ``skimage.util.invert(image)`` (``max - x`` for unsigned integers)."""
+    return np.asarray(skutil.invert(image))
+
+
+def grayscale(image: Array) -> Array:
+    """RGB(A) to one band with ITU-R BT.601 weights: ``cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)``.
+
+    Integer images use OpenCV's fixed-point conversion. Float images compute
+    ``0.299 R + 0.587 G + 0.114 B`` in float32 with NumPy, which is
+    position-independent (OpenCV's float path rounds differently at SIMD tails).
+    """
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        bands = 1 if image.ndim == 2 else image.shape[2]
+        raise OpError(f"grayscale needs an RGB or RGBA image, got {bands} band(s)")
+    if np.issubdtype(image.dtype, np.floating):
+        rgb = image[..., :3].astype(np.float32, copy=False)
+        gray = rgb[..., 0] * np.float32(0.299)
+        gray += rgb[..., 1] * np.float32(0.587)
+        gray += rgb[..., 2] * np.float32(0.114)
+        return gray.astype(image.dtype, copy=False)
+    code = cv2.COLOR_RGB2GRAY if image.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
+    if image.dtype not in (np.uint8, np.uint16):
+        raise OpError(f"grayscale does not support {image.dtype.name} images")
+    return np.asarray(cv2.cvtColor(np.ascontiguousarray(image), code))
+
+
+register(
+    OpDefinition(
+        name="threshold",
+        func=threshold,
+        dtype=to_uint8,
+        params=(Param("value", float, help="pixels above this become 255"),),
+        equals="cv2.threshold(THRESH_BINARY, maxval=255) as uint8",
+        summary="binary threshold to 0/255 uint8",
+    )
+)
+register(
+    OpDefinition(
+        name="invert",
+        func=invert,
+        params=(),
+        equals="skimage.util.invert",
+        summary="invert intensities",
+    )
+)
+register(
+    OpDefinition(
+        name="grayscale",
+        func=grayscale,
+        bands=one_band,
+        params=(),
+        equals="cv2.cvtColor(COLOR_RGB2GRAY) (integers); BT.601 weights in float32 (floats)",
+        summary="RGB(A) to one band",
+    )
+)

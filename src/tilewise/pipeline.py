@@ -1,0 +1,168 @@
+"""A pipeline: ops applied in order, with the halo, dtype and bands they add up to."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tilewise.errors import OpError, PipelineError
+from tilewise.ops import base as opbase
+
+__all__ = ["OpLike", "Pipeline", "parse_op"]
+
+Array = npt.NDArray[Any]
+OpLike = str | opbase.BoundOp | Callable[..., Any]
+
+
+def parse_op(spec: str) -> opbase.BoundOp:
+    """Parse ``"name:key=value,key=value"`` into a bound op.
+
+    ``name`` is a built-in op or a dotted import path to a user function. An
+    undecorated user function takes its halo from a ``halo=N`` parameter.
+
+    >>> parse_op("gaussian:sigma=4").halo
+    16
+    >>> parse_op("median:size=9").spec()
+    'median:size=9'
+    """
+    name, _, arg_text = spec.strip().partition(":")
+    if not name:
+        raise OpError(f"empty op name in {spec!r}; write ops as NAME or NAME:key=value,...")
+    params: dict[str, Any] = {}
+    for item in filter(None, (a.strip() for a in arg_text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise OpError(
+                f"bad parameter {item!r} in op {spec!r}; write parameters as key=value, "
+                "separated by commas"
+            )
+        params[key.strip()] = opbase.parse_value(value)
+    return bind(name, params)
+
+
+def bind(name: str, params: dict[str, Any]) -> opbase.BoundOp:
+    """Resolve ``name`` and bind ``params`` (handles ``halo=`` for undecorated user ops)."""
+    definition, halo_from_params = opbase.resolve(name)
+    if halo_from_params:
+        halo = params.pop("halo", 0)
+        if not isinstance(halo, int) or halo < 0:
+            raise OpError(f"{name}: halo must be a non-negative integer, got {halo!r}")
+        bound = definition.bind(**params)
+        return opbase.BoundOp(bound.definition, bound.params, halo)
+    return definition.bind(**params)
+
+
+def _as_op(item: OpLike) -> opbase.BoundOp:
+    if isinstance(item, opbase.BoundOp):
+        return item
+    if isinstance(item, str):
+        return parse_op(item)
+    if callable(item):
+        declared = getattr(item, "__tilewise_op__", None)
+        if isinstance(declared, opbase.OpDefinition):
+            return declared.bind()
+        path = f"{getattr(item, '__module__', '?')}.{getattr(item, '__qualname__', '?')}"
+        return bind(path, {})
+    raise OpError(f"not an op: {item!r}; give a string like 'gaussian:sigma=4' or a function")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """An ordered, non-empty list of bound ops.
+
+    Examples
+    --------
+    >>> p = Pipeline.from_specs(["gaussian:sigma=4", "threshold:value=127"])
+    >>> p.halo, p.out_dtype(np.dtype("uint8")).name
+    (16, 'uint8')
+    """
+
+    ops: tuple[opbase.BoundOp, ...]
+
+    def __post_init__(self) -> None:
+        if not self.ops:
+            raise PipelineError(
+                "the pipeline is empty; give at least one --op (see 'tilewise ops')"
+            )
+
+    @classmethod
+    def from_specs(cls, specs: Iterable[OpLike] | OpLike) -> Pipeline:
+        """Build from op strings, bound ops or decorated functions (a single one is fine)."""
+        if isinstance(specs, str | opbase.BoundOp) or callable(specs):
+            specs = [specs]
+        return cls(tuple(_as_op(s) for s in specs))
+
+    @property
+    def halo(self) -> int:
+        """Total halo: the sum of the ops' halos."""
+        return sum(op.halo for op in self.ops)
+
+    @property
+    def exact(self) -> bool:
+        """Whether every op promises tiled output equal to whole-image output."""
+        return all(op.definition.exact for op in self.ops)
+
+    def out_dtype(self, dtype: np.dtype[Any]) -> np.dtype[Any]:
+        """The dtype that comes out for an input of ``dtype``."""
+        for op in self.ops:
+            dtype = op.out_dtype(dtype)
+        return np.dtype(dtype)
+
+    def out_bands(self, bands: int) -> int:
+        """The band count that comes out for an input of ``bands`` bands."""
+        for op in self.ops:
+            bands = op.out_bands(bands)
+        return bands
+
+    def __call__(self, image: Array) -> Array:
+        """Run every op in order on ``image`` (which is not modified)."""
+        for op in self.ops:
+            result = op(image)
+            if not isinstance(result, np.ndarray):
+                raise PipelineError(
+                    f"op {op.name} returned {type(result).__name__}, not a numpy array"
+                )
+            if result.shape[:2] != image.shape[:2]:
+                raise PipelineError(
+                    f"op {op.name} changed the image size from {image.shape[:2]} to "
+                    f"{result.shape[:2]}; ops used for tiling must keep the size"
+                )
+            image = result
+        return image
+
+    def specs(self) -> list[str]:
+        """The ops as command-line strings (for reports and fingerprints)."""
+        return [op.spec() for op in self.ops]
+
+    def check_portable(self) -> None:
+        """Fail early if the pipeline cannot be sent to worker processes."""
+        for op in self.ops:
+            try:
+                restored = pickle.loads(pickle.dumps(op))
+            except Exception as err:
+                raise PipelineError(
+                    f"op {op.name} cannot be sent to worker processes ({err}); define it "
+                    "at module level in an importable module, not as a lambda or a local "
+                    "function"
+                ) from err
+            if restored.definition.func is not op.definition.func:
+                raise PipelineError(
+                    f"op {op.name} cannot be found again by its name "
+                    f"{op.definition.locator!r} in a worker; define it at module level"
+                )
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def __iter__(self) -> Any:
+        return iter(self.ops)
+
+
+def as_pipeline(ops: Pipeline | Sequence[OpLike] | OpLike) -> Pipeline:
+    """Accept a Pipeline, one op, or a sequence of ops."""
+    return ops if isinstance(ops, Pipeline) else Pipeline.from_specs(ops)

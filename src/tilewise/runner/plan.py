@@ -1,0 +1,138 @@
+"""Planning a run: open the input's header, build the pipeline and grid, describe the output."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tilewise import io
+from tilewise.geometry import Grid, Layout, parse_tile_shape
+from tilewise.io import SinkSpec, Source, SourceSpec
+from tilewise.pipeline import Pipeline
+
+__all__ = ["DEFAULT_TILE", "Plan", "make_plan"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TILE = 1024
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided before the first tile runs."""
+
+    source: SourceSpec
+    source_info: dict[str, Any]
+    source_identity: dict[str, Any]
+    pipeline: Pipeline
+    grid: Grid
+    sink: SinkSpec | None
+
+    @property
+    def out_dtype(self) -> np.dtype[Any]:
+        """dtype of the output."""
+        return self.pipeline.out_dtype(np.dtype(self.source_info["dtype"]))
+
+    @property
+    def out_bands(self) -> int:
+        """Band count of the output."""
+        return self.pipeline.out_bands(int(self.source_info["bands"]))
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumed run must share with the run that started the output."""
+        return {
+            "input": self.source_identity,
+            "pipeline": self.pipeline.specs(),
+            "grid": self.grid.to_dict(),
+            "output": self.sink.fingerprint() if self.sink else None,
+        }
+
+    def memory_estimate(self, workers: int) -> int:
+        """Rough peak bytes per run: each worker holds a read window and a few copies of it."""
+        rows, cols = self.grid.effective_tile_shape
+        halo = self.grid.halo
+        window = (rows + 2 * halo) * (cols + 2 * halo)
+        bands = max(int(self.source_info["bands"]), self.out_bands)
+        itemsize = max(np.dtype(self.source_info["dtype"]).itemsize, self.out_dtype.itemsize, 4)
+        per_worker = window * bands * itemsize * (len(self.pipeline) + 2)
+        return int(workers * per_worker + workers * 60 * 2**20)
+
+    def summary(self, workers: int) -> dict[str, Any]:
+        """A description for ``tilewise plan`` and the report."""
+        image_pixels = self.grid.image_shape[0] * self.grid.image_shape[1]
+        read = self.grid.read_pixels() if len(self.grid) <= 200_000 else None
+        return {
+            "input": self.source_info,
+            "pipeline": self.pipeline.specs(),
+            "halo": self.pipeline.halo,
+            "grid": self.grid.to_dict(),
+            "read_overhead": None if read is None else round(read / image_pixels - 1, 4),
+            "output": None
+            if self.sink is None
+            else {
+                "path": self.sink.path,
+                "format": self.sink.format,
+                "dtype": self.sink.dtype,
+                "bands": self.sink.bands,
+                "chunks": list(self.sink.chunks),
+                "options": self.sink.options,
+            },
+            "workers": workers,
+            "memory_estimate_bytes": self.memory_estimate(workers),
+        }
+
+
+def make_plan(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str] | None,
+    pipeline: Pipeline,
+    *,
+    tile: str | int | tuple[int, int] = DEFAULT_TILE,
+    layout: str | Layout = Layout.GRID,
+    creation_options: dict[str, Any] | None = None,
+    max_pixels: int = io.DEFAULT_MAX_PIXELS,
+    max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
+) -> Plan:
+    """Plan a run of ``pipeline`` from ``src`` to ``dst`` (``None`` for ``tilewise plan``).
+
+    Opens only the input's header. The tile shape is adjusted to the output's
+    block grid when the format needs it (TIFF tiles are multiples of 16 px).
+    """
+    spec = SourceSpec(str(src), max_pixels=max_pixels, max_whole_pixels=max_whole_pixels)
+    source: Source = io.open_source(spec)
+    try:
+        info = source.info()
+        identity = source.identity()
+        image_shape = source.shape
+        bands, dtype = source.bands, source.dtype
+    finally:
+        source.close()
+    tile_shape = parse_tile_shape(tile)
+    layout = Layout(layout)
+    fmt = io.output_format(dst) if dst is not None else None
+    if fmt is not None:
+        aligned = io.align_tile(fmt, tile_shape, image_shape)
+        if aligned != tile_shape:
+            log.info("tile %s rounded to %s to align with %s blocks", tile_shape, aligned, fmt)
+            tile_shape = aligned
+    grid = Grid(image_shape, tile_shape, layout, halo=pipeline.halo)
+    sink = None
+    if dst is not None and fmt is not None:
+        options = io.parse_creation_options(fmt, dict(creation_options or {}))
+        sink = SinkSpec(
+            path=str(Path(dst)),
+            format=fmt,
+            shape=image_shape,
+            bands=pipeline.out_bands(bands),
+            dtype=pipeline.out_dtype(dtype).name,
+            chunks=io.sink_chunks(fmt, grid.effective_tile_shape, image_shape),
+            options=options,
+            token=uuid.uuid4().hex,
+        )
+    return Plan(spec, info, identity, pipeline, grid, sink)

@@ -1,0 +1,67 @@
+"""Progress on stderr: tiles done of total, megapixels per second, time left."""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import TracebackType
+from typing import Any
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """A tqdm bar on stderr counting units (tiles or files) and pixels; silent when disabled."""
+
+    def __init__(
+        self, total: int, *, unit: str = "tile", enabled: bool = True, desc: str = ""
+    ) -> None:
+        self._bar: Any = None
+        self._pixels = 0
+        self._start = time.monotonic()
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                unit=unit,
+                desc=desc or None,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                smoothing=0.1,
+                mininterval=0.2,
+            )
+
+    def skip(self, count: int) -> None:
+        """Count units finished by an earlier run."""
+        if self._bar is not None and count:
+            self._bar.update(count)
+            self._bar.set_postfix_str(f"{count} already done", refresh=False)
+
+    def advance(self, pixels: int = 0, *, failed: bool = False) -> None:
+        """One unit finished (or failed)."""
+        self._pixels += pixels
+        if self._bar is None:
+            return
+        rate = self._pixels / 1e6 / max(time.monotonic() - self._start, 1e-9)
+        self._bar.set_postfix_str(f"{rate:.0f} MPix/s" if self._pixels else "", refresh=False)
+        if failed:
+            self._bar.set_description_str("(with failures)", refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        """Finish the bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,110 @@
+"""Draw a run report as a tile map: who processed which tile, how long it took, what failed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tilewise.errors import UsageError
+
+__all__ = ["draw_tile_map"]
+
+
+def _load(report: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(report, dict):
+        return report
+    try:
+        data = json.loads(Path(report).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UsageError(f"{report}: not a readable tilewise report ({err})") from err
+    if not isinstance(data, dict) or "per_tile" not in data or "grid" not in data:
+        raise UsageError(f"{report}: not a tilewise run report (no per-tile records)")
+    return data
+
+
+def draw_tile_map(
+    report: str | os.PathLike[str] | dict[str, Any], png: str | os.PathLike[str], *, dpi: int = 120
+) -> None:
+    """Draw each tile colored by its worker, shaded by its time; failed tiles crossed in red."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch, Rectangle
+    except ImportError as err:
+        raise UsageError(
+            "drawing a tile map needs matplotlib: pip install 'tilewise[report]'"
+        ) from err
+    data = _load(report)
+    height, width = data["grid"]["image_shape"]
+    records = data["per_tile"]
+    workers = sorted({r.get("worker", "") for r in records if r["outcome"] == "done"})
+    cmap = plt.get_cmap("tab10" if len(workers) <= 10 else "tab20")
+    colors = {w: cmap(i % cmap.N) for i, w in enumerate(workers)}
+    times = [r.get("seconds", 0.0) for r in records if r["outcome"] == "done"]
+    slowest = max(times, default=0.0) or 1.0
+    aspect = width / height
+    fig_w = 9.0
+    fig, ax = plt.subplots(figsize=(fig_w, max(3.0, min(14.0, fig_w / aspect + 1.2))))
+    for record in records:
+        win = record["window"]
+        xy = (win["col"], win["row"])
+        if record["outcome"] == "done":
+            shade = 0.35 + 0.65 * record.get("seconds", 0.0) / slowest
+            ax.add_patch(
+                Rectangle(
+                    xy,
+                    win["width"],
+                    win["height"],
+                    facecolor=colors[record["worker"]],
+                    alpha=shade,
+                    edgecolor="white",
+                    linewidth=0.5,
+                )
+            )
+        else:
+            ax.add_patch(
+                Rectangle(
+                    xy,
+                    win["width"],
+                    win["height"],
+                    facecolor="none",
+                    edgecolor="red",
+                    hatch="xx",
+                    linewidth=1.2,
+                )
+            )
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.set_aspect("equal")
+    ax.set_xlabel("column (px)")
+    ax.set_ylabel("row (px)")
+    tiles = data["tiles"]
+    ax.set_title(
+        f"{Path(str(data.get('input', ''))).name} — {tiles['total']} tiles: {tiles['done']} done, "
+        f"{tiles['failed']} failed, {tiles['skipped']} earlier; {data.get('seconds', 0):.1f} s\n"
+        "color: worker · darker: slower · red cross: failed · blank: done by an earlier run",
+        fontsize=9,
+    )
+    handles = [Patch(facecolor=colors[w], label=w) for w in workers]
+    if any(r["outcome"] == "failed" for r in records):
+        handles.append(Patch(facecolor="none", edgecolor="red", hatch="xx", label="failed"))
+    if handles:
+        ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+            title="worker",
+            title_fontsize=8,
+            frameon=False,
+        )
+    fig.tight_layout()
+    target = Path(png)
+    tmp = target.with_name(f".{target.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, target)

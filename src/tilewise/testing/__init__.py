@@ -1,0 +1,1 @@
+"""Helpers shipped for tests, benchmarks and plugin authors: sample images and strategies."""
