@@ -94,6 +94,7 @@ def process(
     the GIL). For images that do not fit in memory, use :func:`tilewise.run`.
     """
     pipeline = as_pipeline(ops)
+    pipeline.check_tileable()
     pieces = split(image, tile=tile, layout=layout, halo=pipeline.halo)
 
     def one(piece: Piece) -> Piece:

@@ -103,6 +103,20 @@ class Pipeline:
         return sum(op.halo for op in self.ops)
 
     @property
+    def changes_shape(self) -> bool:
+        """Whether some op changes the image's height or width."""
+        return any(op.definition.changes_shape for op in self.ops)
+
+    def check_tileable(self) -> None:
+        """Refuse ops that change the image size in a tiled run."""
+        resizing = [op.name for op in self.ops if op.definition.changes_shape]
+        if resizing:
+            raise PipelineError(
+                f"op {', '.join(resizing)} changes the image size, which tiled runs do not "
+                "support yet; use it with 'tilewise batch' on whole images"
+            )
+
+    @property
     def exact(self) -> bool:
         """Whether every op promises tiled output equal to whole-image output."""
         return all(op.definition.exact for op in self.ops)
@@ -127,7 +141,7 @@ class Pipeline:
                 raise PipelineError(
                     f"op {op.name} returned {type(result).__name__}, not a numpy array"
                 )
-            if result.shape[:2] != image.shape[:2]:
+            if result.shape[:2] != image.shape[:2] and not op.definition.changes_shape:
                 raise PipelineError(
                     f"op {op.name} changed the image size from {image.shape[:2]} to "
                     f"{result.shape[:2]}; ops used for tiling must keep the size"

@@ -73,6 +73,8 @@ class Param:
     kind: type
     default: Any = inspect.Parameter.empty
     help: str = ""
+    #: ``"positive"`` (> 0) or ``"odd"`` (a positive odd integer), checked on binding.
+    rule: str = ""
 
     @property
     def required(self) -> bool:
@@ -85,20 +87,27 @@ class Param:
             if self.kind is int:
                 if isinstance(value, float) and not value.is_integer():
                     raise ValueError
-                return int(value)
-            if self.kind is float:
-                return float(value)
-            if self.kind is str:
-                return str(value)
-            if self.kind is bool:
-                return bool(value)
+                value = int(value)
+            elif self.kind is float:
+                value = float(value)
+            elif self.kind is str:
+                value = str(value)
+            elif self.kind is bool:
+                value = bool(value)
         except (TypeError, ValueError):
             pass
         else:
-            return value
+            return self._check(op_name, value)
         raise OpError(
             f"{op_name}: parameter {self.name} must be {self.kind.__name__}, got {value!r}"
         )
+
+    def _check(self, op_name: str, value: Any) -> Any:
+        if self.rule == "positive" and not value > 0:
+            raise OpError(f"{op_name}: {self.name} must be positive, got {value}")
+        if self.rule == "odd" and (value < 1 or value % 2 == 0):
+            raise OpError(f"{op_name}: {self.name} must be a positive odd number, got {value}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,9 @@ class OpDefinition:
     exact: bool = True
     source: str = ""
     halo_rule: str = ""
+    #: The op changes the image's height/width (resize, crop, pad). Such ops run
+    #: on whole images (``tilewise batch``), not in tiled runs.
+    changes_shape: bool = False
 
     @property
     def locator(self) -> str:

@@ -124,8 +124,8 @@ register(
         halo=gaussian_radius,
         halo_rule="int(truncate * sigma + 0.5)",
         params=(
-            Param("sigma", float, help="standard deviation in pixels"),
-            Param("truncate", float, 4.0, help="kernel radius in sigmas"),
+            Param("sigma", float, help="standard deviation in pixels", rule="positive"),
+            Param("truncate", float, 4.0, help="kernel radius in sigmas", rule="positive"),
         ),
         equals="cv2.GaussianBlur (integer dtypes), scipy.ndimage.gaussian_filter (floats)",
         summary="Gaussian blur, mirrored border",
@@ -137,7 +137,7 @@ register(
         func=median,
         halo=lambda size: size // 2,
         halo_rule="size // 2",
-        params=(Param("size", int, help="odd window size"),),
+        params=(Param("size", int, help="odd window size", rule="odd"),),
         equals="cv2.medianBlur (uint8), scipy.ndimage.median_filter(mode='nearest') (others)",
         summary="median filter, replicated border",
     )
@@ -148,7 +148,7 @@ register(
         func=mean,
         halo=lambda size: size // 2,
         halo_rule="size // 2",
-        params=(Param("size", int, help="odd window size"),),
+        params=(Param("size", int, help="odd window size", rule="odd"),),
         equals="cv2.blur (integer dtypes), scipy.ndimage.correlate1d box kernel (floats)",
         summary="box mean filter, mirrored border",
     )

@@ -64,7 +64,7 @@ def _register(name: str, func: Any, halo: Any, equals: str, summary: str) -> Non
             func=func,
             halo=halo,
             halo_rule="2 * (size // 2)" if name in _MORPH else "size // 2",
-            params=(Param("size", int, help="odd structuring element size"),),
+            params=(Param("size", int, help="odd structuring element size", rule="odd"),),
             equals=equals,
             summary=summary,
         )

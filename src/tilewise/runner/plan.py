@@ -113,6 +113,7 @@ def make_plan(
         bands, dtype = source.bands, source.dtype
     finally:
         source.close()
+    pipeline.check_tileable()
     tile_shape = parse_tile_shape(tile)
     layout = Layout(layout)
     fmt = io.output_format(dst) if dst is not None else None

@@ -1,0 +1,89 @@
+"""Shared fixtures: small deterministic images in every dtype and band count, written to files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from tilewise.testing.samples import photo_mosaic
+
+# Worker processes of these tests must find the test helpers (tests/faults.py).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
+)
+
+DTYPES = ("uint8", "uint16", "float32")
+
+
+def make_image(
+    shape: tuple[int, int], dtype: str = "uint8", bands: int = 1, seed: int = 0
+) -> np.ndarray[Any, Any]:
+    """A photo-like image (structure + noise) scaled to ``dtype``, with ``bands`` bands."""
+    layers = []
+    for band in range(bands):
+        base = photo_mosaic(shape, block=256, seed=seed + band, noise=6.0).astype(np.float64)
+        layers.append(base)
+    image = layers[0] if bands == 1 else np.stack(layers, axis=-1)
+    if dtype == "uint8":
+        return image.astype(np.uint8)
+    if dtype == "uint16":
+        return (image * 257).astype(np.uint16)
+    if dtype == "int16":
+        return (image * 100 - 12000).astype(np.int16)
+    return (image / 255.0).astype(dtype)
+
+
+def write_image(path: Path, image: np.ndarray[Any, Any], **kwargs: Any) -> Path:
+    """Write ``image`` in the format named by ``path``'s extension."""
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        options: dict[str, Any] = {"tile": (128, 128), "compression": "deflate"}
+        options.update(kwargs)
+        photometric = "rgb" if image.ndim == 3 and image.shape[2] == 3 else "minisblack"
+        tifffile.imwrite(path, image, photometric=photometric, **options)
+    elif suffix == ".zarr":
+        zarr.create_array(path, data=image, chunks=(256, 256, *image.shape[2:]))
+    elif suffix == ".npy":
+        np.save(path, image)
+    else:
+        raise ValueError(suffix)
+    return path
+
+
+def read_image(path: Path | str) -> np.ndarray[Any, Any]:
+    """Read a whole output back for comparison."""
+    path = Path(path)
+    if path.suffix == ".zarr":
+        return np.asarray(zarr.open_array(path, mode="r")[...])
+    if path.suffix == ".npy":
+        return np.load(path)
+    return tifffile.imread(path)
+
+
+@pytest.fixture
+def image_file(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: write a test image and return its path."""
+
+    def make(
+        shape: tuple[int, int] = (301, 257),
+        dtype: str = "uint8",
+        bands: int = 1,
+        name: str = "in.tif",
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> Path:
+        return write_image(tmp_path / name, make_image(shape, dtype, bands, seed), **kwargs)
+
+    return make
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Hidden temp/partial files tilewise might leave behind in ``directory``."""
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
