@@ -36,7 +36,7 @@ def raise_on_marker(image: np.ndarray[Any, Any], marker: int = MARKER) -> np.nda
 def crash_on_marker(
     image: np.ndarray[Any, Any], how: str = "abort", marker: int = MARKER, once: str = ""
 ) -> np.ndarray[Any, Any]:
-    """Die on the marked tile: abort, segv, kill or exit. With ``once=PATH``, only the first time."""
+    """Die on the marked tile (abort, segv, kill, exit); with ``once=PATH`` only once."""
     if _marked(image, marker):
         if once:
             flag = Path(once)
