@@ -66,7 +66,13 @@ def _as_op(item: OpLike) -> opbase.BoundOp:
         declared = getattr(item, "__tilewise_op__", None)
         if isinstance(declared, opbase.OpDefinition):
             return declared.bind()
-        path = f"{getattr(item, '__module__', '?')}.{getattr(item, '__qualname__', '?')}"
+        qualname = getattr(item, "__qualname__", "?")
+        if "<lambda>" in qualname or "<locals>" in qualname:
+            raise PipelineError(
+                f"op {qualname} is a lambda or a local function, which worker processes cannot "
+                "import; define it with 'def' at module level"
+            )
+        path = f"{getattr(item, '__module__', '?')}.{qualname}"
         return bind(path, {})
     raise OpError(f"not an op: {item!r}; give a string like 'gaussian:sigma=4' or a function")
 

@@ -59,8 +59,15 @@ class NpySink(Sink):
                 spec.partial, mode="w+", dtype=np.dtype(spec.dtype), shape=spec.array_shape
             )
             del array
+            # Reserve the blocks now: a memory-mapped write to a sparse file on a full disk
+            # would kill the worker with SIGBUS instead of raising ENOSPC.
+            with open(spec.partial, "r+b") as fh:
+                os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
         except OSError as err:
-            raise OutputError(f"{spec.path}: cannot create the .npy file: {err}") from err
+            spec.partial.unlink(missing_ok=True)
+            raise OutputError(
+                f"{spec.partial}: cannot create the .npy output: {err.strerror or err}"
+            ) from err
 
     def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
         self._array[window.slices] = array

@@ -33,6 +33,10 @@ _MODES = {
 }
 _cache: dict[tuple[str, int], Array] = {}
 
+# tilewise applies its own budget (max_whole_pixels) from the header, with an error
+# that names the option; Pillow's global limit would refuse first, with its own words.
+Image.MAX_IMAGE_PIXELS = None
+
 
 class SimpleSource(Source):
     """PNG or JPEG, decoded whole with Pillow (after a header check)."""
@@ -71,7 +75,6 @@ class SimpleSource(Source):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                    Image.MAX_IMAGE_PIXELS = None
                     with Image.open(self.path) as img:
                         img.load()
                         if self._mode == "P":

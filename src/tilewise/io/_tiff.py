@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -276,15 +275,19 @@ class TiffSink(Sink):
         if window.row % self._block[0] or window.col % self._block[1]:
             raise OutputError(f"{window} is not aligned to the TIFF tile {self._block}")
         path = self.spec.partial / f"tile-{tile_index:07d}.seg"
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two attempts of a tile may overlap
         segments: list[list[int]] = []
         offset = 0
-        with open(tmp, "wb") as fh:
-            for index, data in self._segments(window, array):
-                fh.write(data)
-                segments.append([index, offset, len(data)])
-                offset += len(data)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                for index, data in self._segments(window, array):
+                    fh.write(data)
+                    segments.append([index, offset, len(data)])
+                    offset += len(data)
+            os.replace(tmp, path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"{path}: cannot write: {err.strerror or err}") from err
         return {"file": path.name, "size": offset, "segments": segments}
 
     def verify(self, window: Window, receipt: Receipt) -> bool:
@@ -334,7 +337,3 @@ class TiffSink(Sink):
             tmp.unlink(missing_ok=True)
             raise OutputError(f"{final}: cannot write the TIFF: {err}") from err
         shutil.rmtree(partial, ignore_errors=True)
-
-
-def _crc(data: bytes) -> int:
-    return zlib.crc32(data)

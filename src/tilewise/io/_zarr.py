@@ -140,7 +140,11 @@ class ZarrSink(Sink):
         return files
 
     def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
-        self._array[window.slices] = array
+        try:
+            self._array[window.slices] = array
+        except OSError as err:
+            where = err.filename or self.spec.partial
+            raise OutputError(f"{where}: cannot write: {err.strerror or err}") from err
         # Zarr skips chunks equal to the fill value; record which exist so a
         # lost chunk is told apart from a deliberately empty one.
         sizes = {}
