@@ -85,23 +85,25 @@ def run(
         ``report.ok`` is true when every tile is done; failures are in ``report.failures``.
     """
     pipeline = as_pipeline(ops)
-    the_plan = make_plan(
-        src,
-        dst,
-        pipeline,
-        tile=tile,
-        layout=layout,
-        creation_options=creation_options,
-        max_pixels=max_pixels,
-        max_whole_pixels=max_whole_pixels,
-    )
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
     if isinstance(executor, str) and executor == "local":
         executor_options.setdefault("start_method", _start_method(pipeline))
     runner = make_executor(executor, workers=workers, supervision=supervision, **executor_options)
     try:
+        runner.start()  # workers start up while the input's header is read
+        the_plan = make_plan(
+            src,
+            dst,
+            pipeline,
+            tile=tile,
+            layout=layout,
+            creation_options=creation_options,
+            max_pixels=max_pixels,
+            max_whole_pixels=max_whole_pixels,
+        )
         result = execute(the_plan, runner, overwrite=overwrite, resume=resume, progress=progress)
     except BaseException as err:
+        runner.close()
         partial = getattr(err, "report", None)
         if report is not None and isinstance(partial, RunReport):
             partial.write(report)

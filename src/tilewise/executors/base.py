@@ -130,6 +130,12 @@ class Executor(abc.ABC):
     def run(self, fn: Callable[[Any], Any], tasks: Iterable[Task]) -> Iterator[Outcome]:
         """Run every task; yield each outcome as soon as it is known."""
 
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Start workers ahead of the first task (optional; ``run`` starts them anyway).
+
+        Lets worker start-up overlap with the caller's own preparation.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Stop workers and free resources. Safe to call twice."""
 

@@ -39,14 +39,8 @@ __all__ = ["LocalExecutor", "describe_exit"]
 
 log = logging.getLogger(__name__)
 
-_PRELOAD = [
-    "tilewise.executors._worker",
-    "tilewise.runner.work",
-    "numpy",
-    "cv2",
-    "tifffile",
-    "zarr",
-]
+# Imported once by the fork server, so every worker starts with them loaded.
+_PRELOAD = ["tilewise.executors._worker", "tilewise.runner.work", "numpy", "cv2", "tifffile"]
 
 
 def describe_exit(exitcode: int | None) -> tuple[FailureKind, str]:
@@ -77,6 +71,10 @@ def describe_exit(exitcode: int | None) -> tuple[FailureKind, str]:
         name = f"{sig.name}: {detail}" if detail else sig.name
         return FailureKind.CRASH, f"worker died ({name})"
     return FailureKind.CRASH, f"worker exited with code {exitcode}"
+
+
+def _warm_up() -> None:
+    """A no-op task: gets a worker process started."""
 
 
 class LocalExecutor(Executor):
@@ -128,6 +126,12 @@ class LocalExecutor(Executor):
                 context=context,
             )
         return self._pool
+
+    def start(self) -> None:
+        """Start the fork server and the workers now (each runs a no-op task)."""
+        pool = self._ensure_pool()
+        for _ in range(self.workers):
+            pool.schedule(_warm_up)
 
     def describe(self) -> dict[str, Any]:
         return {

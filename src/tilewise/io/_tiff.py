@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ __all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block"]
 
 #: Largest single TIFF segment (strip or tile) tilewise will decode, in pixels.
 MAX_SEGMENT_PIXELS = 1 << 28
+#: Decoded segments kept per open TIFF (per worker). A tile's halo reaches into its
+#: neighbours' TIFF tiles; keeping them decoded saves decoding them again for the next tile.
+SEGMENT_CACHE_BYTES = 32 << 20
 
 #: ``--co COMPRESS=`` values and their TIFF compression codes.
 COMPRESSIONS = {"NONE": 1, "LZW": 5, "DEFLATE": 8, "ZSTD": 50000}
@@ -102,6 +106,8 @@ class TiffSource(Source):
                 f"the image needs {expected}"
             )
         self._decode = page.decode
+        self._cache: OrderedDict[int, Array | None] = OrderedDict()
+        self._cached_bytes = 0
         self._compression = tifffile.COMPRESSION(page.compression).name
 
     @property
@@ -123,6 +129,18 @@ class TiffSource(Source):
         return info
 
     def _segment(self, index: int, block_row: int, block_col: int) -> Array | None:
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        segment = self._decode_segment(index, block_row, block_col)
+        self._cache[index] = segment
+        self._cached_bytes += 0 if segment is None else segment.nbytes
+        while self._cached_bytes > SEGMENT_CACHE_BYTES and len(self._cache) > 1:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_bytes -= 0 if evicted is None else evicted.nbytes
+        return segment
+
+    def _decode_segment(self, index: int, block_row: int, block_col: int) -> Array | None:
         offset = int(self._page.dataoffsets[index])
         count = int(self._page.databytecounts[index])
         where = (

@@ -1,5 +1,8 @@
 """Smoothing and edge filters: gaussian, median, mean, sobel.
 
+Libraries are imported when an op first runs, in the worker: the main process
+only reads the ops' metadata and never pays for importing OpenCV or SciPy.
+
 Every filter is exact under tiling: each output pixel is computed by the same
 arithmetic in the same order wherever the tile starts. Where an OpenCV kernel
 is not translation-invariant for a dtype (SIMD tail handling on floats, running
@@ -10,11 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
-from skimage import filters as skfilters
 
 from tilewise.errors import OpError
 from tilewise.ops._bands import (
@@ -52,6 +52,9 @@ def gaussian(image: Array, sigma: float, truncate: float = 4.0) -> Array:
     check_dtype("gaussian", image, _DTYPES)
     if sigma <= 0:
         raise OpError(f"gaussian: sigma must be positive, got {sigma}")
+    import cv2
+    from scipy import ndimage
+
     radius = gaussian_radius(sigma, truncate)
     if is_float(image):
         return per_band(
@@ -75,6 +78,9 @@ def median(image: Array, size: int) -> Array:
     ``scipy.ndimage.median_filter(image, size, mode="nearest")`` per band
     (OpenCV takes other dtypes only up to size 5).
     """
+    import cv2
+    from scipy import ndimage
+
     check_dtype("median", image, _DTYPES)
     odd_size("median", size)
     if image.dtype == np.uint8:
@@ -83,6 +89,8 @@ def median(image: Array, size: int) -> Array:
 
 
 def _mean_float(band: Array, size: int) -> Array:
+    from scipy import ndimage
+
     weights = np.full(size, 1.0 / size)
     rows = ndimage.correlate1d(band, weights, axis=0, mode="mirror")
     return ndimage.correlate1d(rows, weights, axis=1, mode="mirror")
@@ -96,6 +104,8 @@ def mean(image: Array, size: int) -> Array:
     ``1/size`` kernel along rows then columns (``mode="mirror"``): running-sum
     box filters on floats depend on where the window starts.
     """
+    import cv2
+
     check_dtype("mean", image, _DTYPES)
     odd_size("mean", size)
     if is_float(image):
@@ -113,6 +123,8 @@ def sobel(image: Array) -> Array:
     Equals ``skimage.filters.sobel(band).astype(numpy.float32)`` for each band
     (integer images are scaled to [0, 1] first, border reflected).
     """
+    from skimage import filters as skfilters
+
     check_dtype("sobel", image, _DTYPES)
     return per_band(lambda band: skfilters.sobel(band).astype(np.float32), image)
 

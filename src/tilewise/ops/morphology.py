@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -18,7 +17,7 @@ from tilewise.ops.base import OpDefinition, Param, register
 
 Array = npt.NDArray[Any]
 _DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
-_MORPH = {"opening": cv2.MORPH_OPEN, "closing": cv2.MORPH_CLOSE}
+_MORPH = {"opening": "MORPH_OPEN", "closing": "MORPH_CLOSE"}
 
 
 def _kernel(size: int) -> Array:
@@ -27,6 +26,8 @@ def _kernel(size: int) -> Array:
 
 def erode(image: Array, size: int) -> Array:
     """Grey erosion (local minimum) over ``size`` x ``size``: ``cv2.erode(image, ones((size, size)))``."""  # noqa: E501
+    import cv2
+
     check_dtype("erode", image, _DTYPES)
     kernel = _kernel(odd_size("erode", size))
     return per_band(lambda b: cv2.erode(b, kernel), image, max_bands=OPENCV_MAX_BANDS)
@@ -34,17 +35,20 @@ def erode(image: Array, size: int) -> Array:
 
 def dilate(image: Array, size: int) -> Array:
     """Grey dilation (local maximum) over ``size`` x ``size``: ``cv2.dilate(image, ones((size, size)))``."""  # noqa: E501
+    import cv2
+
     check_dtype("dilate", image, _DTYPES)
     kernel = _kernel(odd_size("dilate", size))
     return per_band(lambda b: cv2.dilate(b, kernel), image, max_bands=OPENCV_MAX_BANDS)
 
 
 def _morph(name: str, image: Array, size: int) -> Array:
+    import cv2
+
     check_dtype(name, image, _DTYPES)
     kernel = _kernel(odd_size(name, size))
-    return per_band(
-        lambda b: cv2.morphologyEx(b, _MORPH[name], kernel), image, max_bands=OPENCV_MAX_BANDS
-    )
+    code = getattr(cv2, _MORPH[name])
+    return per_band(lambda b: cv2.morphologyEx(b, code, kernel), image, max_bands=OPENCV_MAX_BANDS)
 
 
 def opening(image: Array, size: int) -> Array:

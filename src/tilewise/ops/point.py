@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
-from skimage import util as skutil
 
 from tilewise.errors import OpError
 from tilewise.ops._bands import one_band, to_uint8
@@ -26,6 +24,8 @@ def threshold(image: Array, value: float) -> Array:
 
 def invert(image: Array) -> Array:
     """Invert intensities: ``skimage.util.invert(image)`` (``max - x`` for unsigned integers)."""
+    from skimage import util as skutil
+
     return np.asarray(skutil.invert(image))
 
 
@@ -36,6 +36,8 @@ def grayscale(image: Array) -> Array:
     ``0.299 R + 0.587 G + 0.114 B`` in float32 with NumPy, which is
     position-independent (OpenCV's float path rounds differently at SIMD tails).
     """
+    import cv2
+
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         bands = 1 if image.ndim == 2 else image.shape[2]
         raise OpError(f"grayscale needs an RGB or RGBA image, got {bands} band(s)")

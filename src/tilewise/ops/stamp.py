@@ -6,7 +6,6 @@ import os
 import socket
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -26,6 +25,8 @@ def stamp(image: Array, scale: float = 1.0) -> Array:
     Uses ``cv2.putText`` and ``cv2.rectangle`` in the brightest value of the
     dtype. Not exact by design: the pixels depend on which worker ran the tile.
     """
+    import cv2
+
     out = np.ascontiguousarray(image).copy()
     bright = np.iinfo(out.dtype).max if out.dtype.kind in "ui" else 1.0
     color: Any = (bright,) * (1 if out.ndim == 2 else out.shape[2])

@@ -137,11 +137,14 @@ def execute(
     todo = (t for t in plan.grid if t.index not in journal.done)
     call = TileCall(TileJob(plan.source, plan.sink, plan.pipeline))
     start = time.perf_counter()
+    first_outcome: float | None = None
     bar = Progress(len(plan.grid), enabled=progress)
     bar.skip(report.skipped)
     try:
         with _signals_as_exceptions():
             for outcome in executor.run(call, (Task(t.index, t) for t in todo)):
+                if first_outcome is None:
+                    first_outcome = time.perf_counter() - start
                 window = plan.grid.tile(outcome.key).core
                 if isinstance(outcome, Done):
                     journal.record(
@@ -203,7 +206,12 @@ def execute(
         bar.close()
         journal.close()
         report.seconds = time.perf_counter() - start
+        report.extra["phases"] = {
+            "first_tile_s": round(first_outcome or 0.0, 4),
+            "tiles_s": round(report.seconds, 4),
+        }
     if report.ok:
+        finalizing = time.perf_counter()
         try:
             io.sink_class(plan.sink.format).finalize(plan.sink, _receipts(journal))
         except (TilewiseError, OSError) as err:
@@ -211,6 +219,8 @@ def execute(
             raise
         journal.remove()
         report.finalized = True
+        report.extra["phases"]["finalize_s"] = round(time.perf_counter() - finalizing, 4)
+        report.seconds = time.perf_counter() - start
     return report
 
 
