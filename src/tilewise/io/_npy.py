@@ -70,8 +70,9 @@ class NpySink(Sink):
             ) from err
 
     def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+        # No msync: the mapping is shared, so the pages belong to the kernel's page cache
+        # the moment they are written and survive this process dying.
         self._array[window.slices] = array
-        self._array.flush()
         return {"crc32": zlib.crc32(np.ascontiguousarray(array).data)}
 
     def verify(self, window: Window, receipt: Receipt) -> bool:

@@ -14,6 +14,7 @@ Ops never touch files and never modify their input.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import re
@@ -203,8 +204,13 @@ class BoundOp:
 
 
 def _rebind(locator: str, params: dict[str, Any], halo: int) -> BoundOp:
-    definition, _ = resolve(locator)
-    return BoundOp(definition, params, halo)
+    return BoundOp(_resolve_cached(locator), params, halo)
+
+
+@functools.lru_cache(maxsize=256)
+def _resolve_cached(locator: str) -> OpDefinition:
+    """Resolve once per process: workers unpickle the same ops for every tile."""
+    return resolve(locator)[0]
 
 
 REGISTRY: dict[str, OpDefinition] = {}
