@@ -1,0 +1,208 @@
+"""Conformance suites: every Source and Sink keeps the same contract (as zarr's StoreTests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from tests.conftest import make_image, write_image
+from tilewise import io
+from tilewise.geometry import Grid, Window
+from tilewise.io import SinkSpec, SourceSpec
+
+
+class SourceTests:
+    """Subclass and set ``name``/``kwargs``: reading any window equals slicing the image."""
+
+    name = "in.tif"
+    kwargs: dict = {}
+    bands = 1
+    dtype = "uint8"
+
+    @pytest.fixture
+    def image_and_path(self, tmp_path):
+        image = make_image((157, 203), self.dtype, self.bands)
+        return image, write_image(tmp_path / self.name, image, **self.kwargs)
+
+    def test_shape_dtype_bands(self, image_and_path):
+        image, path = image_and_path
+        source = io.open_source(path)
+        assert source.shape == image.shape[:2]
+        assert source.dtype == image.dtype
+        assert source.bands == self.bands
+
+    @pytest.mark.parametrize(
+        "window",
+        [
+            Window(0, 0, 157, 203),
+            Window(0, 0, 1, 1),
+            Window(156, 202, 1, 1),
+            Window(13, 17, 50, 90),
+            Window(100, 0, 57, 203),
+            Window(0, 150, 157, 53),
+        ],
+    )
+    def test_any_window_equals_slicing(self, image_and_path, window):
+        image, path = image_and_path
+        got = io.open_source(path).read(window)
+        np.testing.assert_array_equal(got, image[window.slices])
+
+    def test_info_is_json_ready(self, image_and_path):
+        import json
+
+        _, path = image_and_path
+        json.dumps(io.open_source(path).info())
+
+    def test_cached_source_reopens_a_replaced_file(self, image_and_path, tmp_path):
+        image, path = image_and_path
+        spec = SourceSpec(str(path))
+        first = io.cached_source(spec).read(Window(0, 0, 5, 5))
+        replaced = make_image((157, 203), self.dtype, self.bands, seed=9)
+        write_image(
+            path if self.name != "in.zarr" else tmp_path / "unused.zarr", replaced, **self.kwargs
+        )
+        if self.name == "in.zarr":
+            return  # a Zarr directory is replaced chunk by chunk; nothing to check here
+        second = io.cached_source(spec).read(Window(0, 0, 5, 5))
+        np.testing.assert_array_equal(first, image[:5, :5])
+        np.testing.assert_array_equal(second, replaced[:5, :5])
+
+
+class TestTiledTiff(SourceTests):
+    kwargs = {"tile": (32, 48)}
+
+
+class TestStripedTiff(SourceTests):
+    kwargs = {"tile": None, "rowsperstrip": 19}
+
+
+class TestRgbUint16Tiff(SourceTests):
+    bands = 3
+    dtype = "uint16"
+    kwargs = {"tile": (64, 64), "compression": "zstd"}
+
+
+class TestFloatTiff(SourceTests):
+    dtype = "float32"
+    kwargs = {"tile": (16, 16)}
+
+
+class TestZarr(SourceTests):
+    name = "in.zarr"
+
+
+class TestNpy(SourceTests):
+    name = "in.npy"
+    bands = 3
+
+
+class SinkTests:
+    """Subclass and set ``fmt``: tiles written in any order assemble into the exact image."""
+
+    fmt = "npy"
+    options: dict = {}
+    tile = (64, 96)
+    bands = 1
+    dtype = "uint8"
+
+    def spec(self, tmp_path, image):
+        shape = image.shape[:2]
+        tile = io.align_tile(self.fmt, self.tile, shape)
+        return SinkSpec(
+            str(tmp_path / f"out.{'tif' if self.fmt == 'tiff' else self.fmt}"),
+            self.fmt,
+            shape,
+            self.bands,
+            self.dtype,
+            io.sink_chunks(self.fmt, tile, shape),
+            io.parse_creation_options(self.fmt, self.options),
+            token="t",
+        ), tile
+
+    def write_all(self, tmp_path, image, order=None):
+        spec, tile = self.spec(tmp_path, image)
+        cls = io.sink_class(self.fmt)
+        cls.create(spec)
+        sink = cls(spec)
+        grid = Grid(image.shape[:2], tile)
+        tiles = list(grid)
+        if order is not None:
+            tiles = [tiles[i] for i in order(len(tiles))]
+        receipts = {t.index: sink.write(t.index, t.core, image[t.core.slices]) for t in tiles}
+        return spec, cls, sink, grid, receipts
+
+    def read(self, spec):
+        from tests.conftest import read_image
+
+        return read_image(spec.path)
+
+    @pytest.mark.parametrize("order", [None, lambda n: list(reversed(range(n)))])
+    def test_tiles_in_any_order_assemble_exactly(self, tmp_path, order):
+        image = make_image((301, 257), self.dtype, self.bands)
+        spec, cls, sink, _, receipts = self.write_all(tmp_path, image, order)
+        sink.close()
+        cls.finalize(spec, receipts)
+        np.testing.assert_array_equal(self.read(spec), image)
+        assert not spec.partial.exists()
+
+    def test_receipts_verify_and_notice_damage(self, tmp_path):
+        image = make_image((301, 257), self.dtype, self.bands)
+        spec, _, sink, grid, receipts = self.write_all(tmp_path, image)
+        assert all(sink.verify(grid.tile(i).core, r) for i, r in receipts.items())
+        self.damage(spec, sink, grid)
+        assert not sink.verify(grid.tile(0).core, receipts[0])
+
+    def damage(self, spec, sink, grid):
+        raise NotImplementedError
+
+
+class TestNpySink(SinkTests):
+    def damage(self, spec, sink, grid):
+        array = np.load(spec.partial, mmap_mode="r+")
+        array[0, 0] = ~array[0, 0]
+        array.flush()
+
+
+class TestZarrSink(SinkTests):
+    fmt = "zarr"
+    bands = 3
+    dtype = "uint16"
+
+    def damage(self, spec, sink, grid):
+        (spec.partial / "c" / "0" / "0" / "0").unlink()
+
+
+class TestTiffSink(SinkTests):
+    fmt = "tiff"
+    tile = (64, 100)  # rounded up to 64 x 112 for the TIFF's 16-px grid
+
+    def damage(self, spec, sink, grid):
+        path = spec.partial / "tile-0000000.seg"
+        path.write_bytes(path.read_bytes()[:-1])
+
+
+class TestTiffSinkZstdFloat(TestTiffSink):
+    options = {"COMPRESS": "ZSTD"}
+    dtype = "float32"
+    bands = 3
+
+
+def test_tiff_output_is_tiled_bigtiff_with_the_chosen_compression(tmp_path):
+    image = make_image((301, 257), "uint8")
+    src = write_image(tmp_path / "in.tif", image)
+    import tilewise
+
+    tilewise.run(
+        src,
+        tmp_path / "o.tif",
+        ["invert"],
+        tile=128,
+        executor="serial",
+        creation_options={"COMPRESS": "ZSTD", "LEVEL": 5},
+    )
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        page = tif.pages.first
+        assert tif.is_bigtiff and page.is_tiled
+        assert (page.tilelength, page.tilewidth) == (128, 128)
+        assert page.compression == tifffile.COMPRESSION.ZSTD
