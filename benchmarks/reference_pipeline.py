@@ -376,7 +376,8 @@ def markdown(
         "- Pipeline: Gaussian σ=4, 33 taps (radius 16), threshold 127 → 0/255 uint8",
         f"- Median of {meta['repeat']} runs after 1 warm-up; whole process tree; page cache warm",
         f"- Machine: nproc={mach['nproc']}, {mach['cpu_model']}, {mach['mem_total_gib']} GiB, "
-        f"Linux {mach['kernel']}",
+        f"Linux {mach['kernel']}; load average (1/5/15 min) {meta['loadavg_start']} at start, "
+        f"{meta['loadavg_end']} after the last peer (other work on the machine shows here)",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items() if v is not None),
         f"- Command: `{meta['command']}`",
         "",
@@ -432,8 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     peers = [p for p in PEERS if not only or p.name in only]
 
     t0 = time.perf_counter()
+    load_start = os.getloadavg()
     inp = ensure_inputs(args.workdir, args.size)
     results = [run_peer(p, inp, args.repeat, args.timeout, args.interval) for p in peers]
+    load_end = os.getloadavg()
     for r in results:
         verify(r, inp, args.size)
         if not args.keep_outputs:
@@ -450,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": mach,
         "versions": vers,
         "total_s": round(time.perf_counter() - t0, 1),
+        "loadavg_start": [round(x, 2) for x in load_start],
+        "loadavg_end": [round(x, 2) for x in load_end],
     }
     report = markdown(results, meta, args.size, mach, vers)
     payload = {"meta": meta, "results": [r.to_dict() for r in results]}
