@@ -49,8 +49,8 @@ def peak_rss_during(func):  # type: ignore[no-untyped-def]
 
 
 def run_case(tiles: int, tile: int, workdir: Path, workers: int) -> dict[str, float]:
-    side = int(math.ceil(math.sqrt(tiles))) * tile
-    rows = int(math.ceil(tiles / (side // tile))) * tile
+    side = math.ceil(math.sqrt(tiles)) * tile
+    rows = math.ceil(tiles / (side // tile)) * tile
     image = np.random.default_rng(0).integers(0, 255, (rows, side), dtype=np.uint8)
     src = workdir / f"in-{tiles}.npy"
     np.save(src, image)
