@@ -52,15 +52,16 @@ def gaussian(image: Array, sigma: float, truncate: float = 4.0) -> Array:
     check_dtype("gaussian", image, _DTYPES)
     if sigma <= 0:
         raise OpError(f"gaussian: sigma must be positive, got {sigma}")
-    import cv2
-    from scipy import ndimage
-
     radius = gaussian_radius(sigma, truncate)
     if is_float(image):
+        from scipy import ndimage
+
         return per_band(
             lambda band: ndimage.gaussian_filter(band, sigma, mode="mirror", truncate=truncate),
             image,
         )
+    import cv2
+
     ksize = (2 * radius + 1, 2 * radius + 1)
     return per_band(
         lambda band: cv2.GaussianBlur(
@@ -78,13 +79,14 @@ def median(image: Array, size: int) -> Array:
     ``scipy.ndimage.median_filter(image, size, mode="nearest")`` per band
     (OpenCV takes other dtypes only up to size 5).
     """
-    import cv2
-    from scipy import ndimage
-
     check_dtype("median", image, _DTYPES)
     odd_size("median", size)
     if image.dtype == np.uint8:
+        import cv2
+
         return per_band(lambda band: cv2.medianBlur(band, size), image, max_bands=OPENCV_MAX_BANDS)
+    from scipy import ndimage
+
     return per_band(lambda band: ndimage.median_filter(band, size=size, mode="nearest"), image)
 
 

@@ -185,7 +185,7 @@ def execute(
                             list(outcome.history),
                         )
                     )
-                    log.error(
+                    log.warning(
                         "tile %d (%s) failed after %d attempt(s): %s",
                         outcome.key,
                         window,
