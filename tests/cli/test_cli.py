@@ -197,3 +197,39 @@ def test_demo_runs_small_and_checks_exactness(tmp_path):
     assert "identical to whole-image processing: True" in result.output
     assert (tmp_path / "d" / "result.tif").is_file()
     assert (tmp_path / "d" / "tilemap.png").is_file()
+
+
+def test_report_command_summarizes_and_draws_the_tile_map(tmp_path):
+    from tests.runner.helpers import marked_file
+
+    src, _ = marked_file(tmp_path)
+    report = tmp_path / "run.json"
+    proc = tilewise_cmd(
+        "run",
+        str(src),
+        str(tmp_path / "o.zarr"),
+        "--op",
+        "tests.faults.crash_on_marker:how=abort",
+        "--tile",
+        "64",
+        "--retries",
+        "0",
+        "--report",
+        str(report),
+        "-q",
+    )
+    assert proc.returncode == 3
+    assert "Error: tile 7 (rows 64:128, cols 192:256): worker died (SIGABRT" in proc.stderr
+    result = invoke("report", str(report), "--png", str(tmp_path / "map.png"))
+    assert result.exit_code == 0, result.output
+    assert "16 tiles, 15 done, 1 failed" in result.output
+    assert "tile 7: worker died (SIGABRT" in result.output
+    png = (tmp_path / "map.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_report_command_rejects_other_json(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"hello": 1}')
+    proc = tilewise_cmd("report", str(path))
+    assert proc.returncode == 2 and "not a tilewise run report" in proc.stderr
