@@ -233,3 +233,9 @@ def test_report_command_rejects_other_json(tmp_path):
     path.write_text('{"hello": 1}')
     proc = tilewise_cmd("report", str(path))
     assert proc.returncode == 2 and "not a tilewise run report" in proc.stderr
+
+
+def test_output_may_not_replace_the_input(image_file):
+    src = image_file()
+    proc = tilewise_cmd("run", str(src), str(src), "--op", "invert", "--overwrite")
+    assert proc.returncode == 2 and "would replace the input" in proc.stderr

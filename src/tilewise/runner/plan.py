@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from tilewise import io
+from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Layout, parse_tile_shape
 from tilewise.io import SinkSpec, Source, SourceSpec
 from tilewise.pipeline import Pipeline
@@ -104,6 +105,8 @@ def make_plan(
     Opens only the input's header. The tile shape is adjusted to the output's
     block grid when the format needs it (TIFF tiles are multiples of 16 px).
     """
+    if dst is not None and Path(dst).resolve() == Path(src).resolve():
+        raise UsageError(f"{dst}: the output would replace the input; write to another path")
     spec = SourceSpec(str(src), max_pixels=max_pixels, max_whole_pixels=max_whole_pixels)
     source: Source = io.open_source(spec)
     try:
