@@ -94,15 +94,23 @@ def process(
     the GIL). For images that do not fit in memory, use :func:`tilewise.run`.
     """
     pipeline = as_pipeline(ops)
-    pipeline.check_tileable()
-    pieces = split(image, tile=tile, layout=layout, halo=pipeline.halo)
+    if image.ndim not in (2, 3):
+        raise UsageError(f"expected a (rows, cols) or (rows, cols, bands) array, got {image.shape}")
+    stages = pipeline.stage_map(image.shape[:2]) if pipeline.rescales else None
+    shape = stages.output_shape if stages is not None else image.shape[:2]
+    grid = Grid(shape, parse_tile_shape(tile), Layout(layout),
+                halo=0 if stages else pipeline.halo, stages=stages)  # fmt: skip
 
-    def one(piece: Piece) -> Piece:
-        return Piece(piece.tile, pipeline(piece.array))
+    def one(t: Tile) -> tuple[Tile, Array]:
+        return t, pipeline.apply_tile(image[t.read.slices], t, stages)
 
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
-            done = list(pool.map(one, pieces))
+            done = list(pool.map(one, grid))
     else:
-        done = [one(p) for p in pieces]
-    return merge(done)
+        done = [one(t) for t in grid]
+    first = done[0][1]
+    out = np.empty((*shape, *first.shape[2:]), dtype=first.dtype)
+    for t, core in done:
+        out[t.core.slices] = core
+    return out

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tilewise.errors import OpError, PipelineError
+from tilewise.geometry import Stage, StageMap, Tile
 from tilewise.ops import base as opbase
 
 __all__ = ["OpLike", "Pipeline", "parse_op"]
@@ -114,13 +115,28 @@ class Pipeline:
         return any(op.definition.changes_shape for op in self.ops)
 
     def check_tileable(self) -> None:
-        """Refuse ops that change the image size in a tiled run."""
-        resizing = [op.name for op in self.ops if op.definition.changes_shape]
+        """Refuse ops that change the image size other than by an integer factor."""
+        resizing = [op.spec() for op in self.ops if op.scale is None]
         if resizing:
             raise PipelineError(
-                f"op {', '.join(resizing)} changes the image size, which tiled runs do not "
-                "support yet; use it with 'tilewise batch' on whole images"
+                f"op {', '.join(resizing)} changes the image size in a way tiles cannot follow "
+                "(tiled runs take integer scale factors, e.g. resize:scale=0.5 or "
+                "resize:scale=2); use it with 'tilewise batch', which processes whole images"
             )
+
+    @property
+    def rescales(self) -> bool:
+        """Whether some op scales the image (the output shape differs from the input's)."""
+        return any(op.scale not in ((1, 1), None) for op in self.ops)
+
+    def stage_map(self, input_shape: tuple[int, int]) -> StageMap:
+        """The geometry of every op, for an input of ``input_shape``."""
+        self.check_tileable()
+        stages = []
+        for op in self.ops:
+            up, down = op.scale or (1, 1)
+            stages.append(Stage(op.halo, up, down))
+        return StageMap(tuple(input_shape), tuple(stages))  # type: ignore[arg-type]
 
     @property
     def exact(self) -> bool:
@@ -154,6 +170,24 @@ class Pipeline:
                 )
             image = result
         return image
+
+    def apply_tile(self, image: Array, tile: Tile, stages: StageMap | None = None) -> Array:
+        """Run the ops on ``image`` (the pixels of ``tile.read``); return the tile's core.
+
+        Without ``stages`` every op runs on the whole read window and the core is
+        cut out at the end. With ``stages`` (ops that change the scale) the
+        image is cropped before each op to the window its stage needs, so each
+        scaling op sees blocks aligned as in the whole image.
+        """
+        if stages is None:
+            return self(image)[tile.core_in_read.slices]
+        windows = stages.windows(tile.core)
+        current = windows[0]
+        for index, op in enumerate(self.ops):
+            wanted = windows[index]
+            image = Pipeline((op,))(image[wanted.relative_to(current).slices])
+            current = stages.forward(index, wanted)
+        return image[windows[-1].relative_to(current).slices]
 
     def specs(self) -> list[str]:
         """The ops as command-line strings (for reports and fingerprints)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from tilewise.errors import GeometryError
+from tilewise.geometry.stages import StageMap
 from tilewise.geometry.window import Window
 
 __all__ = ["Grid", "Layout", "Tile", "parse_tile_shape"]
@@ -98,6 +99,9 @@ class Grid:
     tile_shape: tuple[int, int]
     layout: Layout = Layout.GRID
     halo: int = 0
+    #: For pipelines whose ops change the scale: ``image_shape`` is then the output's
+    #: shape, and read windows (in the input) come from the stages instead of ``halo``.
+    stages: StageMap | None = None
 
     def __post_init__(self) -> None:
         if len(self.image_shape) != 2 or min(self.image_shape) <= 0:
@@ -107,6 +111,11 @@ class Grid:
         if self.halo < 0:
             raise GeometryError(f"halo must not be negative, got {self.halo}")
         object.__setattr__(self, "layout", Layout(self.layout))
+        if self.stages is not None and self.stages.output_shape != tuple(self.image_shape):
+            raise GeometryError(
+                f"grid shape {self.image_shape} differs from the stages' output "
+                f"{self.stages.output_shape}"
+            )
 
     @property
     def effective_tile_shape(self) -> tuple[int, int]:
@@ -140,11 +149,18 @@ class Grid:
         core = Window(
             r0, c0, min(rows, self.image_shape[0] - r0), min(cols, self.image_shape[1] - c0)
         )
+        if self.stages is not None:
+            return Tile(index, core, self.stages.windows(core)[0])
         return Tile(index, core, core.grow(self.halo, bounds=self.image_shape))
 
     def __iter__(self) -> Iterator[Tile]:
         for index in range(len(self)):
             yield self.tile(index)
+
+    @property
+    def source_shape(self) -> tuple[int, int]:
+        """Shape of the image read windows refer to (the input)."""
+        return self.stages.input_shape if self.stages is not None else self.image_shape
 
     def read_pixels(self) -> int:
         """Total pixels read over all tiles (cores plus halos)."""
@@ -152,7 +168,14 @@ class Grid:
 
     def to_dict(self) -> dict[str, object]:
         """Plain-dict form for reports and fingerprints."""
+        extra: dict[str, object] = {}
+        if self.stages is not None:
+            extra = {
+                "input_shape": list(self.stages.input_shape),
+                "stages": [[s.halo, s.up, s.down] for s in self.stages.stages],
+            }
         return {
+            **extra,
             "image_shape": list(self.image_shape),
             "tile_shape": list(self.effective_tile_shape),
             "layout": self.layout.value,

@@ -127,8 +127,12 @@ class OpDefinition:
     source: str = ""
     halo_rule: str = ""
     #: The op changes the image's height/width (resize, crop, pad). Such ops run
-    #: on whole images (``tilewise batch``), not in tiled runs.
+    #: on whole images (``tilewise batch``); in tiled runs only if ``scale`` says how.
     changes_shape: bool = False
+    #: For ops that scale the image by an integer factor: a function of the op's
+    #: parameters returning ``(up, down)`` (e.g. ``(1, 2)`` halves each side), or
+    #: ``None`` when the parameters make the scale unsuitable for tiling.
+    scale: Callable[..., tuple[int, int] | None] | None = None
 
     @property
     def locator(self) -> str:
@@ -184,6 +188,14 @@ class BoundOp:
         rule = self.definition.dtype
         return np.dtype(dtype) if rule is None else np.dtype(rule(np.dtype(dtype)))
 
+    @property
+    def scale(self) -> tuple[int, int] | None:
+        """``(up, down)`` integer scale of a resizing op; ``(1, 1)`` for ops that keep the size."""
+        if not self.definition.changes_shape:
+            return (1, 1)
+        rule = self.definition.scale
+        return None if rule is None else rule(**self.params)
+
     def out_bands(self, bands: int) -> int:
         """Output band count for an input of ``bands`` bands."""
         rule = self.definition.bands
@@ -228,6 +240,7 @@ def op(
     dtype: DtypeRule | str | None = None,
     bands: BandsRule | int | None = None,
     name: str | None = None,
+    scale: tuple[int, int] | Callable[..., tuple[int, int] | None] | None = None,
 ) -> Callable[[F], F]:
     """Declare a user function as a tilewise op.
 
@@ -243,6 +256,10 @@ def op(
         Output band count (fixed, or a function of the input's). Default: unchanged.
     name : str, optional
         Name shown in reports. Default: the function's dotted path.
+    scale : (up, down) or callable, optional
+        For ops that resize by an integer factor: ``(1, 2)`` halves each side,
+        ``(2, 1)`` doubles it (or a function of the parameters returning that).
+        The halo is then counted in the op's input pixels.
 
     Examples
     --------
@@ -259,6 +276,7 @@ def op(
         fixed = np.dtype(dtype)
         dtype_rule = _Constant(fixed)
     bands_rule: BandsRule = _Constant(bands) if isinstance(bands, int) else bands
+    scale_rule = _Constant(tuple(scale)) if isinstance(scale, tuple) else scale
 
     def decorate(func: F) -> F:
         func.__tilewise_op__ = OpDefinition(  # type: ignore[attr-defined]
@@ -270,6 +288,8 @@ def op(
             equals=f"{func.__module__}.{func.__qualname__} on the whole image",
             summary=(inspect.getdoc(func) or "").split("\n")[0],
             source=f"{func.__module__}.{func.__qualname__}",
+            changes_shape=scale is not None,
+            scale=scale_rule,
         )
         return func
 

@@ -66,7 +66,7 @@ class Plan:
 
     def summary(self, workers: int) -> dict[str, Any]:
         """A description for ``tilewise plan`` and the report."""
-        image_pixels = self.grid.image_shape[0] * self.grid.image_shape[1]
+        image_pixels = self.grid.source_shape[0] * self.grid.source_shape[1]
         read = self.grid.read_pixels() if len(self.grid) <= 200_000 else None
         return {
             "input": self.source_info,
@@ -117,25 +117,27 @@ def make_plan(
     finally:
         source.close()
     pipeline.check_tileable()
+    stages = pipeline.stage_map(image_shape) if pipeline.rescales else None
+    out_shape = stages.output_shape if stages is not None else image_shape
     tile_shape = parse_tile_shape(tile)
     layout = Layout(layout)
     fmt = io.output_format(dst) if dst is not None else None
     if fmt is not None:
-        aligned = io.align_tile(fmt, tile_shape, image_shape)
+        aligned = io.align_tile(fmt, tile_shape, out_shape)
         if aligned != tile_shape:
             log.info("tile %s rounded to %s to align with %s blocks", tile_shape, aligned, fmt)
             tile_shape = aligned
-    grid = Grid(image_shape, tile_shape, layout, halo=pipeline.halo)
+    grid = Grid(out_shape, tile_shape, layout, halo=0 if stages else pipeline.halo, stages=stages)
     sink = None
     if dst is not None and fmt is not None:
         options = io.parse_creation_options(fmt, dict(creation_options or {}))
         sink = SinkSpec(
             path=str(Path(dst)),
             format=fmt,
-            shape=image_shape,
+            shape=out_shape,
             bands=pipeline.out_bands(bands),
             dtype=pipeline.out_dtype(dtype).name,
-            chunks=io.sink_chunks(fmt, grid.effective_tile_shape, image_shape),
+            chunks=io.sink_chunks(fmt, grid.effective_tile_shape, out_shape),
             options=options,
             token=uuid.uuid4().hex,
         )

@@ -135,7 +135,7 @@ def execute(
     report.extra["redone_damaged"] = damaged
     report.skipped = len(journal.done)
     todo = (t for t in plan.grid if t.index not in journal.done)
-    call = TileCall(TileJob(plan.source, plan.sink, plan.pipeline))
+    call = TileCall(TileJob(plan.source, plan.sink, plan.pipeline, plan.grid.stages))
     start = time.perf_counter()
     first_outcome: float | None = None
     bar = Progress(len(plan.grid), enabled=progress)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tilewise.errors import PipelineError
-from tilewise.geometry import Tile
+from tilewise.geometry import StageMap, Tile
 from tilewise.io import SinkSpec, SourceSpec, cached_sink, cached_source
 from tilewise.pipeline import Pipeline
 
@@ -27,12 +27,14 @@ class TileJob:
     source: SourceSpec
     sink: SinkSpec
     pipeline: Pipeline
+    #: Set when ops change the scale: tiles are then followed through every stage.
+    stages: StageMap | None = None
 
 
 def compute_tile(job: TileJob, tile: Tile) -> np.ndarray[Any, Any]:
     """Read ``tile.read``, run the pipeline and return the core, checked against the output."""
     image = cached_source(job.source).read(tile.read)
-    result = job.pipeline(image)
+    result = job.pipeline.apply_tile(image, tile, job.stages)
     expected_bands = job.sink.bands
     bands = 1 if result.ndim == 2 else result.shape[2]
     if result.dtype != np.dtype(job.sink.dtype) or bands != expected_bands:
@@ -43,7 +45,7 @@ def compute_tile(job: TileJob, tile: Tile) -> np.ndarray[Any, Any]:
         )
     if result.ndim == 3 and expected_bands == 1:
         result = result[..., 0]
-    return result[tile.core_in_read.slices]
+    return result
 
 
 def process_tile(job: TileJob, tile: Tile) -> dict[str, Any]:
