@@ -129,3 +129,23 @@ def test_every_input_layout_reads_exactly(tmp_path, name, kwargs):
     report = tilewise.run(src, tmp_path / "o.npy", ops, tile="100x33", executor="serial")
     assert report.ok
     np.testing.assert_array_equal(read_image(tmp_path / "o.npy"), whole)
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        ["gaussian:sigma=3"],
+        ["median:size=5"],
+        ["mean:size=5"],
+        ["opening:size=5"],
+        ["sobel"],
+        ["gaussian:sigma=1", "threshold:value=-100"],
+    ],
+)
+def test_int16_images_tile_exactly(tmp_path, ops):
+    image = make_image((301, 257), "int16")
+    src = write_image(tmp_path / "in.tif", image, tile=(64, 64))
+    whole = Pipeline.from_specs(ops)(image)
+    report = tilewise.run(src, tmp_path / "o.npy", ops, tile="100x33", executor="serial")
+    assert report.ok
+    np.testing.assert_array_equal(read_image(tmp_path / "o.npy"), whole)

@@ -206,3 +206,8 @@ def test_tiff_output_is_tiled_bigtiff_with_the_chosen_compression(tmp_path):
         assert tif.is_bigtiff and page.is_tiled
         assert (page.tilelength, page.tilewidth) == (128, 128)
         assert page.compression == tifffile.COMPRESSION.ZSTD
+
+
+class TestInt16Tiff(SourceTests):
+    dtype = "int16"
+    kwargs = {"tile": (32, 32), "compression": "zstd"}
