@@ -127,8 +127,14 @@ class Executor(abc.ABC):
         self.supervision = supervision or Supervision()
 
     @abc.abstractmethod
-    def run(self, fn: Callable[[Any], Any], tasks: Iterable[Task]) -> Iterator[Outcome]:
-        """Run every task; yield each outcome as soon as it is known."""
+    def run(
+        self, fn: Callable[[Any], Any], tasks: Iterable[Task], *, locality: bool = False
+    ) -> Iterator[Outcome]:
+        """Run every task; yield each outcome as soon as it is known.
+
+        ``locality`` hints that consecutive tasks share inputs, so running runs of
+        them on the same worker saves work; executors may ignore it.
+        """
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Start workers ahead of the first task (optional; ``run`` starts them anyway).

@@ -1,8 +1,9 @@
 """The local executor: supervised worker processes on this machine.
 
-Built on pebble's ``ProcessPool``, which — unlike ``multiprocessing.Pool`` and
-``ProcessPoolExecutor`` — loses only the task of a worker that dies and
-replaces the worker, and kills and replaces a worker whose task times out.
+Built on pebble's ``ProcessPool`` (one single-process pool per worker), which — unlike
+``multiprocessing.Pool`` and ``ProcessPoolExecutor`` — loses only the task of a
+worker that dies and replaces the worker, and kills and replaces a worker whose
+task times out.
 On top of that this module adds bounded in-flight work, retries, memory caps,
 worker recycling and causes a person can read ("worker died (SIGSEGV)").
 """
@@ -18,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, Protocol
 
 import pebble
 
@@ -73,12 +74,65 @@ def describe_exit(exitcode: int | None) -> tuple[FailureKind, str]:
     return FailureKind.CRASH, f"worker exited with code {exitcode}"
 
 
+class _Queue(Protocol):
+    """Where the next task for a worker slot comes from."""
+
+    def take(self, slot: int) -> _Attempts | None: ...
+
+    def retry(self, slot: int, attempts: _Attempts) -> None: ...
+
+
+class _Fifo:
+    """Tasks in the order given, pulled lazily; retries first."""
+
+    def __init__(self, tasks: Iterator[Task]) -> None:
+        self._tasks = tasks
+        self._retries: deque[_Attempts] = deque()
+
+    def take(self, slot: int) -> _Attempts | None:
+        if self._retries:
+            return self._retries.popleft()
+        task = next(self._tasks, None)
+        return None if task is None else _Attempts(task)
+
+    def retry(self, slot: int, attempts: _Attempts) -> None:
+        self._retries.append(attempts)
+
+
+class _Bands:
+    """One contiguous band of tasks per slot; an idle slot takes the far half of the largest."""
+
+    def __init__(self, tasks: list[Task], slots: int) -> None:
+        size = len(tasks)
+        self._bands = [
+            deque(_Attempts(t) for t in tasks[k * size // slots : (k + 1) * size // slots])
+            for k in range(slots)
+        ]
+
+    def take(self, slot: int) -> _Attempts | None:
+        band = self._bands[slot]
+        if not band:
+            donor = max(self._bands, key=len)
+            half = len(donor) // 2 if len(donor) > 1 else len(donor)
+            stolen = [donor.pop() for _ in range(half)]
+            band.extend(reversed(stolen))
+        return band.popleft() if band else None
+
+    def retry(self, slot: int, attempts: _Attempts) -> None:
+        self._bands[slot].appendleft(attempts)
+
+
 def _warm_up() -> None:
     """A no-op task: gets a worker process started."""
 
 
 class LocalExecutor(Executor):
     """Supervised worker processes on this machine.
+
+    Each worker is its own single-process pebble pool (a *lane*), so tilewise
+    decides which worker gets which task: neighbouring tiles can be kept on
+    the same worker (see ``run(..., locality=True)``), and a crash or timeout
+    in one lane never touches another.
 
     Parameters
     ----------
@@ -107,31 +161,33 @@ class LocalExecutor(Executor):
         if workers < 1:
             raise UsageError(f"workers must be at least 1, got {workers}")
         super().__init__(workers, supervision)
-        self.max_in_flight = max_in_flight or 2 * workers
+        self.max_in_flight = max(1, max_in_flight or 2 * workers)
         if start_method not in ("fork", "forkserver", "spawn"):
             raise UsageError(f"start method must be fork, forkserver or spawn, got {start_method}")
         self.start_method = start_method
-        self._pool: pebble.ProcessPool | None = None
+        self._lanes: list[pebble.ProcessPool] = []
 
-    def _ensure_pool(self) -> pebble.ProcessPool:
-        if self._pool is None:
+    def _ensure_lanes(self) -> list[pebble.ProcessPool]:
+        if not self._lanes:
             context = multiprocessing.get_context(self.start_method)
             if self.start_method == "forkserver":
                 context.set_forkserver_preload(_PRELOAD)
-            self._pool = pebble.ProcessPool(
-                max_workers=self.workers,
-                max_tasks=self.supervision.max_tasks_per_worker or 0,
-                initializer=initialize,
-                initargs=(self.supervision.memory_limit,),
-                context=context,
-            )
-        return self._pool
+            self._lanes = [
+                pebble.ProcessPool(
+                    max_workers=1,
+                    max_tasks=self.supervision.max_tasks_per_worker or 0,
+                    initializer=initialize,
+                    initargs=(self.supervision.memory_limit,),
+                    context=context,
+                )
+                for _ in range(self.workers)
+            ]
+        return self._lanes
 
     def start(self) -> None:
         """Start the fork server and the workers now (each runs a no-op task)."""
-        pool = self._ensure_pool()
-        for _ in range(self.workers):
-            pool.schedule(_warm_up)
+        for lane in self._ensure_lanes():
+            lane.schedule(_warm_up)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -164,72 +220,79 @@ class LocalExecutor(Executor):
             return FailureKind(result.kind), result.message, result.traceback, result.worker
         return Done(-1, result.value, result.worker, result.seconds)
 
-    def run(self, fn: Callable[[Any], Any], tasks: Iterable[Task]) -> Iterator[Outcome]:
-        pool = self._ensure_pool()
-        source = iter(tasks)
-        retry: deque[_Attempts] = deque()
-        in_flight: dict[Any, _Attempts] = {}
-        exhausted = False
-        timeout = self.supervision.timeout
+    def run(
+        self, fn: Callable[[Any], Any], tasks: Iterable[Task], *, locality: bool = False
+    ) -> Iterator[Outcome]:
+        """Run every task; yield each outcome as soon as it is known.
+
+        With ``locality``, consecutive tasks share inputs (neighbouring tiles
+        share halo blocks): the tasks are cut into one contiguous band per
+        worker, each worker walks its own band in order — so its caches keep
+        what the next task needs — and a worker whose band is done takes the
+        far half of the largest band left.
+        """
+        lanes = self._ensure_lanes()
+        queue: _Queue = _Bands(list(tasks), len(lanes)) if locality else _Fifo(iter(tasks))
+        per_lane = -(-self.max_in_flight // len(lanes))
+        load = [0] * len(lanes)
+        in_flight: dict[Any, tuple[int, _Attempts]] = {}
         while True:
-            while len(in_flight) < self.max_in_flight and (retry or not exhausted):
-                if retry:
-                    attempts = retry.popleft()
-                else:
-                    try:
-                        attempts = _Attempts(next(source))
-                    except StopIteration:
-                        exhausted = True
+            for lane in sorted(range(len(lanes)), key=load.__getitem__):
+                while load[lane] < per_lane and len(in_flight) < self.max_in_flight:
+                    attempts = queue.take(lane)
+                    if attempts is None:
                         break
-                future: Any
-                try:
-                    future = pool.schedule(
-                        run_task, args=(fn, attempts.task.payload), timeout=timeout
-                    )
-                except RuntimeError as err:
-                    raise ExecutorError(
-                        f"the worker processes could not start ({err}); if tilewise runs from "
-                        "a script, put the call under 'if __name__ == \"__main__\":' "
-                        "(workers import the main module), or see the messages above"
-                    ) from err
-                in_flight[future] = attempts
+                    in_flight[self._submit(lanes[lane], fn, attempts)] = (lane, attempts)
+                    load[lane] += 1
             if not in_flight:
                 return
             finished, _ = wait(list(in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
             for future in finished:
-                attempts = in_flight.pop(future)
-                outcome = self._classify(future)
-                key = attempts.task.key
-                if isinstance(outcome, Done):
-                    yield Done(
-                        key,
-                        outcome.value,
-                        outcome.worker,
-                        outcome.seconds,
-                        attempts.number,
-                        tuple(attempts.history),
-                    )
-                    continue
-                kind, cause, detail, worker = outcome
-                attempts.history.append(cause)
-                if attempts.number <= self.supervision.retries:
-                    log.info(
-                        "task %s attempt %d failed (%s); retrying", key, attempts.number, cause
-                    )
-                    attempts.number += 1
-                    retry.append(attempts)
-                    continue
-                yield Failed(
-                    key, kind, cause, detail, worker, 0.0, attempts.number, tuple(attempts.history)
-                )
+                lane, attempts = in_flight.pop(future)
+                load[lane] -= 1
+                outcome = self._outcome(future, attempts)
+                if outcome is None:
+                    queue.retry(lane, attempts)
+                else:
+                    yield outcome
+
+    def _submit(
+        self, lane: pebble.ProcessPool, fn: Callable[[Any], Any], attempts: _Attempts
+    ) -> Any:
+        try:
+            return lane.schedule(
+                run_task, args=(fn, attempts.task.payload), timeout=self.supervision.timeout
+            )
+        except RuntimeError as err:
+            raise ExecutorError(
+                f"the worker processes could not start ({err}); if tilewise runs from "
+                "a script, put the call under 'if __name__ == \"__main__\":' "
+                "(workers import the main module), or see the messages above"
+            ) from err
+
+    def _outcome(self, future: Any, attempts: _Attempts) -> Outcome | None:
+        """The task's outcome, or ``None`` when it failed and has attempts left."""
+        outcome = self._classify(future)
+        key = attempts.task.key
+        if isinstance(outcome, Done):
+            return Done(key, outcome.value, outcome.worker, outcome.seconds, attempts.number,
+                        tuple(attempts.history))  # fmt: skip
+        kind, cause, detail, worker = outcome
+        attempts.history.append(cause)
+        if attempts.number <= self.supervision.retries:
+            log.info("task %s attempt %d failed (%s); retrying", key, attempts.number, cause)
+            attempts.number += 1
+            return None
+        return Failed(key, kind, cause, detail, worker, 0.0, attempts.number,
+                      tuple(attempts.history))  # fmt: skip
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        pool.stop()  # type: ignore[no-untyped-call]
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.stop()  # type: ignore[no-untyped-call]
         deadline = time.monotonic() + 10
-        try:
-            pool.join(timeout=max(0.1, deadline - time.monotonic()))
-        except TimeoutError:  # pragma: no cover - pebble kills stragglers itself
-            log.warning("worker processes did not stop within 10 s")
+        for lane in lanes:
+            try:
+                lane.join(timeout=max(0.1, deadline - time.monotonic()))
+            except TimeoutError:  # pragma: no cover - pebble kills stragglers itself
+                log.warning("worker processes did not stop within 10 s")

@@ -23,7 +23,9 @@ class SerialExecutor(Executor):
     def __init__(self, workers: int = 1, supervision: Any = None) -> None:
         super().__init__(1, supervision)
 
-    def run(self, fn: Callable[[Any], Any], tasks: Iterable[Task]) -> Iterator[Outcome]:
+    def run(
+        self, fn: Callable[[Any], Any], tasks: Iterable[Task], *, locality: bool = False
+    ) -> Iterator[Outcome]:
         for task in tasks:
             history: list[str] = []
             for attempt in range(1, self.supervision.retries + 2):

@@ -26,6 +26,11 @@ __all__ = ["Interrupted", "execute"]
 log = logging.getLogger(__name__)
 
 
+#: Up to this many tiles, neighbouring tiles are kept on the same worker (the task list
+#: is then held in memory); beyond it tiles are handed out lazily in order.
+_LOCALITY_LIMIT = 100_000
+
+
 class Interrupted(BaseException):
     """The run was stopped by a signal; ``exit_code`` is 128 + the signal number."""
 
@@ -142,7 +147,8 @@ def execute(
     bar.skip(report.skipped)
     try:
         with _signals_as_exceptions():
-            for outcome in executor.run(call, (Task(t.index, t) for t in todo)):
+            tasks = (Task(t.index, t) for t in todo)
+            for outcome in executor.run(call, tasks, locality=len(plan.grid) <= _LOCALITY_LIMIT):
                 if first_outcome is None:
                     first_outcome = time.perf_counter() - start
                 window = plan.grid.tile(outcome.key).core
