@@ -65,6 +65,23 @@ tiling_options = [
     help="local: supervised worker processes; serial: this process (debugging); "
     "dask: a Dask cluster.",
 )
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="With --executor dask: a running scheduler, e.g. tcp://HOST:8786 "
+    "[default: start a local cluster on 127.0.0.1 with --workers workers].",
+)
+@click.option(
+    "--scheduler-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="With --executor dask: the file written by 'dask scheduler --scheduler-file'.",
+)
+@click.option("--tls-ca-file", default=None, metavar="PEM", help="Dask TLS: CA certificate.")
+@click.option("--tls-cert", default=None, metavar="PEM", help="Dask TLS: certificate.")
+@click.option("--tls-key", default=None, metavar="PEM", help="Dask TLS: private key.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option(
     "--resume",
@@ -126,6 +143,11 @@ def run(
     layout: str,
     workers: int | None,
     executor: str,
+    scheduler: str | None,
+    scheduler_file: str | None,
+    tls_ca_file: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
     overwrite: bool,
     resume: bool,
     creation: tuple[str, ...],
@@ -154,6 +176,17 @@ def run(
     from tilewise import api
 
     setup_logging(verbose, quiet)
+    dask_options = {
+        "scheduler": scheduler,
+        "scheduler_file": scheduler_file,
+        "tls_ca_file": tls_ca_file,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+    }
+    dask_options = {k: v for k, v in dask_options.items() if v is not None}
+    if dask_options and executor != "dask":
+        given = ", ".join("--" + k.replace("_", "-") for k in dask_options)
+        raise click.UsageError(f"{given} only apply to --executor dask")
     with reporting_errors(verbose):
         result = api.run(
             input_path,
@@ -174,6 +207,7 @@ def run(
             max_whole_pixels=max_whole_pixels,
             progress=not quiet,
             report=report_path,
+            **dask_options,
         )
     if not quiet:
         click.echo(result.summary(), err=True)
