@@ -8,6 +8,7 @@ import tilewise
 def test_public_names_are_pinned():
     assert sorted(tilewise.__all__) == sorted(
         [
+            "BatchReport",
             "Grid",
             "Layout",
             "Piece",
@@ -17,6 +18,7 @@ def test_public_names_are_pinned():
             "TilewiseError",
             "Window",
             "__version__",
+            "batch",
             "info",
             "merge",
             "op",

@@ -12,6 +12,7 @@ True
 """
 
 from tilewise.api import info, plan, run
+from tilewise.batch import BatchReport, batch
 from tilewise.errors import TilewiseError
 from tilewise.geometry import Grid, Layout, Tile, Window
 from tilewise.inmemory import Piece, merge, process, split
@@ -22,6 +23,7 @@ from tilewise.runner import RunReport
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchReport",
     "Grid",
     "Layout",
     "Piece",
@@ -31,6 +33,7 @@ __all__ = [
     "TilewiseError",
     "Window",
     "__version__",
+    "batch",
     "info",
     "merge",
     "op",

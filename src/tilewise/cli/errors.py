@@ -48,6 +48,6 @@ def reporting_errors(verbose: int) -> Iterator[None]:
         else:
             where = f"{err.filename}: " if getattr(err, "filename", None) else ""
             message = f"{where}{err.strerror or err}"
-        if during_run:
+        if during_run and "--resume" not in message:
             message += "; finished tiles are kept: fix the cause and run again with --resume"
         fail(message, EXIT_RUN_ERROR if during_run else EXIT_USAGE)

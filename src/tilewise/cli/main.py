@@ -7,7 +7,7 @@ import sys
 import click
 
 from tilewise import __version__
-from tilewise.cli import demo, inspect_cmds, report_cmd, run_cmd
+from tilewise.cli import batch_cmd, demo, inspect_cmds, report_cmd, run_cmd
 
 __all__ = ["cli", "main"]
 
@@ -35,6 +35,7 @@ cli.add_command(inspect_cmds.info)
 cli.add_command(inspect_cmds.ops)
 cli.add_command(demo.demo)
 cli.add_command(report_cmd.report)
+cli.add_command(batch_cmd.batch)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,7 +294,8 @@ class TiffSink(Sink):
         if window.row % self._block[0] or window.col % self._block[1]:
             raise OutputError(f"{window} is not aligned to the TIFF tile {self._block}")
         path = self.spec.partial / f"tile-{tile_index:07d}.seg"
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two attempts of a tile may overlap
+        # Two attempts of a tile may overlap, even on different hosts sharing the disk.
+        tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
         segments: list[list[int]] = []
         offset = 0
         try:

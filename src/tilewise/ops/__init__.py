@@ -3,7 +3,7 @@
 Importing this package registers every built-in op in :data:`REGISTRY`.
 """
 
-from tilewise.ops import filters, morphology, point, stamp
+from tilewise.ops import convert, filters, geometry_ops, morphology, point, stamp
 from tilewise.ops.base import REGISTRY, BoundOp, OpDefinition, Param, op, resolve
 
 __all__ = [
@@ -11,7 +11,9 @@ __all__ = [
     "BoundOp",
     "OpDefinition",
     "Param",
+    "convert",
     "filters",
+    "geometry_ops",
     "morphology",
     "op",
     "point",
