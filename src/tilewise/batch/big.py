@@ -1,0 +1,113 @@
+"""Files too large to process whole: each goes through the tiled runner, one after another.
+
+A worker that opens a file over the tiling threshold answers ``large``
+without decoding it; once the small files are done, the main process runs
+:func:`tilewise.api.run` on each such file with the same ops — its output is
+bit-identical to processing the whole image. ``tilewise run``'s own journal
+(``.NAME.journal`` beside the output) makes these runs resumable too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from tilewise.batch.collect import output_format
+from tilewise.batch.report import FileRecord
+from tilewise.batch.write import output_size, safe_parent
+from tilewise.errors import TilewiseError
+from tilewise.runner.journal import Journal
+from tilewise.runner.progress import Progress
+
+if TYPE_CHECKING:
+    from tilewise.batch.run import _Batch
+
+__all__ = ["run_large"]
+
+log = logging.getLogger(__name__)
+
+_TILED_FORMATS = ("tiff", "zarr", "npy")
+
+
+def _creation_options(fmt: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The batch's ``--co`` options as the tiled runner takes them for ``fmt``."""
+    if fmt == "npy":
+        return {}
+    allowed = ("NONE", "LZW", "DEFLATE", "ZSTD") if fmt == "tiff" else ("NONE", "ZSTD", "BLOSC")
+    default = "DEFLATE" if fmt == "tiff" else "ZSTD"
+    compress = options.get("COMPRESS", default)
+    chosen: dict[str, Any] = {"COMPRESS": compress if compress in allowed else default}
+    if options.get("LEVEL") is not None:
+        chosen["LEVEL"] = options["LEVEL"]
+    return chosen
+
+
+def _why_not(state: _Batch, fmt: str) -> str | None:
+    if fmt not in _TILED_FORMATS:
+        return (
+            f"tiled runs write TIFF, Zarr or .npy, not {fmt.upper()}; add --format tiff, or "
+            "raise --tile-above to process it whole"
+        )
+    resizing = [op.name for op in state.pipeline if op.definition.changes_shape]
+    if resizing:
+        return (
+            f"op {', '.join(resizing)} works on whole images only and tiled runs cannot use "
+            "it yet; raise --tile-above to process the file whole (it must fit in memory)"
+        )
+    return None
+
+
+def run_large(state: _Batch, journal: Journal, bar: Progress, settings: dict[str, Any]) -> None:
+    """Run each file the workers found over the threshold through the tiled runner."""
+    from tilewise import api
+
+    assert state.root is not None
+    for index, shape in state.large:
+        item = state.items[index]
+        rows, cols = shape[:2]
+        fmt = output_format(item.name, None)
+        reason = _why_not(state, fmt)
+        if reason is not None:
+            state.fail(
+                FileRecord(
+                    index,
+                    item.source,
+                    f"{rows} x {cols} = {rows * cols:,} pixels is over the tiling threshold "
+                    f"({state.tile_above:,}) but {reason}",
+                    "input",
+                ),
+                bar,
+            )
+            continue
+        log.info("%s: %d x %d pixels, processing it tile by tile", item.source, rows, cols)
+        try:
+            parent = safe_parent(state.root, item.name)
+            target = os.path.join(parent, item.name.rsplit("/", 1)[-1])
+            result = api.run(
+                item.source,
+                target,
+                state.pipeline,
+                overwrite=True,
+                resume=True,
+                creation_options=_creation_options(fmt, state.options),
+                max_pixels=state.limits[0],
+                max_whole_pixels=state.limits[1],
+                progress=False,
+                **settings,
+            )
+        except (TilewiseError, OSError) as err:
+            state.fail(FileRecord(index, item.source, f"tiled run failed: {err}", "exception"), bar)
+            continue
+        if not result.ok:
+            first = result.failures[0] if result.failures else None
+            cause = f"tiled run: {result.failed} of {result.total} tile(s) failed" + (
+                f"; first, tile {first.tile}: {first.cause}" if first else ""
+            )
+            state.fail(FileRecord(index, item.source, cause, "exception"), bar)
+            continue
+        journal.record(index, {"r": {"size": output_size(target)}})
+        state.report.done += 1
+        state.report.pixels += rows * cols
+        state.report.tiled.append(item.source)
+        bar.advance(rows * cols)

@@ -1,0 +1,144 @@
+"""Setting up a batch's output — a folder or a stack — and its journal, fresh or resumed.
+
+The journal (:class:`tilewise.runner.journal.Journal`) lives beside the output
+(``.DIR.journal``, ``.STACK.npy.journal``); its first line is the batch's
+fingerprint — the input list, the pipeline and the output — and each later
+line one finished file. A stack is built under ``.STACK.npy.partial`` and
+moved into place when the batch has run to the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tilewise.batch.collect import Item
+from tilewise.batch.stack import StackSpec, open_existing, row_intact
+from tilewise.batch.write import output_intact
+from tilewise.errors import OutputError, OutputExistsError, ResumeError
+from tilewise.io import partial_path
+from tilewise.runner.journal import Journal, journal_path
+
+__all__ = ["Prepared", "fingerprint", "prepare_stack", "prepare_tree", "verify_done"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """An output ready for work: its journal, and the stack if it already exists."""
+
+    journal: Journal
+    resumed: bool
+    stack: StackSpec | None = None
+
+
+def fingerprint(items: list[Item], pipeline: list[str], output: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed batch must share with the batch that started the output."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(f"{item.source}\x00{item.name}\n".encode("utf-8", "surrogateescape"))
+    return {
+        "batch": 1,
+        "inputs": {"count": len(items), "sha256": digest.hexdigest()},
+        "pipeline": pipeline,
+        "output": output,
+    }
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def prepare_tree(out: Path, print_: dict[str, Any], *, overwrite: bool, resume: bool) -> Prepared:
+    """Create or reopen the output folder ``out`` and its journal."""
+    jpath = journal_path(out)
+    if resume and jpath.exists():
+        return Prepared(Journal.resume(jpath, print_), True)
+    if jpath.exists() and not overwrite:
+        raise ResumeError(
+            f"{out}: an earlier batch into this folder did not finish ({jpath.name} exists); "
+            "continue it with --resume, or start again with --overwrite"
+        )
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; --out needs a folder")
+    if out.is_dir() and any(os.scandir(out)) and not overwrite:
+        if resume:
+            raise OutputExistsError(
+                f"{out}: there is no unfinished batch to resume (no {jpath.name}) and the folder "
+                "is not empty; use --overwrite to run the batch again into it"
+            )
+        raise OutputExistsError(
+            f"{out}: the output folder exists and is not empty; use --overwrite to write into "
+            "it (files of the same name are replaced), or choose another --out"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{out}: cannot create the output folder: {err}") from err
+    return Prepared(Journal.start(jpath, print_), False)
+
+
+def prepare_stack(
+    final: Path, spec: StackSpec, print_: dict[str, Any], *, overwrite: bool, resume: bool
+) -> Prepared:
+    """Reopen a stack to resume (returned in :attr:`Prepared.stack`), or clear the way for one."""
+    partial = partial_path(final)
+    jpath = journal_path(final)
+    if resume and jpath.exists():
+        journal = Journal.resume(jpath, print_)
+        where = partial if partial.exists() else final if final.exists() else None
+        if where is not None:
+            reopened = open_existing(replace(spec, write_path=str(where)))
+            return Prepared(journal, True, reopened)
+        if journal.done:
+            raise ResumeError(
+                f"{final}: the journal lists finished files but the stack is gone; start again "
+                "with --overwrite"
+            )
+    elif jpath.exists() and not overwrite:
+        raise ResumeError(
+            f"{final}: an earlier batch of this stack did not finish ({jpath.name} exists); "
+            "continue it with --resume, or start again with --overwrite"
+        )
+    elif final.exists() and not overwrite:
+        raise OutputExistsError(f"{final}: already exists; use --overwrite to replace it")
+    if not final.parent.is_dir():
+        raise OutputError(f"{final.parent}: the stack's folder does not exist")
+    for path in (partial, jpath):
+        _remove(path)
+    return Prepared(Journal.start(jpath, print_), False)
+
+
+def verify_done(prepared: Prepared, items: list[Item], root: str | None) -> list[int]:
+    """Forget journaled files whose output is gone or changed (cheap checks: sizes only)."""
+    journal = prepared.journal
+    damaged = []
+    for index, entry in list(journal.done.items()):
+        receipt = entry.get("r", {})
+        if index >= len(items):
+            intact = False
+        elif prepared.stack is not None:
+            intact = row_intact(prepared.stack, index, receipt)
+        else:
+            assert root is not None
+            intact = output_intact(root, items[index].name, receipt)
+        if not intact:
+            journal.forget(index)
+            damaged.append(index)
+    if damaged:
+        log.warning(
+            "%d file(s) listed as done have a missing or changed output and will be redone: %s",
+            len(damaged),
+            ", ".join(json.dumps(items[i].name) for i in damaged[:10] if i < len(items)),
+        )
+    return damaged

@@ -1,0 +1,536 @@
+"""One batch from inputs to report: collect, prepare, probe, run the groups, finish.
+
+The main process plans, schedules and records; workers read, compute and
+write. Small files travel in groups (``files_per_task``) to amortize the
+per-task overhead; a group whose worker crashed is retried one file per
+task, so one poison file costs itself only. Files over ``tile_above``
+pixels go through the tiled runner (:func:`tilewise.api.run`) afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tilewise import io
+from tilewise.batch import collect as collect_mod
+from tilewise.batch.big import run_large
+from tilewise.batch.collect import Item
+from tilewise.batch.prepare import Prepared, fingerprint, prepare_stack, prepare_tree, verify_done
+from tilewise.batch.report import BatchReport, FileRecord
+from tilewise.batch.stack import (
+    StackSpec,
+    create_stack,
+    finalize_stack,
+    index_path,
+    stack_format,
+    write_index,
+)
+from tilewise.batch.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
+from tilewise.batch.write import FORMATS, parse_write_options
+from tilewise.errors import PipelineError, TilewiseError, UsageError
+from tilewise.executors import Done, Executor, Failed, Supervision, Task, make_executor
+from tilewise.pipeline import OpLike, Pipeline, as_pipeline
+from tilewise.runner import DEFAULT_TILE, Interrupted
+from tilewise.runner.progress import Progress
+from tilewise.runner.run import _signals_as_exceptions
+
+__all__ = ["DEFAULT_FILES_PER_TASK", "DEFAULT_TILE_ABOVE", "batch"]
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+DEFAULT_FILES_PER_TASK = 32
+#: Files with more pixels than this go through the tiled runner.
+DEFAULT_TILE_ABOVE = 64_000_000
+
+
+def batch(
+    inputs: PathLike | Sequence[PathLike],
+    *,
+    ops: Pipeline | Sequence[OpLike] | OpLike,
+    out: PathLike | None = None,
+    stack: PathLike | None = None,
+    format: str | None = None,
+    files_per_task: int = DEFAULT_FILES_PER_TASK,
+    tile_above: int = DEFAULT_TILE_ABOVE,
+    tile: str | int | tuple[int, int] = DEFAULT_TILE,
+    workers: int | None = None,
+    executor: str | Executor = "local",
+    overwrite: bool = False,
+    resume: bool = False,
+    retries: int = 2,
+    timeout: float | None = None,
+    memory_limit: int | None = None,
+    max_tasks_per_worker: int | None = None,
+    creation_options: dict[str, Any] | None = None,
+    max_pixels: int = io.DEFAULT_MAX_PIXELS,
+    max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
+    progress: bool = False,
+    report: PathLike | None = None,
+    **executor_options: Any,
+) -> BatchReport:
+    """Run one pipeline over every image of a collection, in parallel.
+
+    Parameters
+    ----------
+    inputs
+        Files, folders (searched recursively for .tif/.tiff/.png/.jpg/.jpeg/.npy
+        files and Zarr arrays), glob patterns, or ``"@LIST"`` text files with
+        one path per line; one of them or a list.
+    ops
+        Ops as strings (``"resize:shape=256x256"``), decorated functions, or a Pipeline.
+    out
+        Output folder: outputs mirror the inputs' folder tree inside it.
+    stack
+        Instead of ``out``: one ``.npy`` or ``.zarr`` array of shape
+        ``(N, H, W[, C])`` in input order, with ``NAME.index.csv`` beside it
+        (row, source, status, cause). Every result must have the same shape.
+    format
+        Output format for ``out``: ``tiff``, ``png``, ``jpeg``, ``npy`` or
+        ``zarr``; default: each input's own.
+    files_per_task
+        Files handed to a worker at once, at most (fewer when there are few
+        files per worker).
+    tile_above
+        Files with more pixels go through the tiled runner, tile by tile.
+    tile
+        Tile size for those files.
+    workers, executor, retries, timeout, memory_limit, max_tasks_per_worker
+        As for :func:`tilewise.run`; ``timeout`` is per file.
+    overwrite, resume
+        Write into a non-empty folder / replace a stack; or continue a
+        stopped batch from its journal (finished files are not redone).
+    creation_options
+        ``COMPRESS``/``LEVEL`` (TIFF, Zarr), ``QUALITY`` (JPEG).
+    max_pixels, max_whole_pixels
+        Refuse inputs whose header declares more pixels.
+    progress
+        Show a progress bar (files/s and time left) on stderr.
+    report
+        Write the JSON report to this path.
+
+    Returns
+    -------
+    BatchReport
+        ``report.ok`` is true when every file is done; ``report.failures``
+        names each failed file and its cause.
+    """
+    if (out is None) == (stack is None):
+        raise UsageError("give exactly one of out= (a folder) or stack= (an .npy or .zarr file)")
+    if format is not None and format not in FORMATS:
+        raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format is not None and stack is not None:
+        raise UsageError("format= is for out=; a stack's format comes from its extension")
+    if files_per_task < 1:
+        raise UsageError(f"files per task must be at least 1, got {files_per_task}")
+    if tile_above < 1:
+        raise UsageError(f"the tiling threshold must be positive, got {tile_above}")
+    pipeline = as_pipeline(ops)
+    pipeline.check_portable()
+    options = parse_write_options(creation_options or {})
+    arguments = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    target = Path(os.path.abspath(os.fspath(out if out is not None else stack)))  # type: ignore[arg-type]
+    if target.name == "":
+        raise UsageError(f"{target}: cannot write into the root folder; give a folder below it")
+    items = collect_mod.collect([os.fspath(a) for a in arguments], exclude=[str(target)])
+    if out is not None:
+        items = collect_mod.unique_outputs(items, format)
+    supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
+    # files over the threshold run through tilewise.run, with its own default start method
+    large_options = {} if isinstance(executor, Executor) else dict(executor_options)
+    if isinstance(executor, str) and executor == "local":
+        executor_options.setdefault("start_method", _start_method(pipeline))
+    runner = make_executor(executor, workers=workers, supervision=supervision, **executor_options)
+    job = _Batch(
+        items=items,
+        pipeline=pipeline,
+        target=target,
+        stack_mode=stack is not None,
+        fmt=format,
+        options=options,
+        files_per_task=files_per_task,
+        tile_above=tile_above,
+        limits=(max_pixels, max_whole_pixels),
+        runner=runner,
+        progress=progress,
+    )
+    try:
+        prepared = job.prepare(overwrite=overwrite, resume=resume)
+        result = job.execute(
+            prepared,
+            large_run={
+                "tile": tile,
+                "workers": workers,
+                "executor": executor,
+                "retries": retries,
+                "timeout": timeout,
+                "memory_limit": memory_limit,
+                "max_tasks_per_worker": max_tasks_per_worker,
+                **large_options,
+            },
+        )
+    except BaseException as err:
+        partial = getattr(err, "report", None)
+        if report is not None and isinstance(partial, BatchReport):
+            partial.write(report)
+        raise
+    finally:
+        runner.close()
+    if report is not None:
+        result.write(report)
+    return result
+
+
+def _start_method(pipeline: Pipeline) -> str:
+    """``fork`` when this process runs no other thread, else ``forkserver``.
+
+    Forked workers start in milliseconds, where a forkserver first imports
+    tilewise again (about half a second to a second) — a large share of a
+    collection of a few thousand small files. Forking is safe only while no
+    other thread can hold a lock the child inherits: a process that already
+    runs threads (a notebook, a Dask client, a test session) gets the
+    forkserver. Ops defined in ``__main__`` need ``fork`` in any case.
+    """
+    if any(op.definition.locator.startswith("__main__.") for op in pipeline):
+        return "fork"
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "forkserver"
+
+
+def _chunks(values: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
+class _Batch:
+    """The state of one batch while it runs (main process)."""
+
+    def __init__(
+        self,
+        *,
+        items: list[Item],
+        pipeline: Pipeline,
+        target: Path,
+        stack_mode: bool,
+        fmt: str | None,
+        options: dict[str, Any],
+        files_per_task: int,
+        tile_above: int,
+        limits: tuple[int, int],
+        runner: Executor,
+        progress: bool,
+    ) -> None:
+        self.items = items
+        self.pipeline = pipeline
+        self.target = target
+        self.stack_mode = stack_mode
+        self.fmt = fmt
+        self.options = options
+        self.files_per_task = files_per_task
+        self.tile_above = tile_above
+        self.limits = limits
+        self.runner = runner
+        self.progress = progress
+        self.root = None if stack_mode else os.path.realpath(target)
+        self.stack: StackSpec | None = None
+        self.large: list[tuple[int, tuple[int, ...]]] = []
+        self.report = BatchReport(
+            input=f"{len(items)} files",
+            output=str(target),
+            pipeline=pipeline.specs(),
+            grid={},
+            executor=runner.describe(),
+            total=len(items),
+        )
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _output_print(self) -> dict[str, Any]:
+        if self.stack_mode:
+            return {"mode": "stack", "path": str(self.target), "options": self.options}
+        return {
+            "mode": "folder",
+            "path": str(self.target),
+            "format": self.fmt or "as input",
+            "options": self.options,
+        }
+
+    def prepare(self, *, overwrite: bool, resume: bool) -> Prepared:
+        """Create or reopen the output and its journal."""
+        print_ = fingerprint(self.items, self.pipeline.specs(), self._output_print())
+        if self.stack_mode:
+            spec = StackSpec(
+                path=str(self.target),
+                write_path=str(io.partial_path(self.target)),
+                format=stack_format(self.target),
+                count=len(self.items),
+                row_shape=(),
+                dtype="",
+                options=self.options,
+                token=uuid.uuid4().hex,
+            )
+            prepared = prepare_stack(self.target, spec, print_, overwrite=overwrite, resume=resume)
+            self.stack = prepared.stack or spec
+        else:
+            prepared = prepare_tree(self.target, print_, overwrite=overwrite, resume=resume)
+            self.root = os.path.realpath(self.target)
+        if prepared.resumed:
+            self.report.extra["redone_damaged"] = verify_done(prepared, self.items, self.root)
+        self.report.skipped = len(prepared.journal.done)
+        return prepared
+
+    def _job(self, *, probe: bool = False) -> BatchJob:
+        return BatchJob(
+            pipeline=self.pipeline,
+            root=self.root,
+            options=self.options,
+            stack=self.stack,
+            max_pixels=self.limits[0],
+            max_whole_pixels=self.limits[1],
+            tile_above=self.tile_above,
+            probe=probe,
+        )
+
+    def _task(self, indices: Iterable[int]) -> list[tuple[int, str, str]]:
+        return [(i, self.items[i].source, self.items[i].name) for i in indices]
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def execute(self, prepared: Prepared, *, large_run: dict[str, Any]) -> BatchReport:
+        """Run every unfinished file; finish the output; return the report."""
+        journal = prepared.journal
+        report = self.report
+        todo = [i for i in range(len(self.items)) if i not in journal.done]
+        bar = Progress(len(self.items), unit="file", enabled=self.progress)
+        bar.skip(report.skipped)
+        start = time.perf_counter()
+        try:
+            with _signals_as_exceptions():
+                if self.stack_mode and not prepared.resumed and todo:
+                    todo = self._probe(todo, bar)
+                    log.debug("stack created after %.3f s", time.perf_counter() - start)
+                if todo:
+                    self._run_groups(todo, journal, bar)
+                    log.debug("%d files run after %.3f s", len(todo), time.perf_counter() - start)
+                self.runner.close()
+                log.debug("workers stopped after %.3f s", time.perf_counter() - start)
+                if self.large:
+                    run_large(self, journal, bar, large_run)
+        except (Interrupted, KeyboardInterrupt) as err:
+            stop = err if isinstance(err, Interrupted) else Interrupted(signal.SIGINT)
+            report.interrupted = signal.Signals(stop.signum).name
+            stop.report = report
+            raise stop from None
+        except (TilewiseError, OSError) as err:
+            if not getattr(err, "mismatch", False):
+                err.during_run = True  # type: ignore[union-attr]
+            raise
+        finally:
+            self.runner.close()
+            bar.close()
+            journal.close()
+            report.seconds = time.perf_counter() - start
+        self._finish(prepared)
+        return report
+
+    def _probe(self, todo: list[int], bar: Progress) -> list[int]:
+        """Find the stack's row shape from the first readable file (in a worker), then create it."""
+        call = BatchCall(self._job(probe=True))
+        width = max(1, self.runner.workers or 1)
+        failed: set[int] = set()
+        for window in _chunks(todo, width):
+            found: list[FileResult] = []
+            tasks = (Task(i, self._task([i])) for i in window)
+            for outcome in self.runner.run(call, tasks):
+                if isinstance(outcome, Failed):
+                    self._failed_outcome(outcome, [outcome.key], bar)
+                    failed.add(outcome.key)
+                    continue
+                for result in outcome.value:
+                    if result.status == "probed":
+                        found.append(result)
+                    elif result.status == LARGE:
+                        self._fail_large_in_stack(result, bar)
+                        failed.add(result.file)
+                    else:
+                        self._record(result, None, outcome, bar)
+                        failed.add(result.file)
+            if found:
+                first = min(found, key=lambda r: r.file)
+                assert self.stack is not None
+                self.stack = create_stack(
+                    replace(self.stack, row_shape=first.shape, dtype=first.dtype)
+                )
+                self.report.extra["stack_set_by"] = self.items[first.file].source
+                return [i for i in todo if i not in failed]
+        return []
+
+    def _per_task(self, count: int) -> int:
+        workers = max(1, self.runner.workers or 1)
+        return max(1, min(self.files_per_task, math.ceil(count / (4 * workers))))
+
+    def _run_groups(self, todo: list[int], journal: Any, bar: Progress) -> None:
+        """Run files in groups; retry the files of crashed groups one per task."""
+        per_task = self._per_task(len(todo))
+        self.report.extra["files_per_task"] = per_task
+        call = BatchCall(self._job())
+        supervision = self.runner.supervision
+        crashed: list[int] = []
+        if per_task > 1:
+            timeout = None if supervision.timeout is None else supervision.timeout * per_task
+            self.runner.supervision = replace(supervision, retries=0, timeout=timeout)
+        try:
+            groups = dict(enumerate(_chunks(todo, per_task)))
+            tasks = (Task(n, self._task(group)) for n, group in groups.items())
+            for outcome in self.runner.run(call, tasks):
+                if isinstance(outcome, Failed):
+                    if per_task == 1:
+                        self._failed_outcome(outcome, groups[outcome.key], bar)
+                    else:
+                        log.info(
+                            "a group of files failed (%s); retrying them one by one", outcome.cause
+                        )
+                        crashed.extend(groups[outcome.key])
+                    continue
+                for result in outcome.value:
+                    self._record(result, journal, outcome, bar)
+        finally:
+            self.runner.supervision = supervision
+        if crashed:
+            tasks = (Task(i, self._task([i])) for i in sorted(crashed))
+            for outcome in self.runner.run(call, tasks):
+                if isinstance(outcome, Failed):
+                    self._failed_outcome(outcome, [outcome.key], bar)
+                else:
+                    for result in outcome.value:
+                        self._record(result, journal, outcome, bar)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _record(self, result: FileResult, journal: Any, outcome: Done, bar: Progress) -> None:
+        report = self.report
+        report.compute_seconds += result.seconds
+        if result.status == DONE:
+            journal.record(result.file, {"r": result.receipt} if result.receipt else {})
+            report.done += 1
+            report.pixels += result.pixels
+            bar.advance(result.pixels)
+        elif result.status == LARGE:
+            if self.stack_mode:
+                self._fail_large_in_stack(result, bar)
+            else:
+                self.large.append((result.file, result.shape))
+        elif result.status == MISMATCH:
+            raise self._mismatch(result)
+        else:
+            assert result.status == FAILED
+            self.fail(
+                FileRecord(
+                    result.file,
+                    self.items[result.file].source,
+                    result.cause,
+                    result.kind,
+                    outcome.attempts,
+                    outcome.worker,
+                    result.detail,
+                ),
+                bar,
+            )
+
+    def _mismatch(self, result: FileResult) -> PipelineError:
+        """The error that stops a stack when a result's shape or dtype differs from the rows'."""
+        assert self.stack is not None
+        rows = self.stack.row_shape
+        if result.shape[:2] != rows[:2]:
+            advice = f"add e.g. --op resize:shape={rows[0]}x{rows[1]}"
+        elif result.shape[2:] != rows[2:]:
+            advice = "make every image the same number of bands, e.g. with --op grayscale"
+        else:
+            advice = f"add --op to_dtype:dtype={self.stack.dtype}"
+        first = self.report.extra.get("stack_set_by", "the first readable file")
+        err = PipelineError(
+            f"{self.items[result.file].source}: {result.cause} (set by {first}); every image "
+            f"must come out the same in a stack: {advice}, then start again with --overwrite"
+        )
+        err.mismatch = True  # type: ignore[attr-defined]
+        return err
+
+    def _failed_outcome(self, outcome: Failed, indices: list[int], bar: Progress) -> None:
+        for index in indices:
+            self.fail(
+                FileRecord(
+                    index,
+                    self.items[index].source,
+                    outcome.cause,
+                    outcome.kind.value,
+                    outcome.attempts,
+                    outcome.worker,
+                    outcome.detail,
+                    list(outcome.history),
+                ),
+                bar,
+            )
+
+    def _fail_large_in_stack(self, result: FileResult, bar: Progress) -> None:
+        rows, cols = result.shape[:2]
+        self.fail(
+            FileRecord(
+                result.file,
+                self.items[result.file].source,
+                f"{rows} x {cols} = {rows * cols:,} pixels, over the tiling threshold "
+                f"({self.tile_above:,}); a stack holds images processed whole: raise "
+                "--tile-above if the image fits in memory",
+                "input",
+            ),
+            bar,
+        )
+
+    def fail(self, record: FileRecord, bar: Progress) -> None:
+        """Count one failed file, log it and advance the bar."""
+        self.report.fail(record)
+        log.info("failed: %s: %s", record.source, record.cause)
+        bar.advance(failed=True)
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def _finish(self, prepared: Prepared) -> None:
+        report = self.report
+        journal = prepared.journal
+        if self.stack is not None:
+            if self.stack.row_shape:
+                finalize_stack(self.stack)
+                causes = {r.index: r.cause for r in report.failed_files}
+                rows = (
+                    (
+                        i,
+                        item.source,
+                        "done" if i in journal.done else "failed",
+                        causes.get(i, "" if i in journal.done else "not processed"),
+                    )
+                    for i, item in enumerate(self.items)
+                )
+                index = index_path(self.target)
+                write_index(index, rows)
+                report.extra["stack"] = {
+                    "path": str(self.target),
+                    "shape": list(self.stack.shape),
+                    "dtype": self.stack.dtype,
+                    "index": str(index),
+                }
+                report.finalized = True
+        else:
+            report.finalized = True
+        if report.failed == 0:
+            journal.remove()

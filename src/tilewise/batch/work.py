@@ -1,0 +1,145 @@
+"""What a worker does for a group of files: read each whole, run the pipeline, write it.
+
+This module runs inside worker processes. A task is a list of
+``(index, source path, output name)`` — paths only, never pixels — and the
+answer is one small :class:`FileResult` per file. A file that fails is
+reported with its cause and the next one goes on; only a crash of the
+worker process loses the group (the main process then retries its files one
+per task, so the crash is pinned on a single file).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy.typing as npt
+
+from tilewise.batch.collect import output_format
+from tilewise.batch.stack import StackSpec, mismatch, write_row
+from tilewise.batch.write import write_output
+from tilewise.errors import InputError, TilewiseError
+from tilewise.geometry import Window
+from tilewise.io import SourceSpec, open_source
+from tilewise.pipeline import Pipeline
+
+__all__ = ["BatchCall", "BatchJob", "FileResult", "FileTask", "process_file"]
+
+Array = npt.NDArray[Any]
+#: ``(index, source, output name)``; in a stack the index is the row and the name is unused.
+FileTask = tuple[int, str, str]
+
+DONE, FAILED, LARGE, MISMATCH, PROBED = "done", "failed", "large", "mismatch", "probed"
+
+
+class FileResult(NamedTuple):
+    """One file's outcome, small enough to send back by the thousand."""
+
+    file: int
+    status: str
+    receipt: dict[str, Any] | None = None
+    pixels: int = 0
+    kind: str = ""
+    cause: str = ""
+    detail: str = ""
+    shape: tuple[int, ...] = ()
+    dtype: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """Everything a worker needs for any file of one batch."""
+
+    pipeline: Pipeline
+    root: str | None
+    options: dict[str, Any]
+    stack: StackSpec | None
+    max_pixels: int
+    max_whole_pixels: int
+    tile_above: int
+    probe: bool = False
+
+
+def _cause(err: BaseException, source: str) -> tuple[str, str, str]:
+    """(kind, cause, detail) of an exception, without repeating the file's path."""
+    kind = (
+        "memory"
+        if isinstance(err, MemoryError)
+        else "input"
+        if isinstance(err, InputError)
+        else "exception"
+    )
+    if isinstance(err, TilewiseError | OSError) and str(err):
+        cause = str(err)
+        detail = ""
+    else:
+        cause = f"{type(err).__name__}: {err}"
+        detail = traceback.format_exc(limit=-4)
+    for prefix in (f"{source}: ", f"{source} "):
+        if cause.startswith(prefix):
+            cause = cause[len(prefix) :]
+    return kind, cause, detail
+
+
+def _read(job: BatchJob, source: str) -> Array | tuple[int, int]:
+    """The whole image, or its ``(rows, cols)`` when it is over the tiling threshold."""
+    src = open_source(SourceSpec(source, job.max_pixels, job.max_whole_pixels))
+    try:
+        rows, cols = src.shape
+        if rows * cols > job.tile_above:
+            return (rows, cols)
+        return src.read(Window(0, 0, rows, cols))
+    finally:
+        src.close()
+
+
+def process_file(job: BatchJob, index: int, source: str, name: str) -> FileResult:
+    """Process one file end to end; never raises (a failure is a ``failed`` result)."""
+    start = time.perf_counter()
+    try:
+        image = _read(job, source)
+        if isinstance(image, tuple):
+            return FileResult(index, LARGE, shape=image, seconds=time.perf_counter() - start)
+        pixels = int(image.shape[0] * image.shape[1])
+        result = job.pipeline(image)
+        del image
+        shape = tuple(int(s) for s in result.shape)
+        if job.probe:
+            return FileResult(index, PROBED, shape=shape, dtype=result.dtype.name)
+        if job.stack is not None:
+            wrong = mismatch(job.stack, result)
+            if wrong is not None:
+                return FileResult(
+                    index, MISMATCH, cause=wrong, shape=shape, dtype=result.dtype.name
+                )
+            receipt = write_row(job.stack, index, result)
+        else:
+            assert job.root is not None
+            receipt = write_output(job.root, name, output_format(name, None), result, job.options)
+    except Exception as err:  # every failure is reported; the next file goes on
+        kind, cause, detail = _cause(err, source)
+        return FileResult(
+            index,
+            FAILED,
+            kind=kind,
+            cause=cause,
+            detail=detail,
+            seconds=time.perf_counter() - start,
+        )
+    return FileResult(
+        index, DONE, receipt, pixels, shape=shape, seconds=time.perf_counter() - start
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCall:
+    """A picklable ``files -> results`` callable bound to one batch's job."""
+
+    job: BatchJob
+
+    def __call__(self, files: Sequence[FileTask]) -> list[FileResult]:
+        return [process_file(self.job, *task) for task in files]

@@ -1,0 +1,286 @@
+"""``tilewise batch``: one pipeline over a collection of images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tilewise.cli.errors import reporting_errors
+from tilewise.cli.options import (
+    EXIT_DONE,
+    EXIT_FAILED_TILES,
+    SIZE,
+    apply,
+    input_limits,
+    parse_key_values,
+    setup_logging,
+)
+from tilewise.executors import EXECUTORS
+
+__all__ = ["batch"]
+
+_FORMATS = ("tiff", "png", "jpeg", "npy", "zarr")
+
+
+@click.command(
+    epilog="\b\nExit codes:\n"
+    "  0    every file done\n"
+    "  1    the batch stopped on an error after work started (resumable: --resume)\n"
+    "  2    bad usage or bad input found before work started; or, with --stack, a\n"
+    "       result whose size differs from the stack's (add a resize op)\n"
+    "  3    finished, but some files failed (named on stderr and in --report;\n"
+    "       --resume retries only those)\n"
+    "  130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM (resumable: --resume)"
+)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUTS...")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Output folder; outputs mirror the inputs' folder tree inside it.",
+)
+@click.option(
+    "--stack",
+    "stack",
+    type=click.Path(dir_okay=True),
+    default=None,
+    metavar="OUT.npy|OUT.zarr",
+    help="Instead of --out: one (N, H, W[, C]) array in input order, with OUT.index.csv "
+    "(row, source, status, cause) beside it. Every result must have the same size.",
+)
+@click.option(
+    "--op",
+    "ops",
+    multiple=True,
+    required=True,
+    metavar="NAME[:k=v,...]",
+    help="An op, repeated in order, e.g. --op resize:shape=256x256 --op to_dtype:dtype=uint8 "
+    "(see 'tilewise ops').",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS),
+    default=None,
+    help="Format of the files written to --out [default: each input's own].",
+)
+@click.option(
+    "--files-per-task",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    metavar="N",
+    help="Files handed to a worker at once, at most (amortizes per-task overhead).",
+)
+@click.option(
+    "--tile-above",
+    type=click.FloatRange(min=0, min_open=True),
+    default=64.0,
+    show_default=True,
+    metavar="MPIX",
+    help="Files with more megapixels run tile by tile, like 'tilewise run' (ops that "
+    "change the size cannot, yet).",
+)
+@click.option(
+    "--tile",
+    default="1024",
+    show_default=True,
+    metavar="N|ROWSxCOLS",
+    help="Tile size for files over --tile-above.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes [default: one per core].",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="local",
+    show_default=True,
+    help="local: supervised worker processes; serial: this process (debugging); "
+    "dask: a Dask cluster.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="With --executor dask: a running scheduler, e.g. tcp://HOST:8786 "
+    "[default: a local cluster on 127.0.0.1].",
+)
+@click.option(
+    "--scheduler-file",
+    default=None,
+    metavar="FILE",
+    help="With --executor dask: the file written by 'dask scheduler --scheduler-file'.",
+)
+@click.option("--tls-ca-file", default=None, metavar="PEM", help="Dask TLS: CA certificate.")
+@click.option("--tls-cert", default=None, metavar="PEM", help="Dask TLS: certificate.")
+@click.option("--tls-key", default=None, metavar="PEM", help="Dask TLS: private key.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Write into a non-empty --out folder (same names are replaced), or replace --stack.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue a stopped batch from its journal; finished files are not redone.",
+)
+@click.option(
+    "--co",
+    "creation",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Output option: COMPRESS=NONE|LZW|DEFLATE|ZSTD (TIFF) or ZSTD|BLOSC|NONE (Zarr), "
+    "LEVEL=N, QUALITY=1-100 (JPEG, default 95).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Extra attempts for a file whose worker crashed or timed out.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Seconds one file may take before its worker is killed and replaced.",
+)
+@click.option(
+    "--memory-limit",
+    type=SIZE,
+    default=None,
+    metavar="SIZE",
+    help="Memory one worker may allocate, e.g. 2G.",
+)
+@click.option(
+    "--max-tasks-per-worker",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Replace each worker after N tasks (for ops that leak memory).",
+)
+@apply(input_limits)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.json",
+    help="Write a JSON report: file counts, and each failed file with its cause.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors only.")
+@click.option("-v", "--verbose", count=True, help="More detail (-vv for debug); tracebacks.")
+def batch(
+    inputs: tuple[str, ...],
+    out: str | None,
+    stack: str | None,
+    ops: tuple[str, ...],
+    fmt: str | None,
+    files_per_task: int,
+    tile_above: float,
+    tile: str,
+    workers: int | None,
+    executor: str,
+    scheduler: str | None,
+    scheduler_file: str | None,
+    tls_ca_file: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    overwrite: bool,
+    resume: bool,
+    creation: tuple[str, ...],
+    retries: int,
+    timeout: float | None,
+    memory_limit: int | None,
+    max_tasks_per_worker: int | None,
+    max_pixels: int,
+    max_whole_pixels: int,
+    report_path: str | None,
+    quiet: bool,
+    verbose: int,
+    **_: Any,
+) -> None:
+    """Run ops over every image in INPUTS, into a folder tree (--out) or one array (--stack).
+
+    INPUTS are files, folders (searched recursively for .tif/.tiff/.png/.jpg/.jpeg/.npy
+    files and Zarr arrays; hidden entries skipped), glob patterns (quoted: 'scans/**/*.tif'),
+    or @LIST: a text file with one path per line (relative to the list's folder).
+    Outputs are named by their path below the folder given (a glob's fixed leading
+    folder; for @LIST, the folder common to every line) and never leave --out.
+
+    A file that is corrupt, empty, truncated or not an image is reported by name with
+    its cause and skipped; the rest completes (exit 3). A journal beside the output
+    records finished files: --resume continues a stopped batch without redoing them.
+
+    \b
+    Examples:
+      tilewise batch scans/ --out small/ --op resize:scale=0.25
+      tilewise batch 'photos/**/*.jpg' --stack thumbs.npy --op resize:shape=256x256
+      tilewise batch @files.txt --out out/ --format png --op normalize \\
+          --op to_dtype:dtype=uint8,scale=auto
+    """
+    from tilewise.batch import batch as run_batch
+
+    setup_logging(verbose, quiet)
+    if (out is None) == (stack is None):
+        raise click.UsageError("give exactly one of --out DIR or --stack OUT.npy|OUT.zarr")
+    dask_options = {
+        "scheduler": scheduler,
+        "scheduler_file": scheduler_file,
+        "tls_ca_file": tls_ca_file,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+    }
+    dask_options = {k: v for k, v in dask_options.items() if v is not None}
+    if dask_options and executor != "dask":
+        given = ", ".join("--" + k.replace("_", "-") for k in dask_options)
+        raise click.UsageError(f"{given} only apply to --executor dask")
+    with reporting_errors(verbose):
+        result = run_batch(
+            list(inputs),
+            ops=list(ops),
+            out=out,
+            stack=stack,
+            format=fmt,
+            files_per_task=files_per_task,
+            tile_above=max(1, int(tile_above * 1e6)),
+            tile=tile,
+            workers=workers,
+            executor=executor,
+            overwrite=overwrite,
+            resume=resume,
+            retries=retries,
+            timeout=timeout,
+            memory_limit=memory_limit,
+            max_tasks_per_worker=max_tasks_per_worker,
+            creation_options=parse_key_values(creation, "--co"),
+            max_pixels=max_pixels,
+            max_whole_pixels=max_whole_pixels,
+            progress=not quiet,
+            report=report_path,
+            **dask_options,
+        )
+    if not quiet:
+        click.echo(result.summary(), err=True)
+    if result.ok:
+        if not quiet:
+            click.echo(f"Wrote {out or stack}", err=True)
+        raise SystemExit(EXIT_DONE)
+    for failure in result.failures[:10]:
+        click.echo(f"Error: {failure.source}: {failure.cause}", err=True)
+    if len(result.failures) > 10:
+        click.echo(f"... and {len(result.failures) - 10} more (see --report)", err=True)
+    click.echo(
+        f"{result.failed} file(s) failed; the others are done. Fix the cause and run the "
+        "same command with --resume to redo only those.",
+        err=True,
+    )
+    raise SystemExit(EXIT_FAILED_TILES)

@@ -1,0 +1,275 @@
+"""Ops that change the image size: resize, crop, pad.
+
+They set ``changes_shape=True``: whole-image pipelines (``tilewise batch``)
+use them, tiled runs refuse them (:meth:`Pipeline.check_tileable`).
+
+Note for tiled runs (not done here): to tile ``resize`` the plan would need the
+op's scale factor (output window = input window x scale, rounded the way
+OpenCV rounds), a halo in *input* pixels (INTER_AREA reads ``ceil(1/scale)``
+pixels per output pixel; linear/cubic 1/2 more) and output tiles aligned so
+every output pixel maps to one tile. ``crop``/``pad`` would need output
+windows shifted by the crop/pad offsets.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from tilewise.errors import OpError
+from tilewise.ops._bands import OPENCV_MAX_BANDS, check_dtype, per_band
+from tilewise.ops.base import OpDefinition, Param, register
+
+__all__ = ["crop", "pad", "parse_range", "parse_shape", "resize"]
+
+Array = npt.NDArray[Any]
+
+_SHAPE_RE = re.compile(r"^\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*$")
+_RANGE_RE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
+_INTERPOLATION = {
+    "area": cv2.INTER_AREA,
+    "linear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "nearest": cv2.INTER_NEAREST,
+}
+_RESIZE_DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
+_PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
+
+
+def parse_shape(op_name: str, value: Any) -> tuple[int, int]:
+    """Parse ``"HxW"`` (rows x cols) or a single number (square) into positive ints.
+
+    >>> parse_shape("resize", "256x128"), parse_shape("crop", 64)
+    ((256, 128), (64, 64))
+    """
+    match = _SHAPE_RE.match(str(value))
+    if match is None:
+        raise OpError(
+            f"{op_name}: shape must look like HxW (rows x cols), e.g. 256x256, got {value!r}"
+        )
+    rows = int(match.group(1))
+    cols = int(match.group(2)) if match.group(2) else rows
+    if rows <= 0 or cols <= 0:
+        raise OpError(f"{op_name}: shape must be positive, got {rows}x{cols}")
+    return rows, cols
+
+
+def parse_range(op_name: str, key: str, value: Any, size: int) -> tuple[int, int]:
+    """Resolve ``"START:STOP"`` (Python slice rules, negatives count from the end) in ``size``.
+
+    Unlike a slice, a range reaching past the image or an empty range is an error.
+
+    >>> parse_range("crop", "rows", "10:-10", 100), parse_range("crop", "cols", ":50", 80)
+    ((10, 90), (0, 50))
+    """
+    match = _RANGE_RE.match(str(value))
+    if match is None:
+        raise OpError(f"{op_name}: {key} must look like START:STOP, e.g. 10:200, got {value!r}")
+    start = int(match.group(1)) if match.group(1) else 0
+    stop = int(match.group(2)) if match.group(2) else size
+    start_abs = start + size if start < 0 else start
+    stop_abs = stop + size if stop < 0 else stop
+    if not 0 <= start_abs < stop_abs <= size:
+        raise OpError(
+            f"{op_name}: {key}={value} selects nothing or reaches past the image, which has "
+            f"{size} {key}; give START:STOP with 0 <= START < STOP <= {size}"
+        )
+    return start_abs, stop_abs
+
+
+def _resize_plane(image: Array, dsize: tuple[int, int] | None, scale: float, flag: int) -> Array:
+    if dsize is not None:
+        return np.asarray(cv2.resize(image, dsize, interpolation=flag))
+    return np.asarray(cv2.resize(image, None, fx=scale, fy=scale, interpolation=flag))
+
+
+def resize(image: Array, shape: str = "", scale: float = 1.0, interpolation: str = "auto") -> Array:
+    """Resize to ``shape=HxW`` or by ``scale=F``, with OpenCV.
+
+    Equals ``cv2.resize(image, (W, H), interpolation=FLAG)`` for ``shape``, and
+    ``cv2.resize(image, None, fx=F, fy=F, interpolation=FLAG)`` for ``scale``
+    (the size is then OpenCV's: ``H*F`` and ``W*F`` rounded half to even).
+    ``interpolation``: ``area`` (``INTER_AREA``), ``linear``, ``cubic``,
+    ``nearest``, or ``auto`` (default): ``area`` when no dimension grows,
+    else ``linear``. Images of more than 4 bands are resized band by band.
+    With neither ``shape`` nor ``scale`` (``scale=1``) the size is unchanged.
+    """
+    if shape and scale != 1.0:
+        raise OpError("resize: give shape=HxW or scale=F, not both")
+    dsize: tuple[int, int] | None = None
+    if shape:
+        rows, cols = parse_shape("resize", shape)
+        dsize = (cols, rows)
+        grows = rows > image.shape[0] or cols > image.shape[1]
+    else:
+        if scale <= 0:
+            raise OpError(f"resize: scale must be positive, got {scale}")
+        if round(image.shape[0] * scale) < 1 or round(image.shape[1] * scale) < 1:
+            raise OpError(
+                f"resize: scale={scale} makes a {image.shape[0]}x{image.shape[1]} image "
+                "smaller than one pixel"
+            )
+        grows = scale > 1
+    if interpolation == "auto":
+        interpolation = "linear" if grows else "area"
+    if interpolation not in _INTERPOLATION:
+        raise OpError(
+            f"resize: interpolation must be auto, {', '.join(_INTERPOLATION)}; "
+            f"got {interpolation!r}"
+        )
+    check_dtype("resize", image, _RESIZE_DTYPES)
+    flag = _INTERPOLATION[interpolation]
+    result = per_band(
+        lambda plane: _resize_plane(plane, dsize, scale, flag), image, max_bands=OPENCV_MAX_BANDS
+    )
+    if image.ndim == 3 and result.ndim == 2:  # OpenCV drops a single trailing band
+        result = result[..., np.newaxis]
+    return result
+
+
+def crop(image: Array, rows: str = "", cols: str = "", shape: str = "") -> Array:
+    """Cut out ``rows=START:STOP`` and/or ``cols=START:STOP``, or a centred ``shape=HxW``.
+
+    Ranges follow Python's slice rules (half-open, negatives count from the
+    end; an omitted bound is the image edge) but must lie inside the image.
+    ``shape=HxW`` keeps the centre: the top-left corner is
+    ``((H0 - H) // 2, (W0 - W) // 2)``. Equals
+    ``skimage.util.crop(image, ((top, bottom), (left, right)[, (0, 0)]), copy=True)``,
+    i.e. ``image[top:H0 - bottom, left:W0 - right].copy()``. With no
+    parameters the whole image is kept.
+    """
+    height, width = image.shape[:2]
+    if shape:
+        if rows or cols:
+            raise OpError("crop: give shape=HxW, or rows=/cols= ranges, not both")
+        h, w = parse_shape("crop", shape)
+        if h > height or w > width:
+            raise OpError(
+                f"crop: shape={h}x{w} is larger than the {height}x{width} image; use "
+                f"pad:shape={h}x{w} to enlarge it"
+            )
+        top, left = (height - h) // 2, (width - w) // 2
+        r0, r1, c0, c1 = top, top + h, left, left + w
+    else:
+        r0, r1 = parse_range("crop", "rows", rows, height) if rows else (0, height)
+        c0, c1 = parse_range("crop", "cols", cols, width) if cols else (0, width)
+    return image[r0:r1, c0:c1].copy()
+
+
+def _pad_widths(
+    image: Array,
+    width: int,
+    top: int | None,
+    bottom: int | None,
+    left: int | None,
+    right: int | None,
+    shape: str,
+) -> tuple[int, int, int, int]:
+    sides = {"width": width, "top": top, "bottom": bottom, "left": left, "right": right}
+    negative = [f"{k}={v}" for k, v in sides.items() if v is not None and v < 0]
+    if negative:
+        raise OpError(f"pad: widths must not be negative, got {', '.join(negative)}")
+    explicit = bool(width) or any(v is not None for v in (top, bottom, left, right))
+    if shape:
+        if explicit:
+            raise OpError("pad: give shape=HxW, or widths (width/top/bottom/left/right), not both")
+        h, w = parse_shape("pad", shape)
+        height, cols = image.shape[:2]
+        if h < height or w < cols:
+            raise OpError(
+                f"pad: shape={h}x{w} is smaller than the {height}x{cols} image; use "
+                f"crop:shape={h}x{w} to make it smaller"
+            )
+        top, left = (h - height) // 2, (w - cols) // 2
+        return top, h - height - top, left, w - cols - left
+    return tuple(width if v is None else v for v in (top, bottom, left, right))  # type: ignore[return-value]
+
+
+def pad(
+    image: Array,
+    width: int = 0,
+    top: int | None = None,
+    bottom: int | None = None,
+    left: int | None = None,
+    right: int | None = None,
+    shape: str = "",
+    mode: str = "constant",
+    value: float = 0,
+) -> Array:
+    """Add a border: ``width=N`` on every side, ``top/bottom/left/right=N``, or up to ``shape=HxW``.
+
+    A side given explicitly overrides ``width``; with no widths nothing is
+    added. ``shape=HxW`` centres the image (the odd pixel goes to the
+    bottom/right). ``mode`` is NumPy's:
+    ``constant`` (filled with ``value``), ``edge``, ``reflect`` (OpenCV's
+    BORDER_REFLECT_101), ``symmetric`` (BORDER_REFLECT) or ``wrap``. Equals
+    ``numpy.pad(image, ((top, bottom), (left, right)[, (0, 0)]), mode=mode)``
+    (with ``constant_values=value`` for ``constant``).
+    """
+    if mode not in _PAD_MODES:
+        raise OpError(f"pad: mode must be one of {', '.join(_PAD_MODES)}; got {mode!r}")
+    t, b, lft, r = _pad_widths(image, width, top, bottom, left, right, shape)
+    widths: list[tuple[int, int]] = [(t, b), (lft, r)] + [(0, 0)] * (image.ndim - 2)
+    if mode != "constant":
+        return np.pad(image, widths, mode=mode)  # type: ignore[call-overload]
+    if image.dtype.kind in "ui":
+        info = np.iinfo(image.dtype)
+        if not (info.min <= value <= info.max and float(value).is_integer()):
+            raise OpError(
+                f"pad: value={value} does not fit a {image.dtype.name} image "
+                f"({info.min}..{info.max}, whole numbers)"
+            )
+    return np.pad(image, widths, mode="constant", constant_values=image.dtype.type(value))
+
+
+register(
+    OpDefinition(
+        name="resize",
+        func=resize,
+        params=(
+            Param("shape", str, "", help="output size HxW (rows x cols)"),
+            Param("scale", float, 1.0, help="factor for both axes", rule="positive"),
+            Param("interpolation", str, "auto", help="auto, area, linear, cubic or nearest"),
+        ),
+        equals="cv2.resize(image, (W, H) | fx=fy=F, interpolation=INTER_AREA|LINEAR|CUBIC|NEAREST)",
+        summary="resize to HxW or by a factor (INTER_AREA when shrinking)",
+        changes_shape=True,
+    )
+)
+register(
+    OpDefinition(
+        name="crop",
+        func=crop,
+        params=(
+            Param("rows", str, "", help="START:STOP rows to keep"),
+            Param("cols", str, "", help="START:STOP columns to keep"),
+            Param("shape", str, "", help="HxW, centred"),
+        ),
+        equals="skimage.util.crop(image, ((top, bottom), (left, right)), copy=True)",
+        summary="cut out rows/cols ranges, or a centred HxW",
+        changes_shape=True,
+    )
+)
+register(
+    OpDefinition(
+        name="pad",
+        func=pad,
+        params=(
+            Param("width", int, 0, help="pixels on every side"),
+            Param("top", int, None, help="pixels above (default: width)"),
+            Param("bottom", int, None, help="pixels below (default: width)"),
+            Param("left", int, None, help="pixels on the left (default: width)"),
+            Param("right", int, None, help="pixels on the right (default: width)"),
+            Param("shape", str, "", help="pad (centred) up to HxW"),
+            Param("mode", str, "constant", help="constant, edge, reflect, symmetric, wrap"),
+            Param("value", float, 0, help="fill value for mode=constant"),
+        ),
+        equals="numpy.pad(image, ((top, bottom), (left, right)), mode=mode)",
+        summary="add a border (numpy.pad modes)",
+        changes_shape=True,
+    )
+)
