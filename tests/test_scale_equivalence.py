@@ -116,3 +116,47 @@ def test_stage_windows_cover_their_core_and_stay_in_bounds(stages, rows, cols, t
                 assert window.row % stages[index].down == 0
                 assert window.height % stages[index].down == 0
     assert (covered == 1).all()
+
+
+BUILTIN_CHAINS = [
+    ["resize:scale=0.5"],
+    ["gaussian:sigma=2", "resize:scale=0.25", "median:size=3"],
+    ["resize:scale=2"],
+    ["resize:scale=3,interpolation=nearest", "mean:size=3"],
+    ["resize:scale=0.5", "resize:scale=2", "threshold:value=0.5"],
+]
+
+
+@pytest.mark.parametrize("ops", BUILTIN_CHAINS, ids="|".join)
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_builtin_resize_by_integer_factors_tiles_exactly(ops, dtype):
+    image = make_image((304, 256), dtype)
+    if dtype != "float32":
+        ops = [o.replace("value=0.5", "value=100") for o in ops]
+    whole = Pipeline.from_specs(ops)(image)
+    tiled = tilewise.process(image, ops, tile="72x40", layout="grid")
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_float_block_means_agree_with_opencv_area():
+    import cv2
+
+    image = make_image((128, 96), "float32", bands=3)
+    ours = Pipeline.from_specs(["resize:scale=0.25"])(image)
+    theirs = cv2.resize(image, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "resize:scale=0.3",
+        "resize:shape=100x100",
+        "resize:scale=2,interpolation=cubic",
+        "crop:shape=10x10",
+        "pad:width=3",
+    ],
+)
+def test_resizes_tiles_cannot_follow_are_refused_with_advice(spec):
+    with pytest.raises(PipelineError, match="tilewise batch"):
+        tilewise.process(make_image((64, 64)), [spec], tile=32)

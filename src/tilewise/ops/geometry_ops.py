@@ -1,14 +1,10 @@
 """Ops that change the image size: resize, crop, pad.
 
 They set ``changes_shape=True``: whole-image pipelines (``tilewise batch``)
-use them, tiled runs refuse them (:meth:`Pipeline.check_tileable`).
-
-Note for tiled runs (not done here): to tile ``resize`` the plan would need the
-op's scale factor (output window = input window x scale, rounded the way
-OpenCV rounds), a halo in *input* pixels (INTER_AREA reads ``ceil(1/scale)``
-pixels per output pixel; linear/cubic 1/2 more) and output tiles aligned so
-every output pixel maps to one tile. ``crop``/``pad`` would need output
-windows shifted by the crop/pad offsets.
+use them all. Tiled runs take ``resize`` by an integer factor (it declares its
+``scale``; see :mod:`tilewise.geometry.stages`) and refuse the rest
+(:meth:`Pipeline.check_tileable`); ``crop``/``pad`` in tiled runs would need
+output windows shifted by their offsets.
 """
 
 from __future__ import annotations
@@ -96,6 +92,9 @@ def resize(image: Array, shape: str = "", scale: float = 1.0, interpolation: str
     ``interpolation``: ``area`` (``INTER_AREA``), ``linear``, ``cubic``,
     ``nearest``, or ``auto`` (default): ``area`` when no dimension grows,
     else ``linear``. Images of more than 4 bands are resized band by band.
+    Float images shrunk by an integer factor with ``area`` use exact k x k
+    block means (NumPy, float64 sums), which equal OpenCV's to float32 rounding.
+    Integer factors (``scale=2``, ``scale=0.25``; not cubic) also work in tiled runs.
     With neither ``shape`` nor ``scale`` (``scale=1``) the size is unchanged.
     """
     if shape and scale != 1.0:
@@ -122,6 +121,10 @@ def resize(image: Array, shape: str = "", scale: float = 1.0, interpolation: str
             f"got {interpolation!r}"
         )
     check_dtype("resize", image, _RESIZE_DTYPES)
+    down = _integer(1 / scale) if not shape and scale < 1 else None
+    if (down and interpolation == "area" and image.dtype.kind == "f"
+            and image.shape[0] % down == 0 and image.shape[1] % down == 0):  # fmt: skip
+        return _block_mean(image, down)
     flag = _INTERPOLATION[interpolation]
     result = per_band(
         lambda plane: _resize_plane(plane, dsize, scale, flag), image, max_bands=OPENCV_MAX_BANDS
@@ -129,6 +132,40 @@ def resize(image: Array, shape: str = "", scale: float = 1.0, interpolation: str
     if image.ndim == 3 and result.ndim == 2:  # OpenCV drops a single trailing band
         result = result[..., np.newaxis]
     return result
+
+
+def _integer(value: float) -> int | None:
+    nearest = round(value)
+    return nearest if nearest >= 2 and abs(value - nearest) < 1e-9 else None
+
+
+def _tiled_scale(shape: str, scale: float, interpolation: str) -> tuple[int, int] | None:
+    """``(up, down)`` when this resize can be tiled exactly, else ``None``.
+
+    Tiled runs take integer factors: enlarging by k with nearest or linear
+    interpolation, or shrinking by k with area (k x k block means). Cubic
+    interpolation is not translation-invariant in OpenCV and is not tiled.
+    """
+    if shape:
+        return None
+    up = _integer(scale)
+    if up is not None and interpolation in ("auto", "linear", "nearest"):
+        return (up, 1)
+    down = _integer(1 / scale) if scale < 1 else None
+    if down is not None and interpolation in ("auto", "area"):
+        return (1, down)
+    return None
+
+
+def _block_mean(image: Array, k: int) -> Array:
+    """k x k block means of a float image, computed the same way wherever the block sits.
+
+    OpenCV's INTER_AREA on floats rounds differently in its SIMD tail, so a
+    tile's result could differ from the whole image's in the last bit.
+    """
+    h, w = image.shape[:2]
+    blocks = image.reshape(h // k, k, w // k, k, *image.shape[2:])
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(image.dtype)
 
 
 def crop(image: Array, rows: str = "", cols: str = "", shape: str = "") -> Array:
@@ -238,6 +275,17 @@ register(
         equals="cv2.resize(image, (W, H) | fx=fy=F, interpolation=INTER_AREA|LINEAR|CUBIC|NEAREST)",
         summary="resize to HxW or by a factor (INTER_AREA when shrinking)",
         changes_shape=True,
+        halo=lambda shape="", scale=1.0, interpolation="auto": (
+            1
+            if _tiled_scale(shape, scale, interpolation)
+            and scale > 1
+            and interpolation != "nearest"
+            else 0
+        ),
+        halo_rule="1 for linear enlargement, else 0",
+        scale=lambda shape="", scale=1.0, interpolation="auto": _tiled_scale(
+            shape, scale, interpolation
+        ),
     )
 )
 register(
