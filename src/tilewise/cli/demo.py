@@ -9,6 +9,7 @@ import click
 
 from tilewise.cli.errors import reporting_errors
 from tilewise.cli.options import setup_logging
+from tilewise.runner.plan import DEFAULT_TILE
 
 __all__ = ["demo"]
 
@@ -37,7 +38,7 @@ DEMO_OPS = ("gaussian:sigma=4", "threshold:value=127")
     default=None,
     help="Worker processes [default: one per core].",
 )
-@click.option("--tile", default="1024", show_default=True, help="Tile size.")
+@click.option("--tile", default=str(DEFAULT_TILE), show_default=True, help="Tile size.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", count=True, help="More detail; tracebacks.")
 def demo(

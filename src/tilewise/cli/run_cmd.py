@@ -17,6 +17,7 @@ from tilewise.cli.options import (
     setup_logging,
 )
 from tilewise.executors import EXECUTORS
+from tilewise.runner.plan import DEFAULT_TILE
 
 __all__ = ["run", "tiling_options"]
 
@@ -32,7 +33,7 @@ tiling_options = [
     ),
     click.option(
         "--tile",
-        default="1024",
+        default=str(DEFAULT_TILE),
         show_default=True,
         metavar="N|ROWSxCOLS",
         help="Tile size, e.g. 1024 or 1024x512 (rows x cols).",

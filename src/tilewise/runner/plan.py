@@ -21,7 +21,7 @@ __all__ = ["DEFAULT_TILE", "Plan", "make_plan"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TILE = 1024
+DEFAULT_TILE = 2048
 
 
 @dataclass(frozen=True)
