@@ -103,7 +103,7 @@ def _tilewise(inp: Inputs, out: Path) -> list[str]:
         "--workers",
         "2",
         "--tile",
-        "1024",
+        "2048",
         "--overwrite",
         "-q",
     ]
@@ -187,20 +187,20 @@ PEERS: tuple[Peer, ...] = (
     ),
     Peer(
         "tilewise_tif",
-        "tilewise, 2 workers, 1024 tiles",
+        "tilewise, 2 workers, 2048 tiles",
         "TIFF → tiled TIFF",
         _tilewise,
         "tilewise.tif",
-        seam_tile=1024,
+        seam_tile=2048,
         needs="tilewise",
     ),
     Peer(
         "tilewise_zarr",
-        "tilewise, 2 workers, 1024 tiles",
+        "tilewise, 2 workers, 2048 tiles",
         "TIFF → Zarr",
         _tilewise,
         "tilewise.zarr",
-        seam_tile=1024,
+        seam_tile=2048,
         needs="tilewise",
     ),
 )

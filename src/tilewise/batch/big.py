@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tilewise.batch.collect import output_format
 from tilewise.batch.report import FileRecord
 from tilewise.batch.write import output_size, safe_parent
-from tilewise.errors import TilewiseError
+from tilewise.errors import PipelineError, TilewiseError
 from tilewise.runner.journal import Journal
 from tilewise.runner.progress import Progress
 
@@ -49,12 +49,10 @@ def _why_not(state: _Batch, fmt: str) -> str | None:
             f"tiled runs write TIFF, Zarr or .npy, not {fmt.upper()}; add --format tiff, or "
             "raise --tile-above to process it whole"
         )
-    resizing = [op.name for op in state.pipeline if op.definition.changes_shape]
-    if resizing:
-        return (
-            f"op {', '.join(resizing)} works on whole images only and tiled runs cannot use "
-            "it yet; raise --tile-above to process the file whole (it must fit in memory)"
-        )
+    try:
+        state.pipeline.check_tileable()
+    except PipelineError as err:
+        return f"{err}; raise --tile-above to process the file whole (it must fit in memory)"
     return None
 
 
