@@ -116,6 +116,12 @@ class Pipeline:
 
     def check_tileable(self) -> None:
         """Refuse ops that change the image size other than by an integer factor."""
+        whole = [op.spec() for op in self.ops if op.definition.whole_image]
+        if whole:
+            raise PipelineError(
+                f"op {', '.join(whole)} needs the whole image at once, which tiled runs cannot "
+                "give it; use it with 'tilewise batch', which processes whole images"
+            )
         resizing = [op.spec() for op in self.ops if op.scale is None]
         if resizing:
             raise PipelineError(

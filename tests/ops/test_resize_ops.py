@@ -145,7 +145,7 @@ def test_normalize_equals_rescale_intensity_of_percentiles(dtype):
 
 
 def test_normalize_is_refused_in_tiled_runs():
-    with pytest.raises(PipelineError, match="normalize"):
+    with pytest.raises(PipelineError, match=r"normalize.* needs the whole image at once"):
         Pipeline.from_specs(["normalize"]).check_tileable()
 
 
@@ -183,7 +183,7 @@ def test_to_dtype_declares_its_output_dtype_and_tiles():
     pipeline.check_portable()
 
 
-@pytest.mark.parametrize("name", ["resize", "crop", "pad", "normalize"])
+@pytest.mark.parametrize("name", ["resize", "crop", "pad"])
 def test_size_changing_ops_are_marked_and_refused_when_tiling(name):
     assert REGISTRY[name].changes_shape
     with pytest.raises(PipelineError, match=name):

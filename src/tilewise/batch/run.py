@@ -43,7 +43,7 @@ from tilewise.executors import Done, Executor, Failed, Supervision, Task, make_e
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner import DEFAULT_TILE, Interrupted
 from tilewise.runner.progress import Progress
-from tilewise.runner.run import _signals_as_exceptions
+from tilewise.runner.run import signals_as_exceptions
 
 __all__ = ["DEFAULT_FILES_PER_TASK", "DEFAULT_TILE_ABOVE", "batch"]
 
@@ -317,7 +317,7 @@ class _Batch:
         bar.skip(report.skipped)
         start = time.perf_counter()
         try:
-            with _signals_as_exceptions():
+            with signals_as_exceptions():
                 if self.stack_mode and not prepared.resumed and todo:
                     todo = self._probe(todo, bar)
                     log.debug("stack created after %.3f s", time.perf_counter() - start)

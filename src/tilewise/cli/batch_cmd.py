@@ -10,13 +10,15 @@ from tilewise.cli.errors import reporting_errors
 from tilewise.cli.options import (
     EXIT_DONE,
     EXIT_FAILED_TILES,
-    SIZE,
     apply,
+    dask_options,
+    executor_options,
     input_limits,
     parse_key_values,
     setup_logging,
+    supervision_options,
+    verbosity_options,
 )
-from tilewise.executors import EXECUTORS
 
 __all__ = ["batch"]
 
@@ -97,30 +99,7 @@ _FORMATS = ("tiff", "png", "jpeg", "npy", "zarr")
     default=None,
     help="Worker processes [default: one per core].",
 )
-@click.option(
-    "--executor",
-    type=click.Choice(EXECUTORS),
-    default="local",
-    show_default=True,
-    help="local: supervised worker processes; serial: this process (debugging); "
-    "dask: a Dask cluster.",
-)
-@click.option(
-    "--scheduler",
-    default=None,
-    metavar="ADDRESS",
-    help="With --executor dask: a running scheduler, e.g. tcp://HOST:8786 "
-    "[default: a local cluster on 127.0.0.1].",
-)
-@click.option(
-    "--scheduler-file",
-    default=None,
-    metavar="FILE",
-    help="With --executor dask: the file written by 'dask scheduler --scheduler-file'.",
-)
-@click.option("--tls-ca-file", default=None, metavar="PEM", help="Dask TLS: CA certificate.")
-@click.option("--tls-cert", default=None, metavar="PEM", help="Dask TLS: certificate.")
-@click.option("--tls-key", default=None, metavar="PEM", help="Dask TLS: private key.")
+@apply(executor_options)
 @click.option(
     "--overwrite",
     is_flag=True,
@@ -139,34 +118,7 @@ _FORMATS = ("tiff", "png", "jpeg", "npy", "zarr")
     help="Output option: COMPRESS=NONE|LZW|DEFLATE|ZSTD (TIFF) or ZSTD|BLOSC|NONE (Zarr), "
     "LEVEL=N, QUALITY=1-100 (JPEG, default 95).",
 )
-@click.option(
-    "--retries",
-    type=click.IntRange(min=0),
-    default=2,
-    show_default=True,
-    help="Extra attempts for a file whose worker crashed or timed out.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    metavar="SECONDS",
-    help="Seconds one file may take before its worker is killed and replaced.",
-)
-@click.option(
-    "--memory-limit",
-    type=SIZE,
-    default=None,
-    metavar="SIZE",
-    help="Memory one worker may allocate, e.g. 2G.",
-)
-@click.option(
-    "--max-tasks-per-worker",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Replace each worker after N tasks (for ops that leak memory).",
-)
+@apply(supervision_options)
 @apply(input_limits)
 @click.option(
     "--report",
@@ -176,8 +128,7 @@ _FORMATS = ("tiff", "png", "jpeg", "npy", "zarr")
     metavar="FILE.json",
     help="Write a JSON report: file counts, and each failed file with its cause.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors only.")
-@click.option("-v", "--verbose", count=True, help="More detail (-vv for debug); tracebacks.")
+@apply(verbosity_options)
 def batch(
     inputs: tuple[str, ...],
     out: str | None,
@@ -232,17 +183,14 @@ def batch(
     setup_logging(verbose, quiet)
     if (out is None) == (stack is None):
         raise click.UsageError("give exactly one of --out DIR or --stack OUT.npy|OUT.zarr")
-    dask_options = {
-        "scheduler": scheduler,
-        "scheduler_file": scheduler_file,
-        "tls_ca_file": tls_ca_file,
-        "tls_cert": tls_cert,
-        "tls_key": tls_key,
-    }
-    dask_options = {k: v for k, v in dask_options.items() if v is not None}
-    if dask_options and executor != "dask":
-        given = ", ".join("--" + k.replace("_", "-") for k in dask_options)
-        raise click.UsageError(f"{given} only apply to --executor dask")
+    connection = dask_options(
+        executor,
+        scheduler=scheduler,
+        scheduler_file=scheduler_file,
+        tls_ca_file=tls_ca_file,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
     with reporting_errors(verbose):
         result = run_batch(
             list(inputs),
@@ -266,7 +214,7 @@ def batch(
             max_whole_pixels=max_whole_pixels,
             progress=not quiet,
             report=report_path,
-            **dask_options,
+            **connection,
         )
     if not quiet:
         click.echo(result.summary(), err=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from tilewise.executors import EXECUTORS
 from tilewise.io import DEFAULT_MAX_PIXELS, DEFAULT_MAX_WHOLE_PIXELS
 
 __all__ = [
@@ -90,6 +91,49 @@ input_limits = [
         help="Pixel limit for PNG/JPEG, which are decoded whole.",
     ),
 ]
+
+
+executor_options = [
+    click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+                 help="local: supervised worker processes; serial: this process (debugging); "
+                      "dask: a Dask cluster."),
+    click.option("--scheduler", default=None, metavar="ADDRESS",
+                 help="With --executor dask: a running scheduler, e.g. tcp://HOST:8786 "
+                      "[default: start a local cluster on 127.0.0.1 with --workers workers]."),
+    click.option("--scheduler-file", type=click.Path(dir_okay=False), default=None,
+                 metavar="FILE",
+                 help="With --executor dask: the file written by 'dask scheduler "
+                      "--scheduler-file'."),
+    click.option("--tls-ca-file", default=None, metavar="PEM", help="Dask TLS: CA certificate."),
+    click.option("--tls-cert", default=None, metavar="PEM", help="Dask TLS: certificate."),
+    click.option("--tls-key", default=None, metavar="PEM", help="Dask TLS: private key."),
+]  # fmt: skip
+
+supervision_options = [
+    click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+                 help="Extra attempts for a tile or file whose worker failed or crashed."),
+    click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+                 metavar="SECONDS",
+                 help="Kill and replace a worker that spends longer on one tile or file."),
+    click.option("--memory-limit", type=SizeType(), default=None, metavar="SIZE",
+                 help="Memory one worker may allocate, e.g. 2G; the work going past it fails."),
+    click.option("--max-tasks-per-worker", type=click.IntRange(min=1), default=None,
+                 metavar="N", help="Replace each worker after N tasks (for ops that leak memory)."),
+]  # fmt: skip
+
+verbosity_options = [
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors only."),
+    click.option("-v", "--verbose", count=True, help="More detail (-vv for debug); tracebacks."),
+]
+
+
+def dask_options(executor: str, **values: str | None) -> dict[str, str]:
+    """The Dask connection options that were given; refused unless ``--executor dask``."""
+    given = {key: value for key, value in values.items() if value is not None}
+    if given and executor != "dask":
+        names = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise click.UsageError(f"{names} only apply to --executor dask")
+    return given
 
 
 def apply(options: list[Any]) -> Any:

@@ -10,13 +10,15 @@ from tilewise.cli.errors import reporting_errors
 from tilewise.cli.options import (
     EXIT_DONE,
     EXIT_FAILED_TILES,
-    SIZE,
     apply,
+    dask_options,
+    executor_options,
     input_limits,
     parse_key_values,
     setup_logging,
+    supervision_options,
+    verbosity_options,
 )
-from tilewise.executors import EXECUTORS
 from tilewise.runner.plan import DEFAULT_TILE
 
 __all__ = ["run", "tiling_options"]
@@ -58,31 +60,7 @@ tiling_options = [
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True))
 @apply(tiling_options)
-@click.option(
-    "--executor",
-    type=click.Choice(EXECUTORS),
-    default="local",
-    show_default=True,
-    help="local: supervised worker processes; serial: this process (debugging); "
-    "dask: a Dask cluster.",
-)
-@click.option(
-    "--scheduler",
-    default=None,
-    metavar="ADDRESS",
-    help="With --executor dask: a running scheduler, e.g. tcp://HOST:8786 "
-    "[default: start a local cluster on 127.0.0.1 with --workers workers].",
-)
-@click.option(
-    "--scheduler-file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="FILE",
-    help="With --executor dask: the file written by 'dask scheduler --scheduler-file'.",
-)
-@click.option("--tls-ca-file", default=None, metavar="PEM", help="Dask TLS: CA certificate.")
-@click.option("--tls-cert", default=None, metavar="PEM", help="Dask TLS: certificate.")
-@click.option("--tls-key", default=None, metavar="PEM", help="Dask TLS: private key.")
+@apply(executor_options)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option(
     "--resume",
@@ -97,34 +75,7 @@ tiling_options = [
     help="Output option, e.g. --co COMPRESS=ZSTD (TIFF: NONE, LZW, DEFLATE, ZSTD; "
     "Zarr: ZSTD, BLOSC, NONE), --co LEVEL=5.",
 )
-@click.option(
-    "--retries",
-    type=click.IntRange(min=0),
-    default=2,
-    show_default=True,
-    help="Extra attempts for a tile whose worker failed or crashed.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    metavar="SECONDS",
-    help="Kill and replace a worker that spends longer on one tile.",
-)
-@click.option(
-    "--memory-limit",
-    type=SIZE,
-    default=None,
-    metavar="SIZE",
-    help="Memory one worker may allocate, e.g. 2G; a tile going past it fails.",
-)
-@click.option(
-    "--max-tasks-per-worker",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Replace each worker after N tiles (for ops that leak memory).",
-)
+@apply(supervision_options)
 @apply(input_limits)
 @click.option(
     "--report",
@@ -134,8 +85,7 @@ tiling_options = [
     metavar="FILE.json",
     help="Write a JSON report of the run.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors only.")
-@click.option("-v", "--verbose", count=True, help="More detail (-vv for debug); tracebacks.")
+@apply(verbosity_options)
 def run(
     input_path: str,
     output_path: str,
@@ -177,17 +127,14 @@ def run(
     from tilewise import api
 
     setup_logging(verbose, quiet)
-    dask_options = {
-        "scheduler": scheduler,
-        "scheduler_file": scheduler_file,
-        "tls_ca_file": tls_ca_file,
-        "tls_cert": tls_cert,
-        "tls_key": tls_key,
-    }
-    dask_options = {k: v for k, v in dask_options.items() if v is not None}
-    if dask_options and executor != "dask":
-        given = ", ".join("--" + k.replace("_", "-") for k in dask_options)
-        raise click.UsageError(f"{given} only apply to --executor dask")
+    connection = dask_options(
+        executor,
+        scheduler=scheduler,
+        scheduler_file=scheduler_file,
+        tls_ca_file=tls_ca_file,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
     with reporting_errors(verbose):
         result = api.run(
             input_path,
@@ -208,7 +155,7 @@ def run(
             max_whole_pixels=max_whole_pixels,
             progress=not quiet,
             report=report_path,
-            **dask_options,
+            **connection,
         )
     if not quiet:
         click.echo(result.summary(), err=True)

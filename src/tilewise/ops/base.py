@@ -133,6 +133,9 @@ class OpDefinition:
     #: parameters returning ``(up, down)`` (e.g. ``(1, 2)`` halves each side), or
     #: ``None`` when the parameters make the scale unsuitable for tiling.
     scale: Callable[..., tuple[int, int] | None] | None = None
+    #: The op needs the whole image at once (e.g. statistics over every pixel), so
+    #: tiles cannot run it; ``tilewise batch`` can.
+    whole_image: bool = False
 
     @property
     def locator(self) -> str:
@@ -191,6 +194,8 @@ class BoundOp:
     @property
     def scale(self) -> tuple[int, int] | None:
         """``(up, down)`` integer scale of a resizing op; ``(1, 1)`` for ops that keep the size."""
+        if self.definition.whole_image:
+            return None
         if not self.definition.changes_shape:
             return (1, 1)
         rule = self.definition.scale

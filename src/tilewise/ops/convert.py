@@ -2,8 +2,8 @@
 
 ``normalize`` uses statistics of the whole image (percentiles), so a tile
 would see different statistics than the whole image: it is marked
-``changes_shape=True``, the contract's only "whole images only" flag today,
-so tiled runs refuse it while ``tilewise batch`` runs it on each whole image.
+``whole_image=True``, so tiled runs refuse it while ``tilewise batch`` runs it
+on each whole image.
 """
 
 from __future__ import annotations
@@ -158,6 +158,6 @@ register(
         ),
         equals="skimage.exposure.rescale_intensity(in_range=np.percentile(image, (LOW, HIGH)))",
         summary="stretch percentiles LOW:HIGH to A:B (float32; whole images only)",
-        changes_shape=True,
+        whole_image=True,
     )
 )

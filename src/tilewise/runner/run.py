@@ -21,7 +21,7 @@ from tilewise.runner.progress import Progress
 from tilewise.runner.report import RunReport, TileRecord
 from tilewise.runner.work import TileCall, TileJob
 
-__all__ = ["Interrupted", "execute"]
+__all__ = ["Interrupted", "execute", "signals_as_exceptions"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Interrupted(BaseException):
 
 
 @contextlib.contextmanager
-def _signals_as_exceptions() -> Iterator[None]:
+def signals_as_exceptions() -> Iterator[None]:
     """Turn SIGTERM (and SIGINT) into :class:`Interrupted` while a run is going on."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -146,7 +146,7 @@ def execute(
     bar = Progress(len(plan.grid), enabled=progress)
     bar.skip(report.skipped)
     try:
-        with _signals_as_exceptions():
+        with signals_as_exceptions():
             tasks = (Task(t.index, t) for t in todo)
             for outcome in executor.run(call, tasks, locality=len(plan.grid) <= _LOCALITY_LIMIT):
                 if first_outcome is None:
