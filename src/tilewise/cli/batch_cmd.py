@@ -6,10 +6,8 @@ from typing import Any
 
 import click
 
-from tilewise.cli.errors import reporting_errors
+from tilewise.cli.errors import finish, reporting_errors
 from tilewise.cli.options import (
-    EXIT_DONE,
-    EXIT_FAILED_TILES,
     apply,
     dask_options,
     executor_options,
@@ -216,19 +214,10 @@ def batch(
             report=report_path,
             **connection,
         )
-    if not quiet:
-        click.echo(result.summary(), err=True)
-    if result.ok:
-        if not quiet:
-            click.echo(f"Wrote {out or stack}", err=True)
-        raise SystemExit(EXIT_DONE)
-    for failure in result.failures[:10]:
-        click.echo(f"Error: {failure.source}: {failure.cause}", err=True)
-    if len(result.failures) > 10:
-        click.echo(f"... and {len(result.failures) - 10} more (see --report)", err=True)
-    click.echo(
-        f"{result.failed} file(s) failed; the others are done. Fix the cause and run the "
-        "same command with --resume to redo only those.",
-        err=True,
+    finish(
+        result,
+        quiet=quiet,
+        wrote=str(out or stack),
+        unit="file",
+        failures=[f"{f.source}: {f.cause}" for f in result.failures],
     )
-    raise SystemExit(EXIT_FAILED_TILES)

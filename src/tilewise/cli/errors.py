@@ -10,11 +10,11 @@ from typing import NoReturn
 
 import click
 
-from tilewise.cli.options import EXIT_RUN_ERROR, EXIT_USAGE
+from tilewise.cli.options import EXIT_DONE, EXIT_FAILED_TILES, EXIT_RUN_ERROR, EXIT_USAGE
 from tilewise.errors import TilewiseError
-from tilewise.runner import Interrupted
+from tilewise.runner import Interrupted, RunReport
 
-__all__ = ["fail", "reporting_errors"]
+__all__ = ["fail", "finish", "reporting_errors"]
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -51,3 +51,25 @@ def reporting_errors(verbose: int) -> Iterator[None]:
         if during_run and "--resume" not in message:
             message += "; finished tiles are kept: fix the cause and run again with --resume"
         fail(message, EXIT_RUN_ERROR if during_run else EXIT_USAGE)
+
+
+def finish(
+    report: RunReport, *, quiet: bool, wrote: str, failures: list[str], unit: str
+) -> NoReturn:
+    """Print the run's summary and its failures (ten at most), then exit 0 or 3."""
+    if not quiet:
+        click.echo(report.summary(), err=True)
+    if report.ok:
+        if not quiet:
+            click.echo(f"Wrote {wrote}", err=True)
+        sys.exit(EXIT_DONE)
+    for line in failures[:10]:
+        click.echo(f"Error: {line}", err=True)
+    if len(failures) > 10:
+        click.echo(f"... and {len(failures) - 10} more (see --report)", err=True)
+    click.echo(
+        f"{report.failed} {unit}(s) failed; the others are done and kept. Fix the cause and "
+        "run the same command with --resume to redo only those.",
+        err=True,
+    )
+    sys.exit(EXIT_FAILED_TILES)

@@ -6,10 +6,8 @@ from typing import Any
 
 import click
 
-from tilewise.cli.errors import reporting_errors
+from tilewise.cli.errors import finish, reporting_errors
 from tilewise.cli.options import (
-    EXIT_DONE,
-    EXIT_FAILED_TILES,
     apply,
     dask_options,
     executor_options,
@@ -157,24 +155,13 @@ def run(
             report=report_path,
             **connection,
         )
-    if not quiet:
-        click.echo(result.summary(), err=True)
-    if result.ok:
-        if not quiet:
-            click.echo(f"Wrote {output_path}", err=True)
-        raise SystemExit(EXIT_DONE)
-    for failure in result.failures[:10]:
-        click.echo(
-            f"Error: tile {failure.tile} ({_window(failure.window)}): {failure.cause}", err=True
-        )
-    if len(result.failures) > 10:
-        click.echo(f"... and {len(result.failures) - 10} more (see --report)", err=True)
-    click.echo(
-        f"{result.failed} tile(s) failed; finished tiles are kept. Fix the cause and run the "
-        "same command with --resume to redo only those.",
-        err=True,
+    finish(
+        result,
+        quiet=quiet,
+        wrote=output_path,
+        unit="tile",
+        failures=[f"tile {f.tile} ({_window(f.window)}): {f.cause}" for f in result.failures],
     )
-    raise SystemExit(EXIT_FAILED_TILES)
 
 
 def _window(window: dict[str, int]) -> str:
