@@ -87,7 +87,7 @@ def run(
     pipeline = as_pipeline(ops)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
     if isinstance(executor, str) and executor == "local":
-        executor_options.setdefault("start_method", _start_method(pipeline))
+        executor_options.setdefault("start_method", start_method(pipeline))
     runner = make_executor(executor, workers=workers, supervision=supervision, **executor_options)
     try:
         runner.start()  # workers start up while the input's header is read
@@ -113,8 +113,13 @@ def run(
     return result
 
 
-def _start_method(pipeline: Pipeline) -> str:
-    """``fork`` when an op lives in ``__main__`` (a script or notebook), else ``forkserver``."""
+def start_method(pipeline: Pipeline) -> str:
+    """``fork`` when an op lives in ``__main__`` (a script or notebook), else ``forkserver``.
+
+    Worker processes are otherwise never forked from this process: pebble starts
+    and replaces workers from its own threads, and a fork while another thread
+    holds a lock can deadlock the child (seen here as a rare hang of a batch).
+    """
     main_ops = [op for op in pipeline if op.definition.locator.startswith("__main__.")]
     return "fork" if main_ops else "forkserver"
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import os
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tilewise import io
+from tilewise.api import start_method
 from tilewise.batch import collect as collect_mod
 from tilewise.batch.big import run_large
 from tilewise.batch.collect import Item
@@ -150,7 +149,7 @@ def batch(
     # files over the threshold run through tilewise.run, with its own default start method
     large_options = {} if isinstance(executor, Executor) else dict(executor_options)
     if isinstance(executor, str) and executor == "local":
-        executor_options.setdefault("start_method", _start_method(pipeline))
+        executor_options.setdefault("start_method", start_method(pipeline))
     runner = make_executor(executor, workers=workers, supervision=supervision, **executor_options)
     job = _Batch(
         items=items,
@@ -190,23 +189,6 @@ def batch(
     if report is not None:
         result.write(report)
     return result
-
-
-def _start_method(pipeline: Pipeline) -> str:
-    """``fork`` when this process runs no other thread, else ``forkserver``.
-
-    Forked workers start in milliseconds, where a forkserver first imports
-    tilewise again (about half a second to a second) — a large share of a
-    collection of a few thousand small files. Forking is safe only while no
-    other thread can hold a lock the child inherits: a process that already
-    runs threads (a notebook, a Dask client, a test session) gets the
-    forkserver. Ops defined in ``__main__`` need ``fork`` in any case.
-    """
-    if any(op.definition.locator.startswith("__main__.") for op in pipeline):
-        return "fork"
-    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
-        return "fork"
-    return "forkserver"
 
 
 def _chunks(values: Sequence[int], size: int) -> Iterator[list[int]]:
