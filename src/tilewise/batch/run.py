@@ -165,6 +165,7 @@ def batch(
         progress=progress,
     )
     try:
+        runner.start()  # workers start up while the output is prepared
         prepared = job.prepare(overwrite=overwrite, resume=resume)
         result = job.execute(
             prepared,
