@@ -8,6 +8,7 @@ retries, timeouts, replacement of dead workers, and one outcome per task —
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,6 +24,8 @@ __all__ = [
     "Supervision",
     "Task",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,22 @@ class _Attempts:
     task: Task
     number: int = 1
     history: list[str] = field(default_factory=list)
+
+    def succeeded(self, value: Any, worker: str, seconds: float) -> Done:
+        """The task's :class:`Done` outcome."""
+        return Done(self.task.key, value, worker, seconds, self.number, tuple(self.history))
+
+    def failed(
+        self, kind: FailureKind, cause: str, detail: str, worker: str, retries: int
+    ) -> Failed | None:
+        """Record a failed attempt: ``None`` if another is due, else the final :class:`Failed`."""
+        self.history.append(cause)
+        if self.number <= retries:
+            log.info("task %s attempt %d failed (%s); retrying", self.task.key, self.number, cause)
+            self.number += 1
+            return None
+        return Failed(self.task.key, kind, cause, detail, worker, 0.0, self.number,
+                      tuple(self.history))  # fmt: skip
 
 
 class Executor(abc.ABC):

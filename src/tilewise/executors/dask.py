@@ -30,9 +30,7 @@ from tilewise.executors._dask_cluster import Connection, connect, import_distrib
 from tilewise.executors._dask_isolation import Isolation, retire_idle_pools, run_isolated, warm_up
 from tilewise.executors._worker import TaskError, TaskResult
 from tilewise.executors.base import (
-    Done,
     Executor,
-    Failed,
     FailureKind,
     Outcome,
     Supervision,
@@ -312,29 +310,14 @@ class DaskExecutor(Executor):
                 attempts = in_flight.pop(future)
                 outcome = self._classify(future)
                 future.release()
-                key = attempts.task.key
                 if isinstance(outcome, TaskResult):
-                    yield Done(
-                        key,
-                        outcome.value,
-                        outcome.worker,
-                        outcome.seconds,
-                        attempts.number,
-                        tuple(attempts.history),
-                    )
+                    yield attempts.succeeded(outcome.value, outcome.worker, outcome.seconds)
                     continue
-                kind, cause, detail, worker = outcome
-                attempts.history.append(cause)
-                if attempts.number <= self.supervision.retries:
-                    log.info(
-                        "task %s attempt %d failed (%s); retrying", key, attempts.number, cause
-                    )
-                    attempts.number += 1
+                failed = attempts.failed(*outcome, retries=self.supervision.retries)
+                if failed is None:
                     retry.append(attempts)
-                    continue
-                yield Failed(
-                    key, kind, cause, detail, worker, 0.0, attempts.number, tuple(attempts.history)
-                )
+                else:
+                    yield failed
         finally:
             self._warming.clear()  # releases the warm-up tasks, done or not
             if in_flight and client.status == "running":

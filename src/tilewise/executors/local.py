@@ -28,7 +28,6 @@ from tilewise.executors._worker import TaskError, initialize, run_task
 from tilewise.executors.base import (
     Done,
     Executor,
-    Failed,
     FailureKind,
     Outcome,
     Supervision,
@@ -41,7 +40,7 @@ __all__ = ["LocalExecutor", "describe_exit"]
 log = logging.getLogger(__name__)
 
 # Imported once by the fork server, so every worker starts with them loaded.
-_PRELOAD = ["tilewise.executors._worker", "tilewise.runner.work", "numpy", "cv2", "tifffile"]
+_PRELOAD = ["tilewise.executors._worker", "numpy", "cv2", "tifffile"]
 
 
 def describe_exit(exitcode: int | None) -> tuple[FailureKind, str]:
@@ -273,18 +272,9 @@ class LocalExecutor(Executor):
     def _outcome(self, future: Any, attempts: _Attempts) -> Outcome | None:
         """The task's outcome, or ``None`` when it failed and has attempts left."""
         outcome = self._classify(future)
-        key = attempts.task.key
         if isinstance(outcome, Done):
-            return Done(key, outcome.value, outcome.worker, outcome.seconds, attempts.number,
-                        tuple(attempts.history))  # fmt: skip
-        kind, cause, detail, worker = outcome
-        attempts.history.append(cause)
-        if attempts.number <= self.supervision.retries:
-            log.info("task %s attempt %d failed (%s); retrying", key, attempts.number, cause)
-            attempts.number += 1
-            return None
-        return Failed(key, kind, cause, detail, worker, 0.0, attempts.number,
-                      tuple(attempts.history))  # fmt: skip
+            return attempts.succeeded(outcome.value, outcome.worker, outcome.seconds)
+        return attempts.failed(*outcome, retries=self.supervision.retries)
 
     def close(self) -> None:
         lanes, self._lanes = self._lanes, []
