@@ -9,7 +9,7 @@ import tifffile
 from tests.conftest import make_image, write_image
 from tilewise import io
 from tilewise.geometry import Grid, Window
-from tilewise.io import SinkSpec, SourceSpec
+from tilewise.io import SinkSpec, SourceSpec, _tiff_whole
 
 
 class SourceTests:
@@ -19,6 +19,8 @@ class SourceTests:
     kwargs: dict = {}
     bands = 1
     dtype = "uint8"
+    #: The Source class open_source must choose for the file (None: not checked).
+    source_class: str | None = None
 
     @pytest.fixture
     def image_and_path(self, tmp_path):
@@ -28,6 +30,8 @@ class SourceTests:
     def test_shape_dtype_bands(self, image_and_path):
         image, path = image_and_path
         source = io.open_source(path)
+        if self.source_class is not None:
+            assert type(source).__name__ == self.source_class
         assert source.shape == image.shape[:2]
         assert source.dtype == image.dtype
         assert source.bands == self.bands
@@ -69,23 +73,63 @@ class SourceTests:
         np.testing.assert_array_equal(second, replaced[:5, :5])
 
 
-class TestTiledTiff(SourceTests):
+class TiffSourceTests(SourceTests):
+    """TiffSource, forced for these small files (which would otherwise be read whole)."""
+
+    source_class = "TiffSource"
+
+    @pytest.fixture(autouse=True)
+    def _read_by_segment(self, monkeypatch):
+        monkeypatch.setattr(_tiff_whole, "MAX_FILE_BYTES", 0)
+
+
+class TestTiledTiff(TiffSourceTests):
     kwargs = {"tile": (32, 48)}
 
 
-class TestStripedTiff(SourceTests):
+class TestStripedTiff(TiffSourceTests):
     kwargs = {"tile": None, "rowsperstrip": 19}
 
 
-class TestRgbUint16Tiff(SourceTests):
+class TestRgbUint16Tiff(TiffSourceTests):
     bands = 3
     dtype = "uint16"
     kwargs = {"tile": (64, 64), "compression": "zstd"}
 
 
-class TestFloatTiff(SourceTests):
+class TestFloatTiff(TiffSourceTests):
     dtype = "float32"
     kwargs = {"tile": (16, 16)}
+
+
+class WholeTiffSourceTests(SourceTests):
+    """Small, simple TIFFs: read whole by WholeTiffSource."""
+
+    source_class = "WholeTiffSource"
+
+
+class TestWholeTiledTiff(WholeTiffSourceTests):
+    kwargs = {"compression": None, "tile": (32, 48)}
+
+
+class TestWholeStripedTiff(WholeTiffSourceTests):
+    kwargs = {"compression": None, "tile": None, "rowsperstrip": 19}
+
+
+class TestWholeRgbUint16Tiff(WholeTiffSourceTests):
+    bands = 3
+    dtype = "uint16"
+    kwargs = {"compression": None, "tile": (64, 64)}
+
+
+class TestWholeFloatBigEndianTiff(WholeTiffSourceTests):
+    dtype = "float32"
+    kwargs = {"compression": None, "tile": None, "rowsperstrip": 40, "byteorder": ">"}
+
+
+class TestWholeInt16BigTiff(WholeTiffSourceTests):
+    dtype = "int16"
+    kwargs = {"compression": None, "tile": (16, 16), "bigtiff": True}
 
 
 class TestZarr(SourceTests):
@@ -208,6 +252,6 @@ def test_tiff_output_is_tiled_bigtiff_with_the_chosen_compression(tmp_path):
         assert page.compression == tifffile.COMPRESSION.ZSTD
 
 
-class TestInt16Tiff(SourceTests):
+class TestInt16Tiff(TiffSourceTests):
     dtype = "int16"
     kwargs = {"tile": (32, 32), "compression": "zstd"}

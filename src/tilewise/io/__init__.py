@@ -43,22 +43,29 @@ _SIMPLE_EXT = (".png", ".jpg", ".jpeg")
 OUTPUT_FORMATS = {"tiff": _TIFF_EXT, "zarr": (".zarr",), "npy": (".npy",)}
 
 
-def _sniff(path: Path) -> str:
-    """Format from the first bytes of a file (or the layout of a directory)."""
+def _sniff(path: Path) -> tuple[str, bytes, int]:
+    """Format from the first bytes of a file (or the layout of a directory).
+
+    Also returns the bytes read and the file's size: for a TIFF, its first
+    :data:`~tilewise.io._tiff_whole.HEAD_BYTES`, where the header usually is.
+    """
     if path.is_dir():
         if (path / "zarr.json").is_file() or (path / ".zarray").is_file():
-            return "zarr"
+            return "zarr", b"", 0
         raise UnsupportedFormatError(f"{path}: a directory, but not a Zarr array")
     with open(path, "rb") as fh:
         head = fh.read(16)
+        if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            from tilewise.io import _tiff_whole
+
+            head += fh.read(_tiff_whole.HEAD_BYTES - len(head))
+            return "tiff", head, os.fstat(fh.fileno()).st_size
     if not head:
         raise UnsupportedFormatError(f"{path}: empty file (0 bytes), not an image")
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
     if head[:6] == b"\x93NUMPY":
-        return "npy"
+        return "npy", head, 0
     if head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff":
-        return "simple"
+        return "simple", head, 0
     if len(head) < 8:
         raise UnsupportedFormatError(f"{path}: truncated header ({len(head)} bytes), not an image")
     raise UnsupportedFormatError(
@@ -71,16 +78,19 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
     if not isinstance(spec, SourceSpec):
         spec = SourceSpec(str(spec))
     path = Path(spec.path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
     try:
-        kind = _sniff(path)
+        kind, head, size = _sniff(path)
+    except FileNotFoundError as err:
+        raise InputError(f"{path}: no such file or directory") from err
     except PermissionError as err:
         raise InputError(f"{path}: cannot read: permission denied") from err
     if kind == "tiff":
         from tilewise.io._tiff import TiffSource
+        from tilewise.io._tiff_whole import WholeTiffSource
 
-        return TiffSource(spec)
+        # small, simple files skip tifffile's parse (see _tiff_whole); the rest read by segment
+        whole = WholeTiffSource.from_head(spec, head, size, path)
+        return whole if whole is not None else TiffSource(spec)
     if kind == "zarr":
         from tilewise.io._zarr import ZarrSource
 

@@ -34,7 +34,7 @@ from tilewise.errors import (
 from tilewise.geometry import Window
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 
-__all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block"]
+__all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block", "too_many_pixels"]
 
 #: Largest single TIFF segment (strip or tile) tilewise will decode, in pixels.
 MAX_SEGMENT_PIXELS = 1 << 28
@@ -46,6 +46,15 @@ SEGMENT_CACHE_BYTES = 32 << 20
 COMPRESSIONS = {"NONE": 1, "LZW": 5, "DEFLATE": 8, "ZSTD": 50000}
 _DEFAULT_LEVELS = {"DEFLATE": 6, "ZSTD": 3}
 _BLOCK_CHOICES = (512, 256, 128, 64, 32, 16)
+
+
+def too_many_pixels(path: Path, shape: tuple[int, int], limit: int) -> ImageTooLargeError:
+    """The error for a TIFF header declaring more than ``limit`` pixels (both TIFF sources)."""
+    length, width = shape
+    return ImageTooLargeError(
+        f"{path}: header declares {length} x {width} = {length * width:,} pixels, over the "
+        f"limit of {limit:,}; if the file is genuine, raise it with --max-pixels"
+    )
 
 
 class TiffSource(Source):
@@ -77,14 +86,9 @@ class TiffSource(Source):
         self.bands = int(separate * contig)
         self.dtype = np.dtype(page.dtype)
         self._separate = int(separate)
-        pixels = self.shape[0] * self.shape[1]
-        if pixels > spec.max_pixels:
+        if self.shape[0] * self.shape[1] > spec.max_pixels:
             self.close()
-            raise ImageTooLargeError(
-                f"{self.path}: header declares {length} x {width} = {pixels:,} pixels, over the "
-                f"limit of {spec.max_pixels:,}; if the file is genuine, raise it with "
-                "--max-pixels"
-            )
+            raise too_many_pixels(self.path, self.shape, spec.max_pixels)
         if page.is_tiled:
             self._block = (int(page.tilelength), int(page.tilewidth))
         else:

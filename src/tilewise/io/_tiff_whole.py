@@ -1,0 +1,439 @@
+"""Small, simple TIFFs: read whole and decoded by libtiff, without tifffile's parse.
+
+Why this exists: in a collection of small images (say 512 x 512 uint8 in one
+strip), opening each file with :class:`tifffile.TiffFile` costs more than
+decoding its pixels. This source reads the file's bytes once, parses the first
+IFD with a few ``struct`` calls, and decodes the whole image with
+``imagecodecs.tiff_decode`` (libtiff) on the first :meth:`~WholeTiffSource.read`.
+
+Eligible files, and only these, are read this way:
+
+- at most :data:`MAX_FILE_BYTES` long, classic TIFF or BigTIFF, either byte order;
+- exactly one IFD, without SubIFDs, ImageDepth above 1 or FillOrder 2, and with
+  no tag outside :data:`_VALUED` and :data:`_DESCRIPTIVE` (another tag may make
+  tifffile read the page differently);
+- MinIsBlack, or RGB with at least 3 samples; contiguous samples, all of one
+  8/16/32/64-bit unsigned or signed integer type or 32/64-bit float;
+- uncompressed (see below for why compressed files are not);
+- striped or tiled, every segment present, inside the file and as long as its
+  pixels, and at most :data:`MAX_DECODED_BYTES` decoded.
+
+Anything else is opened by :class:`~tilewise.io._tiff.TiffSource`. So is a file
+that libtiff fails to decode, or decodes to another shape or dtype than its
+header promised: TiffSource then reads it, or names what is corrupt exactly as
+it always has.
+
+Compressed files are left to TiffSource on purpose. libtiff decodes LZW,
+Deflate, PackBits and Zstd losslessly, but a damaged segment that decodes to
+*more* bytes than it should is cut short without an error (1.6 % of damaged
+Deflate/PackBits/Zstd files in a fuzz run), where TiffSource reports the segment
+as corrupt; tilewise never returns silently wrong pixels. Compressed files also
+gained least (about 1.15x; LZW 1.7x), as decoding dominates their cost.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import imagecodecs
+import numpy as np
+import tifffile
+
+from tilewise.errors import CorruptInputError
+from tilewise.geometry import Window
+from tilewise.io._tiff import TiffSource, too_many_pixels
+from tilewise.io.base import Array, Source, SourceSpec
+
+__all__ = ["MAX_DECODED_BYTES", "MAX_FILE_BYTES", "Layout", "WholeTiffSource", "parse_layout"]
+
+#: Largest file read whole (bigger files are read by segment by TiffSource).
+MAX_FILE_BYTES = 16 << 20
+#: Largest image (or single tile) decoded whole, in bytes.
+MAX_DECODED_BYTES = 64 << 20
+#: Bytes read first: a header found in them is parsed without reading the rest.
+HEAD_BYTES = 8192
+
+#: Tags whose values decide eligibility and layout.
+_VALUED = {
+    256: "ImageWidth",
+    257: "ImageLength",
+    258: "BitsPerSample",
+    259: "Compression",
+    262: "Photometric",
+    266: "FillOrder",
+    273: "StripOffsets",
+    277: "SamplesPerPixel",
+    278: "RowsPerStrip",
+    279: "StripByteCounts",
+    284: "PlanarConfig",
+    305: "Software",
+    317: "Predictor",
+    322: "TileWidth",
+    323: "TileLength",
+    324: "TileOffsets",
+    325: "TileByteCounts",
+    339: "SampleFormat",
+    32997: "ImageDepth",
+}
+#: Tags that only describe the image; neither reader's pixels depend on them.
+_DESCRIPTIVE = frozenset(
+    {
+        254, 255,  # NewSubfileType, SubfileType
+        269, 270, 271, 272, 285, 306, 315, 316, 33432,  # names, text, dates, Copyright
+        274, 282, 283, 286, 287, 296, 297,  # Orientation, resolution, position, PageNumber
+        280, 281, 338, 340, 341,  # (S)Min/MaxSampleValue, ExtraSamples
+        318, 319, 34675,  # WhitePoint, PrimaryChromaticities, ICC profile
+        700, 33723, 34377, 34665, 34853,  # XMP, IPTC, Photoshop, Exif IFD, GPS IFD
+        33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113,  # GeoTIFF, GDAL metadata/nodata
+        50838, 50839,  # ImageJ metadata
+    }
+)  # fmt: skip
+#: TIFF field types of the values read: ASCII (Software only), SHORT, LONG, LONG8. (tifffile
+#: reads some BYTE-typed values as bytes, so a file using them is left to TiffSource.)
+_TYPES = {2: "s", 3: "H", 4: "I", 16: "Q"}
+#: Compressions read whole: none only (module docstring: libtiff truncates some damaged
+#: compressed segments silently). libtiff also decodes LZW 5, Deflate 8/32946, PackBits
+#: 32773 and Zstd 50000 bit-exactly; the checks below keep them safe if they are added back.
+_COMPRESSIONS = frozenset({1})
+#: Those libtiff applies a Predictor to (it ignores one with none or PackBits; tifffile does not).
+_PREDICTED = frozenset({5, 8, 32946, 50000})
+#: (SampleFormat, BitsPerSample) -> dtype.
+_DTYPES = {
+    **{(1, bits): f"u{bits // 8}" for bits in (8, 16, 32, 64)},
+    **{(2, bits): f"i{bits // 8}" for bits in (8, 16, 32, 64)},
+    (3, 32): "f4",
+    (3, 64): "f8",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What an eligible file's header promises."""
+
+    shape: tuple[int, int]
+    bands: int
+    dtype: np.dtype[Any]
+    block: tuple[int, int]
+    tiled: bool
+    compression: int
+    bigtiff: bool
+    #: Where the pixels start when the strips lie back to back (the image is then a view of
+    #: the file's bytes, as tifffile reads a contiguous page); None otherwise.
+    contiguous_at: int | None = None
+    byteorder: str = "<"
+
+
+def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str] | None:
+    """The values of the :data:`_VALUED` tags of the only IFD, whether it is BigTIFF, and
+    the byte order (``"<"`` or ``">"``).
+
+    None when the file has more than one IFD, a tag outside the known ones, a
+    repeated tag or a valued tag of an unexpected type. Raises ``struct.error``
+    (or ``OverflowError``) when an offset or count points outside ``data``.
+    """
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None:
+        return None
+    (magic,) = struct.unpack_from(order + "H", data, 2)
+    if magic == 42:
+        bigtiff, count_fmt, entry_fmt, pointer_fmt = False, "H", "HHI", "I"
+        (ifd,) = struct.unpack_from(order + "I", data, 4)
+    elif magic == 43 and struct.unpack_from(order + "HH", data, 4) == (8, 0):
+        bigtiff, count_fmt, entry_fmt, pointer_fmt = True, "Q", "HHQ", "Q"
+        (ifd,) = struct.unpack_from(order + "Q", data, 8)
+    else:
+        return None
+    head = struct.calcsize(order + entry_fmt)  # tag, type, count; then the value or its offset
+    inline = struct.calcsize(order + pointer_fmt)
+    (entries,) = struct.unpack_from(order + count_fmt, data, ifd)
+    first = ifd + struct.calcsize(order + count_fmt)
+    end = first + entries * (head + inline)
+    (next_ifd,) = struct.unpack_from(order + pointer_fmt, data, end)
+    if next_ifd:
+        return None
+    tags: dict[str, tuple[Any, ...]] = {}
+    for pos in range(first, end, head + inline):
+        code, kind, count = struct.unpack_from(order + entry_fmt, data, pos)
+        name = _VALUED.get(code)
+        if name is None:
+            if code in _DESCRIPTIVE:
+                continue
+            return None
+        ascii_ok = (kind == 2) == (name == "Software")  # ASCII for Software, numbers elsewhere
+        if name in tags or kind not in _TYPES or not ascii_ok:
+            return None
+        fmt = f"{order}{count}{_TYPES[kind]}"
+        where = pos + head
+        if struct.calcsize(fmt) > inline:
+            (where,) = struct.unpack_from(order + pointer_fmt, data, where)
+        tags[name] = struct.unpack_from(fmt, data, where)
+    return tags, bigtiff, order
+
+
+def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
+    """The layout of a TIFF file's bytes if it is eligible (module docstring), else None.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file, or its first bytes: then None unless the header lies within them.
+    size : int, optional
+        The file's size when ``data`` holds only its first bytes.
+
+    Returns
+    -------
+    Layout or None
+        Shape, bands, dtype and segment shape, as TiffSource would report them.
+    """
+    try:
+        parsed = _first_ifd(data)
+    except (struct.error, OverflowError):
+        return None
+    if parsed is None:
+        return None
+    tags, bigtiff, byteorder = parsed
+
+    def value(name: str, default: int) -> int:
+        values = tags.get(name, (default,))
+        return int(values[0]) if len(values) == 1 else -1  # -1 fails every check below
+
+    length, width = value("ImageLength", 0), value("ImageWidth", 0)
+    samples = value("SamplesPerPixel", 1)
+    bits = set(tags.get("BitsPerSample", (1,)))
+    formats = set(tags.get("SampleFormat", (1,)))
+    if len(bits) != 1 or len(formats) != 1:
+        return None
+    dtype_code = _DTYPES.get((formats.pop(), bits.pop()))
+    photometric = value("Photometric", -1)
+    compression = value("Compression", 1)
+    predictor = value("Predictor", 1)
+    if not (
+        length > 0
+        and width > 0
+        and samples > 0
+        and dtype_code is not None
+        # tifffile reads IndicaLabs' 32-bit samples without SampleFormat as float
+        and not (
+            dtype_code == "u4"
+            and "SampleFormat" not in tags
+            and tags.get("Software", (b"",))[0].startswith(b"IndicaLabs")
+        )
+        and compression in _COMPRESSIONS
+        and (photometric == 1 or (photometric == 2 and samples >= 3))
+        and (samples == 1 or value("PlanarConfig", 1) == 1)
+        and (predictor == 1 or (predictor in (2, 3) and compression in _PREDICTED))
+        and value("FillOrder", 1) == 1
+        and value("ImageDepth", 1) == 1
+    ):
+        return None
+    dtype = np.dtype(dtype_code)
+
+    tile_tags = {"TileWidth", "TileLength", "TileOffsets", "TileByteCounts"}
+    strip_tags = {"StripOffsets", "StripByteCounts"}
+    if tile_tags <= tags.keys() and not strip_tags & tags.keys():
+        tiled, kind = True, "Tile"
+        block = (value("TileLength", 0), value("TileWidth", 0))
+    elif strip_tags <= tags.keys() and not tile_tags & tags.keys():
+        tiled, kind = False, "Strip"
+        block = (min(value("RowsPerStrip", 2**32 - 1), length), width)
+    else:
+        return None
+    if block[0] <= 0 or block[1] <= 0:
+        return None
+    pixel_bytes = samples * dtype.itemsize
+    if max(length * width, block[0] * block[1]) * pixel_bytes > MAX_DECODED_BYTES:
+        return None
+    offsets, counts = tags[f"{kind}Offsets"], tags[f"{kind}ByteCounts"]
+    segments = -(-length // block[0]) * -(-width // block[1])
+    if len(offsets) != segments or len(counts) != segments:
+        return None
+    size = len(data) if size is None else size
+    if not all(o > 0 and c > 0 and o + c <= size for o, c in zip(offsets, counts, strict=True)):
+        return None
+    contiguous_at = None
+    if compression == 1:
+        # libtiff reads past a short uncompressed segment; TiffSource calls it corrupt
+        needed = [block[0] * block[1] * pixel_bytes] * segments
+        if not tiled:
+            needed[-1] = (length - (segments - 1) * block[0]) * width * pixel_bytes
+        if any(c < n for c, n in zip(counts, needed, strict=True)):
+            return None
+        ends = [o + n for o, n in zip(offsets, needed, strict=True)]
+        if not tiled and all(o == end for o, end in zip(offsets[1:], ends, strict=False)):
+            contiguous_at = offsets[0]
+    return Layout(
+        shape=(length, width),
+        bands=samples,
+        dtype=dtype,
+        block=block,
+        tiled=tiled,
+        compression=compression,
+        bigtiff=bigtiff,
+        contiguous_at=contiguous_at,
+        byteorder=byteorder,
+    )
+
+
+class WholeTiffSource(Source):
+    """A small, simple TIFF, read without tifffile's parse.
+
+    When its strips lie back to back (how most writers store an uncompressed
+    image), each read fetches exactly the rows it needs into the array it
+    returns: one copy from the operating system's cache, nothing kept. Otherwise
+    libtiff decodes the whole file on the first read and reads slice that.
+
+    Open with :meth:`try_open`, which returns None for files that are not
+    eligible (see the module docstring).
+    """
+
+    format_name = "tiff"
+
+    def __init__(self, spec: SourceSpec, data: bytes, layout: Layout, path: Path) -> None:
+        self.path = path
+        self.shape = layout.shape
+        self.bands = layout.bands
+        self.dtype = layout.dtype
+        self._spec = spec
+        self._data = data
+        self._layout = layout
+        self._array: Array | None = None
+        self._fallback: TiffSource | None = None
+
+    @classmethod
+    def try_open(cls, spec: SourceSpec) -> WholeTiffSource | None:
+        """Open ``spec``'s file if it is eligible.
+
+        Parameters
+        ----------
+        spec : SourceSpec
+            The input and its pixel budget.
+
+        Returns
+        -------
+        WholeTiffSource or None
+            None when the file is not eligible (or cannot be read here); open it
+            with TiffSource then.
+
+        Raises
+        ------
+        ImageTooLargeError
+            The header declares more than ``spec.max_pixels`` pixels.
+        """
+        try:
+            with open(spec.path, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size > MAX_FILE_BYTES:
+                    return None
+                data = fh.read()
+        except OSError:
+            return None  # TiffSource reports it
+        return cls.from_bytes(spec, data, Path(spec.path))
+
+    @classmethod
+    def from_head(
+        cls, spec: SourceSpec, head: bytes, size: int, path: Path
+    ) -> WholeTiffSource | None:
+        """As :meth:`try_open`, given the file's first bytes (:data:`HEAD_BYTES`) and size.
+
+        A file whose header lies in ``head`` and whose strips lie back to back is
+        opened without reading further; others are read whole when small enough.
+        """
+        if size > MAX_FILE_BYTES:
+            return None
+        layout = parse_layout(head, size) if len(head) < size else None
+        if layout is not None and layout.contiguous_at is not None:
+            return cls._checked(spec, b"", layout, path)
+        if len(head) < size:
+            try:
+                with open(path, "rb") as fh:
+                    head = fh.read()
+            except OSError:
+                return None  # TiffSource reports it
+        return cls.from_bytes(spec, head, path)
+
+    @classmethod
+    def from_bytes(cls, spec: SourceSpec, data: bytes, path: Path) -> WholeTiffSource | None:
+        """As :meth:`try_open`, for a file already read whole into ``data``."""
+        layout = parse_layout(data)
+        if layout is None:
+            return None
+        direct = layout.contiguous_at is not None  # rows are read as needed, not kept
+        return cls._checked(spec, b"" if direct else data, layout, path)
+
+    @classmethod
+    def _checked(cls, spec: SourceSpec, data: bytes, layout: Layout, path: Path) -> WholeTiffSource:
+        if layout.shape[0] * layout.shape[1] > spec.max_pixels:
+            raise too_many_pixels(path, layout.shape, spec.max_pixels)
+        return cls(spec, data, layout, path)
+
+    @property
+    def chunks(self) -> tuple[int, int]:
+        return self._layout.block
+
+    @property
+    def compression(self) -> str:
+        return tifffile.COMPRESSION(self._layout.compression).name
+
+    def info(self) -> dict[str, Any]:
+        info = super().info()
+        info.update(
+            layout="tiled" if self._layout.tiled else "striped",
+            bigtiff=self._layout.bigtiff,
+            planar="contig",
+            pages=1,
+        )
+        return info
+
+    def _read_rows(self, window: Window, start: int) -> Array:
+        """The window, from back-to-back strips: its rows are one run of bytes."""
+        bands = () if self.bands == 1 else (self.bands,)
+        stored = self.dtype.newbyteorder("<" if self._layout.byteorder == "<" else ">")
+        rows = np.empty((window.height, self.shape[1], *bands), stored)
+        row_bytes = rows.nbytes // max(1, window.height)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            got = os.preadv(fd, [rows.data], start + window.row * row_bytes)
+        finally:
+            os.close(fd)
+        if got != rows.nbytes:
+            raise CorruptInputError(
+                f"{self.path}: the file ends before the rows its header lists "
+                f"({got:,} of {rows.nbytes:,} bytes at rows {window.row}:{window.stop_row}); "
+                "it was truncated"
+            )
+        if window.col or window.width != self.shape[1]:
+            rows = rows[:, window.col : window.stop_col].copy()
+        return rows if stored.isnative else rows.astype(self.dtype)
+
+    def _decode(self) -> None:
+        """Decode the whole image, or hand the file to TiffSource if libtiff cannot."""
+        expected = self.shape if self.bands == 1 else (*self.shape, self.bands)
+        try:
+            array = imagecodecs.tiff_decode(self._data)
+        except Exception:  # TiffSource names what is wrong
+            array = None
+        self._data = b""
+        if array is not None and array.shape == expected and array.dtype == self.dtype:
+            self._array = array
+        else:
+            self._fallback = TiffSource(self._spec)
+
+    def read(self, window: Window) -> Array:
+        start = self._layout.contiguous_at
+        if start is not None and not self._data:
+            return self._read_rows(window, start)
+        if self._array is None and self._fallback is None:
+            self._decode()
+        if self._fallback is not None:
+            return self._fallback.read(window)
+        assert self._array is not None
+        return self._array[window.slices].copy()
+
+    def close(self) -> None:
+        self._array = None
+        self._data = b""
+        if self._fallback is not None:
+            self._fallback.close()
