@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tilewise import io
+from tilewise.defaults import WORKER_MODULES
 from tilewise.executors import Executor, Supervision, make_executor
 from tilewise.geometry import Layout
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
@@ -88,6 +89,7 @@ def run(
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
     if isinstance(executor, str) and executor == "local":
         executor_options.setdefault("start_method", start_method(pipeline))
+        executor_options.setdefault("preload", WORKER_MODULES["run"])
     runner = make_executor(executor, workers=workers, supervision=supervision, **executor_options)
     try:
         runner.start()  # workers start up while the input's header is read

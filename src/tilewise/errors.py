@@ -19,10 +19,16 @@ refines, so ``except OSError`` still catches a failed read::
     ├── TileError (RuntimeError)           one tile failed inside a worker
     └── ExecutorError (RuntimeError)       the executor itself cannot go on
 
+    Interrupted (BaseException)            a run stopped by SIGINT/SIGTERM: like
+                                           KeyboardInterrupt, not caught by
+                                           ``except Exception``
+
 Messages say what happened, with the values involved, and what to do.
 """
 
 from __future__ import annotations
+
+import signal
 
 __all__ = [
     "CorruptInputError",
@@ -30,6 +36,7 @@ __all__ = [
     "GeometryError",
     "ImageTooLargeError",
     "InputError",
+    "Interrupted",
     "OpError",
     "OutputError",
     "OutputExistsError",
@@ -101,3 +108,16 @@ class ExecutorError(TilewiseError, RuntimeError):
 
 class TilewiseWarning(UserWarning):
     """Warnings tilewise emits for its own conditions."""
+
+
+class Interrupted(BaseException):
+    """A run or batch was stopped by a signal; ``exit_code`` is 128 + the signal number.
+
+    ``report`` holds the partial report (what finished before the signal).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.report: object = None

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import leftovers, make_image, read_image, write_image
-from tilewise.cli.main import cli
+from tilewise.cli.app import cli
 from tilewise.pipeline import Pipeline
 
 OPS = ["--op", "gaussian:sigma=2", "--op", "threshold:value=127"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tilewise
-from tests.batch.conftest import GOOD, read_whole
+from tests.collection.conftest import GOOD, read_whole
 
 pytestmark = pytest.mark.dask
 

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.batch.conftest import REPO, TILEWISE, expected, read_whole, write_good
-from tilewise.batch.collect import collect
+from tests.collection.conftest import REPO, TILEWISE, expected, read_whole, write_good
+from tilewise.collection.collect import collect
 
 OPS = ["tests.faults.slow:seconds=0.05", "resize:shape=16x16"]
 

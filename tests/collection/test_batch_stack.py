@@ -10,9 +10,9 @@ import zarr
 from click.testing import CliRunner
 
 import tilewise
-from tests.batch.conftest import GOOD, expected, read_whole, write_bad, write_good
-from tilewise.batch.collect import collect
-from tilewise.cli.main import cli
+from tests.collection.conftest import GOOD, expected, read_whole, write_bad, write_good
+from tilewise.cli.app import cli
+from tilewise.collection.collect import collect
 from tilewise.errors import OutputExistsError, PipelineError
 
 OPS = ["resize:shape=24x32", "to_dtype:dtype=uint8,scale=auto"]

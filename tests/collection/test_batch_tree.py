@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 import tilewise
-from tests.batch.conftest import GOOD, expected, read_whole, write_bad, write_good
-from tilewise.cli.main import cli
+from tests.collection.conftest import GOOD, expected, read_whole, write_bad, write_good
+from tilewise.cli.app import cli
 from tilewise.errors import OutputExistsError, ResumeError
 
 OPS = ["resize:scale=0.5", "pad:width=2,mode=edge"]
@@ -194,7 +194,7 @@ def test_a_worker_crash_costs_only_its_file(tmp_path):
 def test_the_python_api_is_exported():
     assert "batch" in tilewise.__all__
     assert "BatchReport" in tilewise.__all__
-    assert tilewise.batch.__module__ == "tilewise.batch.run"
+    assert tilewise.batch.__module__ == "tilewise.collection.run"
 
 
 def test_planted_symlinks_at_output_and_temporary_names_are_not_followed(collection, tmp_path):

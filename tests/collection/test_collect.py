@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tilewise.batch.collect import check_name, collect, output_name, unique_outputs
+from tilewise.collection.collect import check_name, collect, output_name, unique_outputs
 from tilewise.errors import UsageError
 
 

@@ -36,7 +36,7 @@ from tests.runner.helpers import (
     wait_for_journal,
     wait_session_empty,
 )
-from tilewise.cli.main import cli
+from tilewise.cli.app import cli
 from tilewise.errors import ExecutorError, UsageError
 
 distributed = pytest.importorskip("distributed")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from tilewise import __version__
 from tilewise.cli import batch_cmd, demo, inspect_cmds, report_cmd, run_cmd
 
-__all__ = ["cli", "main"]
+__all__ = ["cli"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -36,12 +34,3 @@ cli.add_command(inspect_cmds.ops)
 cli.add_command(demo.demo)
 cli.add_command(report_cmd.report)
 cli.add_command(batch_cmd.batch)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    sys.exit(cli.main(standalone_mode=True))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

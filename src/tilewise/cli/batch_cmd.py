@@ -17,6 +17,7 @@ from tilewise.cli.options import (
     supervision_options,
     verbosity_options,
 )
+from tilewise.cli.warm import start_workers_early
 
 __all__ = ["batch"]
 
@@ -176,8 +177,6 @@ def batch(
       tilewise batch @files.txt --out out/ --format png --op normalize \\
           --op to_dtype:dtype=uint8,scale=auto
     """
-    from tilewise.batch import batch as run_batch
-
     setup_logging(verbose, quiet)
     if (out is None) == (stack is None):
         raise click.UsageError("give exactly one of --out DIR or --stack OUT.npy|OUT.zarr")
@@ -189,6 +188,9 @@ def batch(
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
+    start_workers_early(executor, "batch")
+    from tilewise.collection import batch as run_batch
+
     with reporting_errors(verbose):
         result = run_batch(
             list(inputs),

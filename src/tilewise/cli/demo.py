@@ -9,7 +9,7 @@ import click
 
 from tilewise.cli.errors import reporting_errors
 from tilewise.cli.options import setup_logging
-from tilewise.runner.plan import DEFAULT_TILE
+from tilewise.defaults import DEFAULT_TILE
 
 __all__ = ["demo"]
 

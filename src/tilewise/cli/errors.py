@@ -6,13 +6,15 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from tilewise.cli.options import EXIT_DONE, EXIT_FAILED_TILES, EXIT_RUN_ERROR, EXIT_USAGE
-from tilewise.errors import TilewiseError
-from tilewise.runner import Interrupted, RunReport
+from tilewise.errors import Interrupted, TilewiseError
+
+if TYPE_CHECKING:
+    from tilewise.runner import RunReport
 
 __all__ = ["fail", "finish", "reporting_errors"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from tilewise.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_WHOLE_PIXELS
 from tilewise.executors import EXECUTORS
-from tilewise.io import DEFAULT_MAX_PIXELS, DEFAULT_MAX_WHOLE_PIXELS
 
 __all__ = [
     "EXIT_DONE",

@@ -17,7 +17,8 @@ from tilewise.cli.options import (
     supervision_options,
     verbosity_options,
 )
-from tilewise.runner.plan import DEFAULT_TILE
+from tilewise.cli.warm import start_workers_early
+from tilewise.defaults import DEFAULT_TILE
 
 __all__ = ["run", "tiling_options"]
 
@@ -122,8 +123,6 @@ def run(
     Example:
       tilewise run scene.tif smooth.tif --op gaussian:sigma=4 --op threshold:value=127
     """
-    from tilewise import api
-
     setup_logging(verbose, quiet)
     connection = dask_options(
         executor,
@@ -133,6 +132,9 @@ def run(
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
+    start_workers_early(executor, "run")
+    from tilewise import api
+
     with reporting_errors(verbose):
         result = api.run(
             input_path,

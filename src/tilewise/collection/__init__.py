@@ -1,9 +1,42 @@
 """Image collections: one pipeline over many files, into a folder tree or one stacked array.
 
-:func:`batch` is the Python face of ``tilewise batch`` (see docs/batch.md).
+:func:`batch` is the Python face of ``tilewise batch`` (see docs/batch.md). The
+names below load on first use, so a worker process that imports only
+:mod:`tilewise.collection.work` does not load the main process's machinery.
 """
 
-from tilewise.batch.report import BatchReport, FileRecord
-from tilewise.batch.run import DEFAULT_FILES_PER_TASK, DEFAULT_TILE_ABOVE, batch
+from __future__ import annotations
 
-__all__ = ["DEFAULT_FILES_PER_TASK", "DEFAULT_TILE_ABOVE", "BatchReport", "FileRecord", "batch"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "BatchReport": "tilewise.collection.report",
+    "DEFAULT_FILES_PER_TASK": "tilewise.collection.run",
+    "DEFAULT_TILE_ABOVE": "tilewise.collection.run",
+    "FileRecord": "tilewise.collection.report",
+    "batch": "tilewise.collection.run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tilewise.collection' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from tilewise.collection.report import BatchReport as BatchReport
+    from tilewise.collection.report import FileRecord as FileRecord
+    from tilewise.collection.run import DEFAULT_FILES_PER_TASK as DEFAULT_FILES_PER_TASK
+    from tilewise.collection.run import DEFAULT_TILE_ABOVE as DEFAULT_TILE_ABOVE
+    from tilewise.collection.run import batch as batch

@@ -13,15 +13,15 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from tilewise.batch.collect import output_format
-from tilewise.batch.report import FileRecord
-from tilewise.batch.write import output_size, safe_parent
+from tilewise.collection.collect import output_format
+from tilewise.collection.report import FileRecord
+from tilewise.collection.write import output_size, safe_parent
 from tilewise.errors import PipelineError, TilewiseError
 from tilewise.runner.journal import Journal
 from tilewise.runner.progress import Progress
 
 if TYPE_CHECKING:
-    from tilewise.batch.run import _Batch
+    from tilewise.collection.run import _Batch
 
 __all__ = ["run_large"]
 

@@ -14,7 +14,7 @@ relative POSIX path under which its output is written in the output folder.
   outside the output folder.
 
 Names never contain ``..``, are never absolute, and are checked again when
-written (:mod:`tilewise.batch.write`).
+written (:mod:`tilewise.collection.write`).
 """
 
 from __future__ import annotations

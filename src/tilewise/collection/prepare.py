@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tilewise.batch.collect import Item
-from tilewise.batch.stack import StackSpec, open_existing, row_intact
-from tilewise.batch.write import output_intact
+from tilewise.collection.collect import Item
+from tilewise.collection.stack import StackSpec, open_existing, row_intact
+from tilewise.collection.write import output_intact
 from tilewise.errors import OutputError, OutputExistsError, ResumeError
 from tilewise.io import partial_path
 from tilewise.runner.journal import Journal, journal_path

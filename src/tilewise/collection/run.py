@@ -22,12 +22,18 @@ from typing import Any
 
 from tilewise import io
 from tilewise.api import start_method
-from tilewise.batch import collect as collect_mod
-from tilewise.batch.big import run_large
-from tilewise.batch.collect import Item
-from tilewise.batch.prepare import Prepared, fingerprint, prepare_stack, prepare_tree, verify_done
-from tilewise.batch.report import BatchReport, FileRecord
-from tilewise.batch.stack import (
+from tilewise.collection import collect as collect_mod
+from tilewise.collection.big import run_large
+from tilewise.collection.collect import Item
+from tilewise.collection.prepare import (
+    Prepared,
+    fingerprint,
+    prepare_stack,
+    prepare_tree,
+    verify_done,
+)
+from tilewise.collection.report import BatchReport, FileRecord
+from tilewise.collection.stack import (
     StackSpec,
     create_stack,
     finalize_stack,
@@ -35,8 +41,9 @@ from tilewise.batch.stack import (
     stack_format,
     write_index,
 )
-from tilewise.batch.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
-from tilewise.batch.write import FORMATS, parse_write_options
+from tilewise.collection.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
+from tilewise.collection.write import FORMATS, parse_write_options
+from tilewise.defaults import WORKER_MODULES
 from tilewise.errors import PipelineError, TilewiseError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task, make_executor
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
@@ -150,6 +157,7 @@ def batch(
     large_options = {} if isinstance(executor, Executor) else dict(executor_options)
     if isinstance(executor, str) and executor == "local":
         executor_options.setdefault("start_method", start_method(pipeline))
+        executor_options.setdefault("preload", WORKER_MODULES["batch"])
     runner = make_executor(executor, workers=workers, supervision=supervision, **executor_options)
     job = _Batch(
         items=items,
@@ -307,10 +315,11 @@ class _Batch:
                 if todo:
                     self._run_groups(todo, journal, bar)
                     log.debug("%d files run after %.3f s", len(todo), time.perf_counter() - start)
-                self.runner.close()
-                log.debug("workers stopped after %.3f s", time.perf_counter() - start)
                 if self.large:
+                    self.runner.close()  # the tiled runner brings its own workers
                     run_large(self, journal, bar, large_run)
+                else:
+                    self.runner.stop()  # the workers wind down while the output is finished
         except (Interrupted, KeyboardInterrupt) as err:
             stop = err if isinstance(err, Interrupted) else Interrupted(signal.SIGINT)
             report.interrupted = signal.Signals(stop.signum).name
@@ -321,7 +330,6 @@ class _Batch:
                 err.during_run = True  # type: ignore[union-attr]
             raise
         finally:
-            self.runner.close()
             bar.close()
             journal.close()
             report.seconds = time.perf_counter() - start
@@ -387,8 +395,7 @@ class _Batch:
                         )
                         crashed.extend(groups[outcome.key])
                     continue
-                for result in outcome.value:
-                    self._record(result, journal, outcome, bar)
+                self._record_all(outcome, journal, bar)
         finally:
             self.runner.supervision = supervision
         if crashed:
@@ -397,16 +404,22 @@ class _Batch:
                 if isinstance(outcome, Failed):
                     self._failed_outcome(outcome, [outcome.key], bar)
                 else:
-                    for result in outcome.value:
-                        self._record(result, journal, outcome, bar)
+                    self._record_all(outcome, journal, bar)
 
     # -- outcomes ---------------------------------------------------------------------------
+
+    def _record_all(self, outcome: Done, journal: Any, bar: Progress) -> None:
+        """Record a group's results; its journal lines go to disk together."""
+        for result in outcome.value:
+            self._record(result, journal, outcome, bar)
+        journal.flush()
 
     def _record(self, result: FileResult, journal: Any, outcome: Done, bar: Progress) -> None:
         report = self.report
         report.compute_seconds += result.seconds
         if result.status == DONE:
-            journal.record(result.file, {"r": result.receipt} if result.receipt else {})
+            entry = {"r": result.receipt} if result.receipt else {}
+            journal.record(result.file, entry, flush=False)
             report.done += 1
             report.pixels += result.pixels
             bar.advance(result.pixels)

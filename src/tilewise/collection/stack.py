@@ -97,7 +97,7 @@ def create_stack(spec: StackSpec) -> StackSpec:
             return replace(spec, offset=offset)
         import zarr
 
-        from tilewise.batch.write import zarr_codec
+        from tilewise.collection.write import zarr_codec
 
         codec = zarr_codec(spec.options)
         zarr.create_array(

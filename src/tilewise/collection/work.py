@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 
 import numpy.typing as npt
 
-from tilewise.batch.collect import output_format
-from tilewise.batch.stack import StackSpec, mismatch, write_row
-from tilewise.batch.write import write_output
+from tilewise.collection.collect import output_format
+from tilewise.collection.stack import StackSpec, mismatch, write_row
+from tilewise.collection.write import write_output
 from tilewise.errors import InputError, TilewiseError
 from tilewise.geometry import Window
 from tilewise.io import SourceSpec, open_source

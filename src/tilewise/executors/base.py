@@ -161,6 +161,12 @@ class Executor(abc.ABC):
         Lets worker start-up overlap with the caller's own preparation.
         """
 
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """Tell workers to stop without waiting for them; ``close`` waits.
+
+        Lets the caller finish its own work while the workers wind down.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Stop workers and free resources. Safe to call twice."""
 

@@ -16,12 +16,13 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Protocol
 
 import pebble
+from pebble.common import CONSTS as PEBBLE_CONSTS
 
 from tilewise.errors import ExecutorError, UsageError
 from tilewise.executors._worker import TaskError, initialize, run_task
@@ -34,13 +35,18 @@ from tilewise.executors.base import (
     Task,
     _Attempts,
 )
+from tilewise.executors.forkserver import start_forkserver
 
 __all__ = ["LocalExecutor", "describe_exit"]
 
 log = logging.getLogger(__name__)
 
-# Imported once by the fork server, so every worker starts with them loaded.
-_PRELOAD = ["tilewise.executors._worker", "numpy", "cv2", "tifffile"]
+
+#: How often pebble's pool threads look at their workers (a dead worker, a timed-out task,
+#: a stop). pebble's default, 0.1 s, is added whole to every stop of a pool and to noticing
+#: a dead worker; its author suggests lowering the constant for faster response (pebble
+#: issue #65). The check is a few microseconds per worker.
+POLL_SECONDS = 0.01
 
 
 def describe_exit(exitcode: int | None) -> tuple[FailureKind, str]:
@@ -144,6 +150,10 @@ class LocalExecutor(Executor):
     start_method
         ``"forkserver"`` (default: safe with threads in the main process) or
         ``"fork"`` (needed for ops defined in ``__main__``, e.g. a notebook).
+    preload
+        Modules the fork server imports for the workers besides NumPy, OpenCV
+        and tifffile (usually the module that defines the task function), so
+        no worker imports them itself.
     """
 
     name = "local"
@@ -155,6 +165,7 @@ class LocalExecutor(Executor):
         *,
         max_in_flight: int | None = None,
         start_method: str = "forkserver",
+        preload: Sequence[str] = (),
     ) -> None:
         workers = workers or os.cpu_count() or 1
         if workers < 1:
@@ -164,13 +175,15 @@ class LocalExecutor(Executor):
         if start_method not in ("fork", "forkserver", "spawn"):
             raise UsageError(f"start method must be fork, forkserver or spawn, got {start_method}")
         self.start_method = start_method
+        self.preload = tuple(preload)
         self._lanes: list[pebble.ProcessPool] = []
 
     def _ensure_lanes(self) -> list[pebble.ProcessPool]:
         if not self._lanes:
+            PEBBLE_CONSTS.sleep_unit = min(PEBBLE_CONSTS.sleep_unit, POLL_SECONDS)
             context = multiprocessing.get_context(self.start_method)
             if self.start_method == "forkserver":
-                context.set_forkserver_preload(_PRELOAD)
+                start_forkserver(self.preload)
             self._lanes = [
                 pebble.ProcessPool(
                     max_workers=1,
@@ -181,12 +194,21 @@ class LocalExecutor(Executor):
                 )
                 for _ in range(self.workers)
             ]
+            for lane in self._lanes:  # every worker starts now, not when its first task comes
+                lane.schedule(_warm_up)
         return self._lanes
 
     def start(self) -> None:
-        """Start the fork server and the workers now (each runs a no-op task)."""
-        for lane in self._ensure_lanes():
-            lane.schedule(_warm_up)
+        """Get workers starting without waiting for them.
+
+        With the fork server, start the server (it imports in the background;
+        the workers fork from it when the first task comes). Otherwise start
+        the workers now (each runs a no-op task).
+        """
+        if self.start_method == "forkserver":
+            start_forkserver(self.preload)
+        else:
+            self._ensure_lanes()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -276,10 +298,14 @@ class LocalExecutor(Executor):
             return attempts.succeeded(outcome.value, outcome.worker, outcome.seconds)
         return attempts.failed(*outcome, retries=self.supervision.retries)
 
-    def close(self) -> None:
-        lanes, self._lanes = self._lanes, []
-        for lane in lanes:
+    def stop(self) -> None:
+        """Tell every worker to stop, without waiting for them (``close`` waits)."""
+        for lane in self._lanes:
             lane.stop()  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        self.stop()
+        lanes, self._lanes = self._lanes, []
         deadline = time.monotonic() + 10
         for lane in lanes:
             try:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tilewise.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_WHOLE_PIXELS
 from tilewise.geometry import Window
 
 __all__ = [
@@ -32,11 +33,6 @@ __all__ = [
 
 Array = npt.NDArray[Any]
 Receipt = dict[str, Any]
-
-#: Largest image (in pixels) accepted from a header, for formats read by window.
-DEFAULT_MAX_PIXELS = 1 << 36
-#: Largest image decoded whole (PNG, JPEG): these formats cannot be read by window.
-DEFAULT_MAX_WHOLE_PIXELS = 1 << 28
 
 
 @dataclass(frozen=True, slots=True)

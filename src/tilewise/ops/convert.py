@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from skimage import exposure
-from skimage import util as skutil
 
 from tilewise.errors import OpError
 from tilewise.ops._bands import to_float32
@@ -26,11 +24,8 @@ __all__ = ["normalize", "to_dtype"]
 Array = npt.NDArray[Any]
 
 _TARGETS = ("uint8", "uint16", "float32")
-_AUTO = {
-    "uint8": skutil.img_as_ubyte,
-    "uint16": skutil.img_as_uint,
-    "float32": skutil.img_as_float32,
-}
+#: ``to_dtype:scale=auto``: scikit-image's conversions (imported when first used).
+_AUTO = {"uint8": "img_as_ubyte", "uint16": "img_as_uint", "float32": "img_as_float32"}
 
 
 def _pair(op_name: str, key: str, text: Any) -> tuple[float, float]:
@@ -65,7 +60,9 @@ def to_dtype(image: Array, dtype: str = "float32", scale: str = "none") -> Array
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return np.asarray(_AUTO[dtype](image))
+                from skimage import util as skutil
+
+                return np.asarray(getattr(skutil, _AUTO[dtype])(image))
         except ValueError as err:
             lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
             raise OpError(
@@ -101,6 +98,8 @@ def normalize(image: Array, percentiles: str = "0:100", out_range: str = "0:1") 
     floats = image.astype(np.float32)
     in_low, in_high = (float(v) for v in np.percentile(floats, (p_low, p_high)))
     with np.errstate(divide="ignore", invalid="ignore"):
+        from skimage import exposure
+
         result = exposure.rescale_intensity(
             floats, in_range=(in_low, in_high), out_range=(low, high)
         )

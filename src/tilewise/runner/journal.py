@@ -88,17 +88,31 @@ class Journal:
             journal.done[int(entry["tile"])] = entry
         return journal
 
-    def record(self, tile: int, entry: dict[str, Any]) -> None:
-        """Append one finished tile (flushed at once: it must survive a SIGKILL of this process)."""
+    def record(self, tile: int, entry: dict[str, Any], *, flush: bool = True) -> None:
+        """Append one finished tile.
+
+        Flushed at once (it must survive a SIGKILL of this process) unless ``flush`` is
+        false: then the caller records a few together and calls :meth:`flush`.
+        """
         if self._fh is None:
             self._fh = open(self.path, "a")  # noqa: SIM115 - kept open for the run
         entry = {"tile": tile, **entry}
         try:
             self._fh.write(json.dumps(entry, separators=(",", ":")) + "\n")
-            self._fh.flush()
         except OSError as err:
             raise OutputError(f"{self.path}: cannot write the journal: {err}") from err
         self.done[tile] = entry
+        if flush:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the recorded entries to the operating system."""
+        if self._fh is None:
+            return
+        try:
+            self._fh.flush()
+        except OSError as err:
+            raise OutputError(f"{self.path}: cannot write the journal: {err}") from err
 
     def forget(self, tile: int) -> None:
         """Drop a tile whose output turned out to be missing or damaged."""

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from tilewise import io
+from tilewise.defaults import DEFAULT_TILE
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Layout, parse_tile_shape
 from tilewise.io import SinkSpec, Source, SourceSpec
@@ -20,8 +21,6 @@ from tilewise.pipeline import Pipeline
 __all__ = ["DEFAULT_TILE", "Plan", "make_plan"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TILE = 2048
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,13 @@ from pathlib import Path
 from types import FrameType
 
 from tilewise import io
-from tilewise.errors import OutputError, OutputExistsError, ResumeError, TilewiseError
+from tilewise.errors import (
+    Interrupted,
+    OutputError,
+    OutputExistsError,
+    ResumeError,
+    TilewiseError,
+)
 from tilewise.executors.base import Done, Executor, Task
 from tilewise.runner.journal import Journal, journal_path
 from tilewise.runner.plan import Plan
@@ -29,16 +35,6 @@ log = logging.getLogger(__name__)
 #: Up to this many tiles, neighbouring tiles are kept on the same worker (the task list
 #: is then held in memory); beyond it tiles are handed out lazily in order.
 _LOCALITY_LIMIT = 100_000
-
-
-class Interrupted(BaseException):
-    """The run was stopped by a signal; ``exit_code`` is 128 + the signal number."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.exit_code = 128 + signum
-        self.report: RunReport | None = None
 
 
 @contextlib.contextmanager

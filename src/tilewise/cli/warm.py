@@ -1,0 +1,46 @@
+"""Start the local workers' fork server as early as possible (imports nothing heavy).
+
+The fork server imports NumPy, OpenCV, tifffile and tilewise's worker code, which
+takes a few tenths of a second. Started before the main process loads click, the
+commands and the rest of tilewise, those imports happen side by side instead of
+one after the other — most of the fixed cost of a short ``run`` or ``batch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tilewise.defaults import WORKER_MODULES
+
+__all__ = ["start_for_argv", "start_workers_early"]
+
+
+def start_workers_early(executor: str, work: str) -> None:
+    """Start the fork server for ``work`` (``"run"`` or ``"batch"``) if ``executor`` is local.
+
+    Calling it again is harmless: the server starts once per process.
+    """
+    if executor == "local":
+        from tilewise.executors.forkserver import start_forkserver
+
+        start_forkserver(WORKER_MODULES[work])
+
+
+def start_for_argv(args: Sequence[str]) -> None:
+    """Start the fork server when the command line is a ``run`` or ``batch`` on local workers.
+
+    Read before click parses the options, so it looks only at the unambiguous
+    cases: the first argument names the command, no ``-h``/``--help``, and no
+    ``--executor`` other than ``local``. Anything else waits for the command's own
+    call, after parsing. If the options then turn out to be wrong, the idle server
+    simply exits with this process.
+    """
+    if not args or args[0] not in WORKER_MODULES or {"-h", "--help"} & set(args):
+        return
+    executor = "local"
+    for index, arg in enumerate(args):
+        if arg == "--executor" and index + 1 < len(args):
+            executor = args[index + 1]
+        elif arg.startswith("--executor="):
+            executor = arg.partition("=")[2]
+    start_workers_early(executor, args[0])
