@@ -240,15 +240,19 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in args.only.split(",") if n]
     results: dict[str, dict[str, Any]] = {}
     outputs = {}
-    for name in names:
-        out = outdir / f"{name}.npy"
-        argv_ = argv_for(name, listing, out)
-        runs = []
-        for i in range(1 + args.repeat):
+    # Round-robin: every round runs each contender once, so a slow spell of a shared
+    # machine falls on all of them alike; round 0 is the warm-up.
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    failed: set[str] = set()
+    for i in range(1 + args.repeat):
+        for name in names:
+            if name in failed:
+                continue
+            out = outdir / f"{name}.npy"
             out.unlink(missing_ok=True)
             for extra in outdir.glob(f".{name}.npy*"):
                 extra.unlink()
-            run = measure_once(argv_, args.timeout)
+            run = measure_once(argv_for(name, listing, out), args.timeout)
             tag = "warm-up" if i == 0 else f"run {i}"
             print(
                 f"{name:9s} {tag}: rc={run['rc']} wall={run['wall_s']:.2f}s "
@@ -258,23 +262,26 @@ def main(argv: list[str] | None = None) -> int:
             )
             if run["rc"] != 0:
                 print(run["stderr"], file=sys.stderr)
-                break
-            if i:
-                runs.append(run)
-        if runs:
+                failed.add(name)
+            elif i:
+                runs[name].append(run)
+    for name in names:
+        if runs[name] and name not in failed:
             results[name] = {
-                key: statistics.median(r[key] for r in runs)
+                key: statistics.median(r[key] for r in runs[name])
                 for key in ("wall_s", "cpu_s", "tree_pss_mib", "main_hwm_mib")
             }
-            results[name]["runs"] = [{k: v for k, v in r.items() if k != "stderr"} for r in runs]
-            outputs[name] = out
+            results[name]["runs"] = [
+                {k: v for k, v in r.items() if k != "stderr"} for r in runs[name]
+            ]
+            outputs[name] = outdir / f"{name}.npy"
     verdicts = verify(outputs)
     base = results.get("serial", {}).get("wall_s")
     lines = [
         f"Collection: {args.files} x {SIDE}x{SIDE} uint8 TIFF ({args.compression}) -> "
         f"resize {OUT_SIDE}x{OUT_SIDE} "
         f"INTER_AREA -> one ({args.files}, {OUT_SIDE}, {OUT_SIDE}) .npy; {WORKERS} processes; "
-        f"median of {args.repeat} after 1 warm-up",
+        f"median of {args.repeat} round-robin rounds after 1 warm-up round",
         "",
         "| contender | wall s | CPU s | tree peak PSS MiB | main peak RSS MiB "
         "| speed-up vs serial | output |",

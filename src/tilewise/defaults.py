@@ -10,6 +10,6 @@ DEFAULT_MAX_PIXELS = 1 << 36
 DEFAULT_MAX_WHOLE_PIXELS = 1 << 28
 #: What worker processes import, by kind of work: the fork server imports it ahead for them.
 WORKER_MODULES = {
-    "run": ("tilewise.runner.work",),
+    "run": ("tilewise.runner.work", "tilewise.io._tiff"),
     "batch": ("tilewise.collection.work", "tilewise.io._tiff_whole"),
 }

@@ -311,9 +311,7 @@ def test_decoding_is_lazy_and_happens_once(tmp_path, monkeypatch):
     path = write(tmp_path / "in.tif", random_image("uint16", 3), tile=(16, 16))  # libtiff's
     calls = []
     decode = imagecodecs.tiff_decode
-    monkeypatch.setattr(
-        _tiff_whole.imagecodecs, "tiff_decode", lambda data: calls.append(1) or decode(data)
-    )
+    monkeypatch.setattr(imagecodecs, "tiff_decode", lambda data: calls.append(1) or decode(data))
     source = io.open_source(path)
     assert source.info()["shape"] == [37, 53] and calls == []
     first = source.read(Window(0, 0, 10, 10))
@@ -334,7 +332,7 @@ def test_decoding_is_lazy_and_happens_once(tmp_path, monkeypatch):
 def test_when_libtiff_disagrees_tiffsource_reads_the_file(tmp_path, monkeypatch, fake_decode):
     image = random_image("uint16", 3)
     path = write(tmp_path / "in.tif", image)
-    monkeypatch.setattr(_tiff_whole.imagecodecs, "tiff_decode", fake_decode)
+    monkeypatch.setattr(imagecodecs, "tiff_decode", fake_decode)
     source = io.open_source(path)
     assert type(source) is WholeTiffSource
     for window in windows(SHAPE):

@@ -1,6 +1,6 @@
 """Start the local workers' fork server as early as possible (imports nothing heavy).
 
-The fork server imports NumPy, OpenCV, tifffile and tilewise's worker code, which
+The fork server imports NumPy, OpenCV and tilewise's worker code, which
 takes a few tenths of a second. Started before the main process loads click, the
 commands and the rest of tilewise, those imports happen side by side instead of
 one after the other — most of the fixed cost of a short ``run`` or ``batch``.

@@ -19,7 +19,6 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
-import tifffile
 
 from tilewise.errors import OutputError, UsageError
 
@@ -129,6 +128,8 @@ def _write_tiff(path: Any, array: Array, options: Mapping[str, Any]) -> None:
         if level is not None:
             args["compressionargs"] = {"level": int(level)}
     bands = 1 if array.ndim == 2 else array.shape[2]
+    import tifffile
+
     tifffile.imwrite(
         path,
         array,

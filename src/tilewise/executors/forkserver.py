@@ -1,7 +1,7 @@
 """The fork server local workers start from, started as early as a caller likes.
 
 Worker processes are forked from a small server process that has already
-imported NumPy, OpenCV, tifffile and the modules the work needs, so a new
+imported NumPy, OpenCV and the modules the work needs, so a new
 worker (or the replacement of a dead one) starts in milliseconds without
 importing anything. Starting the server does not wait for it: it imports in
 the background while the caller goes on (``tilewise batch`` starts it before
@@ -19,7 +19,7 @@ from multiprocessing import forkserver
 __all__ = ["BASE_PRELOAD", "start_forkserver"]
 
 #: Imported by the fork server for every kind of work (pebble runs the worker's loop).
-BASE_PRELOAD = ("tilewise.executors._worker", "pebble", "numpy", "cv2", "tifffile")
+BASE_PRELOAD = ("tilewise.executors._worker", "pebble", "numpy", "cv2")
 
 
 def start_forkserver(preload: Iterable[str] = ()) -> None:

@@ -32,9 +32,9 @@ from tilewise.errors import (
     UsageError,
 )
 from tilewise.geometry import Window
-from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
+from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec, too_many_pixels
 
-__all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block", "too_many_pixels"]
+__all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block"]
 
 #: Largest single TIFF segment (strip or tile) tilewise will decode, in pixels.
 MAX_SEGMENT_PIXELS = 1 << 28
@@ -46,15 +46,6 @@ SEGMENT_CACHE_BYTES = 32 << 20
 COMPRESSIONS = {"NONE": 1, "LZW": 5, "DEFLATE": 8, "ZSTD": 50000}
 _DEFAULT_LEVELS = {"DEFLATE": 6, "ZSTD": 3}
 _BLOCK_CHOICES = (512, 256, 128, 64, 32, 16)
-
-
-def too_many_pixels(path: Path, shape: tuple[int, int], limit: int) -> ImageTooLargeError:
-    """The error for a TIFF header declaring more than ``limit`` pixels (both TIFF sources)."""
-    length, width = shape
-    return ImageTooLargeError(
-        f"{path}: header declares {length} x {width} = {length * width:,} pixels, over the "
-        f"limit of {limit:,}; if the file is genuine, raise it with --max-pixels"
-    )
 
 
 class TiffSource(Source):

@@ -37,16 +37,16 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import imagecodecs
 import numpy as np
-import tifffile
 
 from tilewise.errors import CorruptInputError
 from tilewise.geometry import Window
-from tilewise.io._tiff import TiffSource, too_many_pixels
-from tilewise.io.base import Array, Source, SourceSpec
+from tilewise.io.base import Array, Source, SourceSpec, too_many_pixels
+
+if TYPE_CHECKING:
+    from tilewise.io._tiff import TiffSource
 
 __all__ = ["MAX_DECODED_BYTES", "MAX_FILE_BYTES", "Layout", "WholeTiffSource", "parse_layout"]
 
@@ -375,6 +375,8 @@ class WholeTiffSource(Source):
 
     @property
     def compression(self) -> str:
+        import tifffile
+
         return tifffile.COMPRESSION(self._layout.compression).name
 
     def info(self) -> dict[str, Any]:
@@ -412,6 +414,8 @@ class WholeTiffSource(Source):
         """Decode the whole image, or hand the file to TiffSource if libtiff cannot."""
         expected = self.shape if self.bands == 1 else (*self.shape, self.bands)
         try:
+            import imagecodecs  # imported here: files read row by row never need it
+
             array = imagecodecs.tiff_decode(self._data)
         except Exception:  # TiffSource names what is wrong
             array = None
@@ -419,6 +423,8 @@ class WholeTiffSource(Source):
         if array is not None and array.shape == expected and array.dtype == self.dtype:
             self._array = array
         else:
+            from tilewise.io._tiff import TiffSource
+
             self._fallback = TiffSource(self._spec)
 
     def read(self, window: Window) -> Array:

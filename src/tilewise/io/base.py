@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tilewise.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_WHOLE_PIXELS
+from tilewise.errors import ImageTooLargeError
 from tilewise.geometry import Window
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Source",
     "SourceSpec",
     "partial_path",
+    "too_many_pixels",
 ]
 
 Array = npt.NDArray[Any]
@@ -130,6 +132,15 @@ class SinkSpec:
             "chunks": list(self.chunks),
             "options": {k: self.options[k] for k in sorted(self.options)},
         }
+
+
+def too_many_pixels(path: Path, shape: tuple[int, int], limit: int) -> ImageTooLargeError:
+    """The error for a header declaring more than ``limit`` pixels (read-by-window formats)."""
+    length, width = shape
+    return ImageTooLargeError(
+        f"{path}: header declares {length} x {width} = {length * width:,} pixels, over the "
+        f"limit of {limit:,}; if the file is genuine, raise it with --max-pixels"
+    )
 
 
 def partial_path(path: Path) -> Path:
