@@ -95,6 +95,7 @@ _DESCRIPTIVE = frozenset(
 #: TIFF field types of the values read: ASCII (Software only), SHORT, LONG, LONG8. (tifffile
 #: reads some BYTE-typed values as bytes, so a file using them is left to TiffSource.)
 _TYPES = {2: "s", 3: "H", 4: "I", 16: "Q"}
+_TYPE_BYTES = {2: 1, 3: 2, 4: 4, 16: 8}
 #: Compressions read whole: none only (module docstring: libtiff truncates some damaged
 #: compressed segments silently). libtiff also decodes LZW 5, Deflate 8/32946, PackBits
 #: 32773 and Zstd 50000 bit-exactly; the checks below keep them safe if they are added back.
@@ -147,17 +148,18 @@ def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str] | No
         (ifd,) = struct.unpack_from(order + "Q", data, 8)
     else:
         return None
-    head = struct.calcsize(order + entry_fmt)  # tag, type, count; then the value or its offset
-    inline = struct.calcsize(order + pointer_fmt)
+    entry = struct.Struct(order + entry_fmt)  # tag, type, count; then the value or its offset
+    pointer = struct.Struct(order + pointer_fmt)
+    head, inline = entry.size, pointer.size
     (entries,) = struct.unpack_from(order + count_fmt, data, ifd)
     first = ifd + struct.calcsize(order + count_fmt)
     end = first + entries * (head + inline)
-    (next_ifd,) = struct.unpack_from(order + pointer_fmt, data, end)
+    (next_ifd,) = pointer.unpack_from(data, end)
     if next_ifd:
         return None
     tags: dict[str, tuple[Any, ...]] = {}
     for pos in range(first, end, head + inline):
-        code, kind, count = struct.unpack_from(order + entry_fmt, data, pos)
+        code, kind, count = entry.unpack_from(data, pos)
         name = _VALUED.get(code)
         if name is None:
             if code in _DESCRIPTIVE:
@@ -166,11 +168,10 @@ def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str] | No
         ascii_ok = (kind == 2) == (name == "Software")  # ASCII for Software, numbers elsewhere
         if name in tags or kind not in _TYPES or not ascii_ok:
             return None
-        fmt = f"{order}{count}{_TYPES[kind]}"
         where = pos + head
-        if struct.calcsize(fmt) > inline:
-            (where,) = struct.unpack_from(order + pointer_fmt, data, where)
-        tags[name] = struct.unpack_from(fmt, data, where)
+        if count * _TYPE_BYTES[kind] > inline:
+            (where,) = pointer.unpack_from(data, where)
+        tags[name] = struct.unpack_from(f"{order}{count}{_TYPES[kind]}", data, where)
     return tags, bigtiff, order
 
 
