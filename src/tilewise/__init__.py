@@ -18,7 +18,7 @@ starts its worker processes while the rest loads.
 
 from __future__ import annotations
 
-import importlib
+from tilewise._lazy import attach
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~15 ms)
 
@@ -47,18 +47,7 @@ _EXPORTS = {
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
-
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tilewise' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors

@@ -7,8 +7,9 @@ names below load on first use, so a worker process that imports only
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from tilewise._lazy import attach
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 
 _EXPORTS = {
     "BatchReport": "tilewise.collection.report",
@@ -20,18 +21,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tilewise.collection' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors

@@ -6,8 +6,7 @@ can start the fork server (:mod:`tilewise.executors.forkserver`) before anything
 
 from __future__ import annotations
 
-import importlib
-
+from tilewise._lazy import attach
 from tilewise.errors import UsageError
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~15 ms)
@@ -35,15 +34,13 @@ __all__ = [
 ]
 
 EXECUTORS = ("local", "serial", "dask")
-_BASE_NAMES = {"Done", "Executor", "Failed", "FailureKind", "Outcome", "Supervision", "Task"}
-
-
-def __getattr__(name: str) -> object:
-    if name not in _BASE_NAMES:
-        raise AttributeError(f"module 'tilewise.executors' has no attribute {name!r}")
-    value = getattr(importlib.import_module("tilewise.executors.base"), name)
-    globals()[name] = value
-    return value
+__getattr__, _ = attach(
+    __name__,
+    dict.fromkeys(
+        ("Done", "Executor", "Failed", "FailureKind", "Outcome", "Supervision", "Task"),
+        "tilewise.executors.base",
+    ),
+)
 
 
 def make_executor(
