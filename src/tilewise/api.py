@@ -87,9 +87,7 @@ def run(
     """
     pipeline = as_pipeline(ops)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
-    if isinstance(executor, str) and executor == "local":
-        executor_options.setdefault("start_method", start_method(pipeline))
-        executor_options.setdefault("preload", WORKER_MODULES["run"])
+    executor_options = {**local_defaults(executor, pipeline, "run"), **executor_options}
     runner = make_executor(executor, workers=workers, supervision=supervision, **executor_options)
     try:
         runner.start()  # workers start up while the input's header is read
@@ -113,6 +111,16 @@ def run(
     if report is not None:
         result.write(report)
     return result
+
+
+def local_defaults(executor: str | Executor, pipeline: Pipeline, work: str) -> dict[str, Any]:
+    """The local executor's start method and fork-server preload for ``work`` (``run``/``batch``).
+
+    Empty for any other executor; options the caller gives take precedence.
+    """
+    if not (isinstance(executor, str) and executor == "local"):
+        return {}
+    return {"start_method": start_method(pipeline), "preload": WORKER_MODULES[work]}
 
 
 def start_method(pipeline: Pipeline) -> str:

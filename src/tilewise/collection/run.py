@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tilewise import io
-from tilewise.api import start_method
+from tilewise.api import local_defaults
 from tilewise.collection import collect as collect_mod
 from tilewise.collection.big import run_large
 from tilewise.collection.collect import Item
@@ -43,7 +43,6 @@ from tilewise.collection.stack import (
 )
 from tilewise.collection.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
 from tilewise.collection.write import FORMATS, parse_write_options
-from tilewise.defaults import WORKER_MODULES
 from tilewise.errors import PipelineError, TilewiseError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task, make_executor
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
@@ -155,9 +154,7 @@ def batch(
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
     # files over the threshold run through tilewise.run, with its own default start method
     large_options = {} if isinstance(executor, Executor) else dict(executor_options)
-    if isinstance(executor, str) and executor == "local":
-        executor_options.setdefault("start_method", start_method(pipeline))
-        executor_options.setdefault("preload", WORKER_MODULES["batch"])
+    executor_options = {**local_defaults(executor, pipeline, "batch"), **executor_options}
     runner = make_executor(executor, workers=workers, supervision=supervision, **executor_options)
     job = _Batch(
         items=items,

@@ -151,9 +151,9 @@ class LocalExecutor(Executor):
         ``"forkserver"`` (default: safe with threads in the main process) or
         ``"fork"`` (needed for ops defined in ``__main__``, e.g. a notebook).
     preload
-        Modules the fork server imports for the workers besides NumPy, OpenCV
-        and tifffile (usually the module that defines the task function), so
-        no worker imports them itself.
+        Modules the fork server imports for the workers besides
+        :data:`~tilewise.executors.forkserver.BASE_PRELOAD` (usually the module
+        that defines the task function), so no worker imports them itself.
     """
 
     name = "local"

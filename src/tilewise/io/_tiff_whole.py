@@ -287,7 +287,7 @@ class WholeTiffSource(Source):
     returns: one copy from the operating system's cache, nothing kept. Otherwise
     libtiff decodes the whole file on the first read and reads slice that.
 
-    Open with :meth:`try_open`, which returns None for files that are not
+    Open with :meth:`from_head`, which returns None for files that are not
     eligible (see the module docstring).
     """
 
@@ -301,68 +301,57 @@ class WholeTiffSource(Source):
         self._spec = spec
         self._data = data
         self._layout = layout
+        #: The samples as the file stores them (its byte order).
+        self._stored = layout.dtype.newbyteorder("<" if layout.byteorder == "<" else ">")
         self._array: Array | None = None
         self._fallback: TiffSource | None = None
 
     @classmethod
-    def try_open(cls, spec: SourceSpec) -> WholeTiffSource | None:
-        """Open ``spec``'s file if it is eligible.
+    def from_head(
+        cls, spec: SourceSpec, head: bytes, size: int, path: Path
+    ) -> WholeTiffSource | None:
+        """Open the file if it is eligible (module docstring).
 
         Parameters
         ----------
         spec : SourceSpec
             The input and its pixel budget.
+        head : bytes
+            The file's first bytes (:data:`HEAD_BYTES`, as the format check read them).
+        size : int
+            The file's size.
+        path : Path
+            The file, for reading the rest and for messages.
 
         Returns
         -------
         WholeTiffSource or None
             None when the file is not eligible (or cannot be read here); open it
-            with TiffSource then.
+            with TiffSource then. A file whose header lies in ``head`` and whose
+            strips lie back to back is opened without reading further; others are
+            read whole.
 
         Raises
         ------
         ImageTooLargeError
             The header declares more than ``spec.max_pixels`` pixels.
         """
-        try:
-            with open(spec.path, "rb") as fh:
-                if os.fstat(fh.fileno()).st_size > MAX_FILE_BYTES:
-                    return None
-                data = fh.read()
-        except OSError:
-            return None  # TiffSource reports it
-        return cls.from_bytes(spec, data, Path(spec.path))
-
-    @classmethod
-    def from_head(
-        cls, spec: SourceSpec, head: bytes, size: int, path: Path
-    ) -> WholeTiffSource | None:
-        """As :meth:`try_open`, given the file's first bytes (:data:`HEAD_BYTES`) and size.
-
-        A file whose header lies in ``head`` and whose strips lie back to back is
-        opened without reading further; others are read whole when small enough.
-        """
         if size > MAX_FILE_BYTES:
             return None
         layout = parse_layout(head, size) if len(head) < size else None
         if layout is not None and layout.contiguous_at is not None:
-            return cls._checked(spec, b"", layout, path)
+            return cls._checked(spec, b"", layout, path)  # rows are read as needed
+        data = head
         if len(head) < size:
             try:
                 with open(path, "rb") as fh:
-                    head = fh.read()
+                    data = fh.read()
             except OSError:
                 return None  # TiffSource reports it
-        return cls.from_bytes(spec, head, path)
-
-    @classmethod
-    def from_bytes(cls, spec: SourceSpec, data: bytes, path: Path) -> WholeTiffSource | None:
-        """As :meth:`try_open`, for a file already read whole into ``data``."""
         layout = parse_layout(data)
         if layout is None:
             return None
-        direct = layout.contiguous_at is not None  # rows are read as needed, not kept
-        return cls._checked(spec, b"" if direct else data, layout, path)
+        return cls._checked(spec, b"" if layout.contiguous_at is not None else data, layout, path)
 
     @classmethod
     def _checked(cls, spec: SourceSpec, data: bytes, layout: Layout, path: Path) -> WholeTiffSource:
@@ -393,7 +382,7 @@ class WholeTiffSource(Source):
     def _read_rows(self, window: Window, start: int) -> Array:
         """The window, from back-to-back strips: its rows are one run of bytes."""
         bands = () if self.bands == 1 else (self.bands,)
-        stored = self.dtype.newbyteorder("<" if self._layout.byteorder == "<" else ">")
+        stored = self._stored
         rows = np.empty((window.height, self.shape[1], *bands), stored)
         row_bytes = rows.nbytes // max(1, window.height)
         fd = os.open(self.path, os.O_RDONLY)
@@ -430,7 +419,7 @@ class WholeTiffSource(Source):
 
     def read(self, window: Window) -> Array:
         start = self._layout.contiguous_at
-        if start is not None and not self._data:
+        if start is not None:
             return self._read_rows(window, start)
         if self._array is None and self._fallback is None:
             self._decode()
