@@ -63,7 +63,8 @@ def run(
         Worker processes (default: one per core).
     executor
         ``"local"`` (supervised processes, default), ``"serial"`` (in this
-        process, for debugging), ``"dask"``, or an :class:`Executor`.
+        process, for debugging), ``"dask"``, or an :class:`Executor` — which
+        is left open, so one set of warm workers can serve many calls.
     overwrite, resume
         Replace an existing output; or continue an interrupted run of the same
         output, redoing only tiles not finished.
@@ -103,11 +104,13 @@ def run(
         )
         result = execute(the_plan, runner, overwrite=overwrite, resume=resume, progress=progress)
     except BaseException as err:
-        runner.close()
         partial = getattr(err, "report", None)
         if report is not None and isinstance(partial, RunReport):
             partial.write(report)
         raise
+    finally:
+        if runner is not executor:  # made here; an Executor given by the caller stays open
+            runner.close()
     if report is not None:
         result.write(report)
     return result

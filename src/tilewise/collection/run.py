@@ -167,6 +167,7 @@ def batch(
         tile_above=tile_above,
         limits=(max_pixels, max_whole_pixels),
         runner=runner,
+        owns_runner=runner is not executor,
         progress=progress,
     )
     try:
@@ -191,7 +192,8 @@ def batch(
             partial.write(report)
         raise
     finally:
-        runner.close()
+        if job.owns_runner:  # an Executor given by the caller stays open
+            runner.close()
     if report is not None:
         result.write(report)
     return result
@@ -218,6 +220,7 @@ class _Batch:
         tile_above: int,
         limits: tuple[int, int],
         runner: Executor,
+        owns_runner: bool,
         progress: bool,
     ) -> None:
         self.items = items
@@ -230,6 +233,7 @@ class _Batch:
         self.tile_above = tile_above
         self.limits = limits
         self.runner = runner
+        self.owns_runner = owns_runner
         self.progress = progress
         self.root = None if stack_mode else os.path.realpath(target)
         self.stack: StackSpec | None = None
@@ -313,9 +317,10 @@ class _Batch:
                     self._run_groups(todo, journal, bar)
                     log.debug("%d files run after %.3f s", len(todo), time.perf_counter() - start)
                 if self.large:
-                    self.runner.close()  # the tiled runner brings its own workers
+                    if self.owns_runner:
+                        self.runner.close()  # the tiled runner brings its own workers
                     run_large(self, journal, bar, large_run)
-                else:
+                elif self.owns_runner:
                     self.runner.stop()  # the workers wind down while the output is finished
         except (Interrupted, KeyboardInterrupt) as err:
             stop = err if isinstance(err, Interrupted) else Interrupted(signal.SIGINT)

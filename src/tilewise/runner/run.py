@@ -120,7 +120,10 @@ def execute(
     resume: bool = False,
     progress: bool = True,
 ) -> RunReport:
-    """Run ``plan`` on ``executor``; return the report (the output is final only if ``ok``)."""
+    """Run ``plan`` on ``executor``; return the report (the output is final only if ``ok``).
+
+    The executor stays open: the caller that made it closes it.
+    """
     assert plan.sink is not None
     plan.pipeline.check_portable()
     journal, resumed = _prepare_output(plan, overwrite=overwrite, resume=resume)
@@ -204,7 +207,6 @@ def execute(
         stop.report = report
         raise stop from None
     finally:
-        executor.close()
         bar.close()
         journal.close()
         report.seconds = time.perf_counter() - start
