@@ -15,6 +15,10 @@ __all__ = ["main"]
 
 def main() -> None:
     """Run the ``tilewise`` command."""
+    # Before NumPy loads: this process coordinates, and its workers take a core each.
+    from tilewise.executors._native_threads import limit_native_threads
+
+    limit_native_threads()
     from tilewise.cli.warm import start_for_argv
 
     start_for_argv(sys.argv[1:])  # workers get ready while click and the commands load

@@ -16,7 +16,6 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -102,6 +101,8 @@ def _encode_simple(fmt: str, array: Array, options: Mapping[str, Any]) -> bytes:
             f"{', '.join(map(str, band_ok))} bands); add e.g. --op to_dtype:dtype=uint8 "
             "or write --format tiff"
         )
+    import cv2
+
     image = array[..., 0] if array.ndim == 3 and bands == 1 else array
     if bands == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)

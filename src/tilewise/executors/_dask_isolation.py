@@ -38,6 +38,7 @@ __all__ = ["Isolation", "retire_idle_pools", "run_isolated", "warm_up"]
 log = logging.getLogger(__name__)
 
 _PRELOAD = [
+    "tilewise.executors._native_threads",
     "tilewise.executors._worker",
     "tilewise.runner.work",
     "numpy",

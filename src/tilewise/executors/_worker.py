@@ -57,11 +57,17 @@ def initialize(memory_limit: int | None) -> None:
 
     Ignores SIGINT (the main process decides about interruptions), dies with
     its parent (no orphans if the main process is killed), keeps native
-    libraries to one thread, and caps the address space at start-up size plus
-    ``memory_limit`` so a runaway allocation fails with MemoryError here
-    instead of taking the machine down.
+    libraries to one thread (OpenCV here; OpenBLAS and OpenMP through
+    :mod:`~tilewise.executors._native_threads`, for those not loaded yet), and
+    caps the address space at start-up size plus ``memory_limit`` so a runaway
+    allocation fails with MemoryError here instead of taking the machine down.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Imported here, not at the top: this module is imported by the main process too,
+    # whose environment is the user's.
+    from tilewise.executors._native_threads import limit_native_threads
+
+    limit_native_threads()
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -26,11 +25,13 @@ Array = npt.NDArray[Any]
 
 _SHAPE_RE = re.compile(r"^\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*$")
 _RANGE_RE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
+#: OpenCV's flag for each interpolation (looked up when a resize runs: the main
+#: process parses pipelines without loading OpenCV).
 _INTERPOLATION = {
-    "area": cv2.INTER_AREA,
-    "linear": cv2.INTER_LINEAR,
-    "cubic": cv2.INTER_CUBIC,
-    "nearest": cv2.INTER_NEAREST,
+    "area": "INTER_AREA",
+    "linear": "INTER_LINEAR",
+    "cubic": "INTER_CUBIC",
+    "nearest": "INTER_NEAREST",
 }
 _RESIZE_DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
 _PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
@@ -78,6 +79,8 @@ def parse_range(op_name: str, key: str, value: Any, size: int) -> tuple[int, int
 
 
 def _resize_plane(image: Array, dsize: tuple[int, int] | None, scale: float, flag: int) -> Array:
+    import cv2
+
     if dsize is not None:
         return np.asarray(cv2.resize(image, dsize, interpolation=flag))
     return np.asarray(cv2.resize(image, None, fx=scale, fy=scale, interpolation=flag))
@@ -125,7 +128,9 @@ def resize(image: Array, shape: str = "", scale: float = 1.0, interpolation: str
     if (down and interpolation == "area" and image.dtype.kind == "f"
             and image.shape[0] % down == 0 and image.shape[1] % down == 0):  # fmt: skip
         return _block_mean(image, down)
-    flag = _INTERPOLATION[interpolation]
+    import cv2
+
+    flag = getattr(cv2, _INTERPOLATION[interpolation])
     result = per_band(
         lambda plane: _resize_plane(plane, dsize, scale, flag), image, max_bands=OPENCV_MAX_BANDS
     )
