@@ -4,7 +4,7 @@ Reference pipeline (``gaussian:sigma=4``, ``threshold:value=127``), TIFF -> Zarr
 photo-like sample image made with ``tilewise.testing.samples.write_sample_tiff``.
 Three ways, each a median of ``--repeat`` runs after one warm-up (interleaved):
 
-- ``local``: ``tilewise.run(..., workers=N)`` (pebble pool started and stopped per run);
+- ``local``: ``tilewise.run(..., workers=N)`` (worker processes started and stopped per run);
 - ``dask``: ``tilewise.run(..., executor="dask", workers=N)``: a LocalCluster of N
   single-threaded workers started and stopped per run (what the CLI does);
 - ``dask-warm``: the same LocalCluster kept running, passed as ``client=``.

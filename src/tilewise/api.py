@@ -129,9 +129,9 @@ def local_defaults(executor: str | Executor, pipeline: Pipeline, work: str) -> d
 def start_method(pipeline: Pipeline) -> str:
     """``fork`` when an op lives in ``__main__`` (a script or notebook), else ``forkserver``.
 
-    Worker processes are otherwise never forked from this process: pebble starts
-    and replaces workers from its own threads, and a fork while another thread
-    holds a lock can deadlock the child (seen here as a rare hang of a batch).
+    Worker processes are otherwise never forked from this process: a fork while
+    another thread (a progress bar's, the caller's, a native library's) holds a
+    lock can deadlock the child, seen here as a rare hang of a batch.
     """
     main_ops = [op for op in pipeline if op.definition.locator.startswith("__main__.")]
     return "fork" if main_ops else "forkserver"

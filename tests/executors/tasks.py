@@ -23,3 +23,44 @@ def fail_first_time(arg: tuple[int, str]) -> int:
         flag.write_text(str(os.getpid()))
         raise OSError(f"transient failure for {x}")
     return x
+
+
+def sized_answer(arg: tuple[bytes, int]) -> bytes:
+    """Return ``size`` bytes (the payload carries bytes of its own)."""
+    payload, size = arg
+    return bytes([len(payload) % 251]) * size
+
+
+def abort_on_three(x: int) -> int:
+    if x == 3:
+        os.abort()
+    return x
+
+
+def lock_on_two(x: int) -> object:
+    """Answer with something that cannot be pickled for x == 2."""
+    import threading
+
+    return threading.Lock() if x == 2 else x
+
+
+def pid_of(_: object) -> int:
+    return os.getpid()
+
+
+def nap(x: int) -> int:
+    import time
+
+    time.sleep(0.05)
+    return x
+
+
+def _refuse_to_load() -> None:
+    raise ValueError("this payload cannot be rebuilt here")
+
+
+class Unloadable:
+    """Pickles fine, but fails when a worker unpickles it."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (_refuse_to_load, ())

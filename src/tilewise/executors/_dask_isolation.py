@@ -3,9 +3,10 @@
 A Dask worker that segfaults in an op dies with everything it holds, and Dask
 reruns its tasks elsewhere: a poison tile then kills ``allowed-failures + 1``
 workers before Dask gives up (RELIABILITY.md, row 12). Here the Dask task only
-hands the tile to a small pebble ``ProcessPool`` owned by the Dask worker
-process (one child per worker thread, created on first use, recreated after a
-fork), and waits. A child that crashes, hangs past the timeout or runs out of
+hands the tile to a child process owned by the Dask worker process — a
+:class:`~tilewise.executors._lane.Lane`, as in the local executor; one per
+task running at once (at most one per Dask thread), kept for the next task,
+forgotten after a fork — and waits. A child that crashes, hangs past the timeout or runs out of
 memory costs that child only: the failure comes back as an ordinary *result*
 (a :class:`~tilewise.executors._worker.TaskError`), so the Dask task succeeds
 and the Dask worker lives on.
@@ -16,7 +17,6 @@ module level.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import multiprocessing.util
 import os
@@ -24,18 +24,14 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import pebble
-
-from tilewise.executors._worker import TaskError, TaskResult, initialize, run_task, worker_name
-from tilewise.executors.local import describe_exit
+from tilewise.executors._lane import Lane, encode
+from tilewise.executors._worker import TaskError, TaskResult, worker_name
+from tilewise.executors.local import STOP_SECONDS, describe_exit
 
 __all__ = ["Isolation", "retire_idle_pools", "run_isolated", "warm_up"]
-
-log = logging.getLogger(__name__)
 
 _PRELOAD = [
     "tilewise.executors._native_threads",
@@ -72,11 +68,11 @@ class Isolation:
 
 @dataclass(slots=True)
 class _Pool:
-    """A pool of child processes, the process that owns it, and how many tasks use it now."""
+    """The child processes of one setting in one Dask worker: idle ones, and how many are busy."""
 
-    pool: pebble.ProcessPool
-    pid: int
-    users: int = 0
+    isolation: Isolation
+    lanes: list[Lane] = field(default_factory=list)
+    idle: list[Lane] = field(default_factory=list)
 
 
 _lock = threading.Lock()
@@ -95,13 +91,13 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _threads() -> int:
-    """Threads of the Dask worker running this code (one child process each)."""
+    """Threads of the Dask worker running this code (tasks that may run at once)."""
     try:
         from distributed import get_worker
 
         return max(1, int(get_worker().state.nthreads))
     except (ImportError, ValueError):  # not inside a Dask worker (tests, in-process runs)
-        return os.cpu_count() or 1
+        return 1
 
 
 def _where() -> str:
@@ -152,33 +148,30 @@ def _start_fork_server() -> None:
             os.environ[_MALLOC_TRIM] = saved
 
 
-def _new_pool(isolation: Isolation) -> pebble.ProcessPool:
+def _new_lane(isolation: Isolation) -> Lane:
     _allow_children()
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
     _start_fork_server()
-    return pebble.ProcessPool(
-        max_workers=_threads(),
-        max_tasks=isolation.max_tasks_per_worker or 0,
-        initializer=initialize,
-        initargs=(isolation.memory_limit,),
-        context=context,
-    )
+    return Lane(context, isolation.memory_limit, isolation.max_tasks_per_worker or 0)
 
 
-def _acquire(isolation: Isolation) -> _Pool:
+def _acquire(isolation: Isolation) -> tuple[_Pool, Lane]:
+    """An idle child process for ``isolation`` (a new one if none is idle)."""
     key = (isolation, _where())
     with _lock:
-        entry = _pools.get(key)
-        if entry is None or entry.pid != os.getpid() or not entry.pool.active:
-            entry = _pools[key] = _Pool(_new_pool(isolation), os.getpid())
-        entry.users += 1
-        return entry
-
-
-def _release(entry: _Pool) -> None:
+        pool = _pools.setdefault(key, _Pool(isolation))
+        if pool.idle:
+            return pool, pool.idle.pop()
+    lane = _new_lane(isolation)
     with _lock:
-        entry.users -= 1
+        pool.lanes.append(lane)
+    return pool, lane
+
+
+def _release(pool: _Pool, lane: Lane) -> None:
+    with _lock:
+        pool.idle.append(lane)
 
 
 def _failure(kind: str, message: str, start: float, detail: str = "") -> TaskError:
@@ -197,29 +190,29 @@ def run_isolated(
         memory), with ``worker`` set to the Dask worker's address.
     """
     start = time.perf_counter()
-    entry = _acquire(isolation)
     try:
-        future = entry.pool.schedule(run_task, args=(fn, payload), timeout=isolation.timeout)
-        try:
-            result = future.result()
-        except FutureTimeout:
-            return _failure(
-                "timeout",
-                f"timed out after {isolation.timeout:g} s; its process was replaced "
-                "(the Dask worker was not affected)",
-                start,
-            )
-        except pebble.ProcessExpired as err:
-            kind, cause = describe_exit(err.exitcode)
-            return _failure(kind.value, cause, start, f"child process {err.pid}")
-        except Exception as err:  # pickling errors and the like, raised by the pool
-            message = f"{type(err).__name__}: {err}"
-            return _failure("exception", message, start, traceback.format_exc())
+        data = encode(fn, payload)
+    except Exception as err:  # an unpicklable function or payload
+        message = f"the task cannot be sent to a process: {type(err).__name__}: {err}"
+        return _failure("exception", message, start, traceback.format_exc())
+    pool, lane = _acquire(isolation)
+    try:
+        status, answer = lane.call(data, isolation.timeout)
     finally:
-        _release(entry)
-    if isinstance(result, TaskError):
-        return TaskError(result.kind, result.message, result.traceback, _where(), result.seconds)
-    return TaskResult(result.value, _where(), result.seconds)
+        _release(pool, lane)
+    if status == "timeout":
+        return _failure(
+            "timeout",
+            f"timed out after {isolation.timeout:g} s; its process was replaced "
+            "(the Dask worker was not affected)",
+            start,
+        )
+    if status == "died":
+        kind, cause = describe_exit(answer)
+        return _failure(kind.value, cause, start, f"child process {lane.last_pid}")
+    if isinstance(answer, TaskError):
+        return TaskError(answer.kind, answer.message, answer.traceback, _where(), answer.seconds)
+    return TaskResult(answer.value, _where(), answer.seconds)
 
 
 def _noop() -> None:
@@ -227,48 +220,53 @@ def _noop() -> None:
 
 
 def warm_up(isolation: Isolation) -> None:
-    """Start this Dask worker's tile processes now, ahead of the first tile."""
-    entry = _acquire(isolation)
+    """Start this Dask worker's tile processes now (one per thread), ahead of the first tile."""
+    taken = [_acquire(isolation) for _ in range(_threads())]
     try:
-        entry.pool.schedule(_noop).result()
+        for _, lane in taken:
+            lane.call(encode(_noop, None), isolation.timeout)
     finally:
-        _release(entry)
+        for pool, lane in taken:
+            _release(pool, lane)
 
 
 def retire_idle_pools() -> int:
-    """Stop this process's child pools that no task is using; return how many were stopped.
+    """Stop this process's idle child processes; return how many were stopped.
 
     Called on every Dask worker when a run ends, so no idle children are left
-    behind on a shared cluster. A pool still in use (another run on the same
-    cluster) is left alone.
+    behind on a shared cluster. Children busy with a task (another run on the
+    same cluster) are left alone.
     """
     with _lock:
-        idle = [key for key, entry in _pools.items() if entry.users == 0]
-        stopping = [_pools.pop(key) for key in idle]
-    for entry in stopping:
-        if entry.pid == os.getpid():
-            _stop(entry.pool)
+        stopping = [lane for pool in _pools.values() for lane in pool.idle]
+        for pool in _pools.values():
+            pool.lanes = [lane for lane in pool.lanes if lane not in pool.idle]
+            pool.idle.clear()
+    _stop(stopping)
     return len(stopping)
 
 
-def _stop(pool: pebble.ProcessPool) -> None:
-    pool.stop()  # type: ignore[no-untyped-call]
-    try:
-        pool.join(timeout=5)
-    except TimeoutError:  # pragma: no cover - pebble kills stragglers itself
-        log.warning("child processes of this Dask worker did not stop within 5 s")
+def _stop(lanes: list[Lane]) -> None:
+    for lane in lanes:
+        if lane.held():  # busy at exit: nobody will read its answer
+            lane.take_back()
+            lane.kill()
+        else:
+            lane.retire()
+    deadline = time.monotonic() + STOP_SECONDS
+    for lane in lanes:
+        lane.join(deadline)
 
 
 def _stop_all() -> None:
-    """Stop every pool of this process (it is exiting)."""
+    """Stop every child of this process (it is exiting)."""
     with _lock:
-        stopping = [entry for entry in _pools.values() if entry.pid == os.getpid()]
+        stopping = [lane for pool in _pools.values() for lane in pool.lanes]
         _pools.clear()
-    for entry in stopping:
-        _stop(entry.pool)
+    _stop(stopping)
 
 
-# pebble's children are not daemonic: multiprocessing joins them when this process
+# Our children are not daemonic: multiprocessing joins them when this process
 # exits, which would hang a Dask worker's exit until its nanny kills it. A
 # multiprocessing finalizer runs before that join, in the main process (at exit) and
 # in a worker started by multiprocessing (whose exit skips atexit).

@@ -11,9 +11,10 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["TaskError", "TaskResult", "initialize", "run_task", "worker_name"]
+__all__ = ["TaskError", "TaskResult", "initialize", "run_task", "serve", "worker_name"]
 
 _MEMORY_MARKERS = ("Insufficient memory", "Failed to allocate", "Unable to allocate", "OutOfMemory")
 _PR_SET_PDEATHSIG = 1
@@ -102,3 +103,48 @@ def run_task(fn: Callable[[Any], Any], payload: Any) -> TaskResult | TaskError:
             kind, message, traceback.format_exc(), worker_name(), time.perf_counter() - start
         )
     return TaskResult(value, worker_name(), time.perf_counter() - start)
+
+
+def serve(conn: Connection, memory_limit: int | None) -> None:
+    """A worker's life: set up, then answer each task that comes down ``conn``.
+
+    Each message is ``(fn, payload)``; each answer a :class:`TaskResult` or
+    :class:`TaskError`, in order. ``None``, or the main process closing its end,
+    ends the worker.
+    """
+    initialize(memory_limit)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the main process is gone
+        except Exception as err:  # the task does not load here, e.g. a function of __main__
+            answer: TaskResult | TaskError = TaskError(
+                "exception",
+                f"the task could not be loaded in the worker: {type(err).__name__}: {err}",
+                traceback.format_exc(),
+                worker_name(),
+                0.0,
+            )
+        else:
+            if message is None:
+                return
+            fn, payload = message
+            answer = run_task(fn, payload)
+        try:
+            try:
+                conn.send(answer)
+            except (OSError, EOFError):
+                raise
+            except Exception as err:  # the value does not pickle; nothing was written yet
+                conn.send(
+                    TaskError(
+                        "exception",
+                        f"the task's result cannot be sent back: {type(err).__name__}: {err}",
+                        traceback.format_exc(),
+                        worker_name(),
+                        answer.seconds,
+                    )
+                )
+        except (OSError, EOFError):
+            return  # the main process is gone

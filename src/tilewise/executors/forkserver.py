@@ -19,14 +19,8 @@ from multiprocessing import forkserver
 __all__ = ["BASE_PRELOAD", "start_forkserver"]
 
 #: Imported by the fork server for every kind of work, in this order: native thread
-#: limits first (before NumPy loads), then what every worker runs (pebble runs its loop).
-BASE_PRELOAD = (
-    "tilewise.executors._native_threads",
-    "tilewise.executors._worker",
-    "pebble",
-    "numpy",
-    "cv2",
-)
+#: limits first (before NumPy loads), then the worker's loop and what every task uses.
+BASE_PRELOAD = ("tilewise.executors._native_threads", "tilewise.executors._worker", "numpy", "cv2")
 
 
 def start_forkserver(preload: Iterable[str] = ()) -> None:

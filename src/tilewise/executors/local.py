@@ -1,33 +1,32 @@
 """The local executor: supervised worker processes on this machine.
 
-Built on pebble's ``ProcessPool`` (one single-process pool per worker), which — unlike
-``multiprocessing.Pool`` and ``ProcessPoolExecutor`` — loses only the task of a
-worker that dies and replaces the worker, and kills and replaces a worker whose
-task times out.
-On top of that this module adds bounded in-flight work, retries, memory caps,
-worker recycling and causes a person can read ("worker died (SIGSEGV)").
+Each worker is a :class:`~tilewise.executors._lane.Lane` — one process and the
+pipe to it — watched from this process's own loop. Unlike
+``multiprocessing.Pool`` (which hangs when a worker is killed) and
+``ProcessPoolExecutor`` (which fails every pending task), a worker that dies
+loses only the task it was running and is replaced, and a worker whose task
+runs past the timeout is killed and replaced. On top of that this module adds
+bounded in-flight work, retries, memory caps, worker recycling and causes a
+person can read ("worker died (SIGSEGV)").
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, wait
-from concurrent.futures import TimeoutError as FutureTimeout
+from multiprocessing.connection import wait
 from typing import Any, Protocol
 
-import pebble
-from pebble.common import CONSTS as PEBBLE_CONSTS
-
 from tilewise.errors import ExecutorError, UsageError
-from tilewise.executors._worker import TaskError, initialize, run_task
+from tilewise.executors._lane import Lane, Sent, encode
+from tilewise.executors._worker import TaskError
 from tilewise.executors.base import (
-    Done,
     Executor,
     FailureKind,
     Outcome,
@@ -41,12 +40,8 @@ __all__ = ["LocalExecutor", "describe_exit"]
 
 log = logging.getLogger(__name__)
 
-
-#: How often pebble's pool threads look at their workers (a dead worker, a timed-out task,
-#: a stop). pebble's default, 0.1 s, is added whole to every stop of a pool and to noticing
-#: a dead worker; its author suggests lowering the constant for faster response (pebble
-#: issue #65). The check is a few microseconds per worker.
-POLL_SECONDS = 0.01
+#: Seconds ``close`` waits for workers to exit before killing them.
+STOP_SECONDS = 10.0
 
 
 def describe_exit(exitcode: int | None) -> tuple[FailureKind, str]:
@@ -127,17 +122,13 @@ class _Bands:
         self._bands[slot].appendleft(attempts)
 
 
-def _warm_up() -> None:
-    """A no-op task: gets a worker process started."""
-
-
 class LocalExecutor(Executor):
     """Supervised worker processes on this machine.
 
-    Each worker is its own single-process pebble pool (a *lane*), so tilewise
-    decides which worker gets which task: neighbouring tiles can be kept on
-    the same worker (see ``run(..., locality=True)``), and a crash or timeout
-    in one lane never touches another.
+    Each worker is its own *lane*, so tilewise decides which worker gets which
+    task: neighbouring tiles can be kept on the same worker (see
+    ``run(..., locality=True)``), and a crash or timeout in one lane never
+    touches another.
 
     Parameters
     ----------
@@ -176,26 +167,21 @@ class LocalExecutor(Executor):
             raise UsageError(f"start method must be fork, forkserver or spawn, got {start_method}")
         self.start_method = start_method
         self.preload = tuple(preload)
-        self._lanes: list[pebble.ProcessPool] = []
+        self._lanes: list[Lane] = []
 
-    def _ensure_lanes(self) -> list[pebble.ProcessPool]:
+    def _ensure_lanes(self) -> list[Lane]:
         if not self._lanes:
-            PEBBLE_CONSTS.sleep_unit = min(PEBBLE_CONSTS.sleep_unit, POLL_SECONDS)
             context = multiprocessing.get_context(self.start_method)
             if self.start_method == "forkserver":
                 start_forkserver(self.preload)
-            self._lanes = [
-                pebble.ProcessPool(
-                    max_workers=1,
-                    max_tasks=self.supervision.max_tasks_per_worker or 0,
-                    initializer=initialize,
-                    initargs=(self.supervision.memory_limit,),
-                    context=context,
-                )
-                for _ in range(self.workers)
-            ]
-            for lane in self._lanes:  # every worker starts now, not when its first task comes
-                lane.schedule(_warm_up)
+            limit, quota = self.supervision.memory_limit, self.supervision.max_tasks_per_worker
+            self._lanes = [Lane(context, limit, quota or 0) for _ in range(self.workers)]
+            # Stop the workers when this executor is collected or the interpreter exits
+            # (before multiprocessing joins its children at exit).
+            multiprocessing.util.Finalize(self, _shut_down, args=(self._lanes,), exitpriority=10)
+        for lane in self._lanes:
+            if not lane.started:
+                _start(lane)
         return self._lanes
 
     def start(self) -> None:
@@ -203,7 +189,7 @@ class LocalExecutor(Executor):
 
         With the fork server, start the server (it imports in the background;
         the workers fork from it when the first task comes). Otherwise start
-        the workers now (each runs a no-op task).
+        the workers now.
         """
         if self.start_method == "forkserver":
             start_forkserver(self.preload)
@@ -221,26 +207,6 @@ class LocalExecutor(Executor):
             "max_tasks_per_worker": self.supervision.max_tasks_per_worker,
         }
 
-    def _classify(self, future: Any) -> Done | tuple[FailureKind, str, str, str]:
-        """Return a Done value wrapper, or (kind, cause, detail, worker) for a failure."""
-        try:
-            result = future.result()
-        except FutureTimeout:
-            return (
-                FailureKind.TIMEOUT,
-                f"timed out after {self.supervision.timeout:g} s; the worker was replaced",
-                "",
-                "",
-            )
-        except pebble.ProcessExpired as err:
-            kind, cause = describe_exit(err.exitcode)
-            return kind, cause, "", f"pid {err.pid}" if err.pid else ""
-        except Exception as err:  # pickling errors and the like, raised by the pool
-            return FailureKind.EXCEPTION, f"{type(err).__name__}: {err}", "", ""
-        if isinstance(result, TaskError):
-            return FailureKind(result.kind), result.message, result.traceback, result.worker
-        return Done(-1, result.value, result.worker, result.seconds)
-
     def run(
         self, fn: Callable[[Any], Any], tasks: Iterable[Task], *, locality: bool = False
     ) -> Iterator[Outcome]:
@@ -254,61 +220,194 @@ class LocalExecutor(Executor):
         """
         lanes = self._ensure_lanes()
         queue: _Queue = _Bands(list(tasks), len(lanes)) if locality else _Fifo(iter(tasks))
-        per_lane = -(-self.max_in_flight // len(lanes))
-        load = [0] * len(lanes)
-        in_flight: dict[Any, tuple[int, _Attempts]] = {}
-        while True:
-            for lane in sorted(range(len(lanes)), key=load.__getitem__):
-                while load[lane] < per_lane and len(in_flight) < self.max_in_flight:
-                    attempts = queue.take(lane)
-                    if attempts is None:
-                        break
-                    in_flight[self._submit(lanes[lane], fn, attempts)] = (lane, attempts)
-                    load[lane] += 1
-            if not in_flight:
-                return
-            finished, _ = wait(list(in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in finished:
-                lane, attempts = in_flight.pop(future)
-                load[lane] -= 1
-                outcome = self._outcome(future, attempts)
-                if outcome is None:
-                    queue.retry(lane, attempts)
-                else:
-                    yield outcome
-
-    def _submit(
-        self, lane: pebble.ProcessPool, fn: Callable[[Any], Any], attempts: _Attempts
-    ) -> Any:
+        round_ = _Round(self, lanes, queue, fn)
         try:
-            return lane.schedule(
-                run_task, args=(fn, attempts.task.payload), timeout=self.supervision.timeout
-            )
-        except RuntimeError as err:
-            raise ExecutorError(
-                f"the worker processes could not start ({err}); if tilewise runs from "
-                "a script, put the call under 'if __name__ == \"__main__\":' "
-                "(workers import the main module), or see the messages above"
-            ) from err
-
-    def _outcome(self, future: Any, attempts: _Attempts) -> Outcome | None:
-        """The task's outcome, or ``None`` when it failed and has attempts left."""
-        outcome = self._classify(future)
-        if isinstance(outcome, Done):
-            return attempts.succeeded(outcome.value, outcome.worker, outcome.seconds)
-        return attempts.failed(*outcome, retries=self.supervision.retries)
+            while True:
+                yield from round_.dispatch()
+                if not round_.busy():
+                    return
+                yield from round_.collect()
+        finally:
+            round_.abandon()
 
     def stop(self) -> None:
         """Tell every worker to stop, without waiting for them (``close`` waits)."""
         for lane in self._lanes:
-            lane.stop()  # type: ignore[no-untyped-call]
+            _stop(lane)
 
     def close(self) -> None:
-        self.stop()
         lanes, self._lanes = self._lanes, []
-        deadline = time.monotonic() + 10
-        for lane in lanes:
+        _shut_down(lanes)
+
+
+class _Round:
+    """One ``run``: hands tasks to lanes and turns answers, deaths and timeouts into outcomes."""
+
+    def __init__(
+        self,
+        executor: LocalExecutor,
+        lanes: list[Lane],
+        queue: _Queue,
+        fn: Callable[[Any], Any],
+    ) -> None:
+        self.executor = executor
+        self.lanes = lanes
+        self.queue = queue
+        self.fn = fn
+        self.per_lane = -(-executor.max_in_flight // len(lanes))
+
+    @property
+    def supervision(self) -> Supervision:
+        return self.executor.supervision
+
+    def busy(self) -> bool:
+        return any(lane.held() for lane in self.lanes)
+
+    def dispatch(self) -> Iterator[Outcome]:
+        """Give each lane work up to its share; yield tasks that cannot even be sent."""
+        for slot in sorted(range(len(self.lanes)), key=lambda k: self.lanes[k].held()):
+            lane = self.lanes[slot]
             try:
-                lane.join(timeout=max(0.1, deadline - time.monotonic()))
-            except TimeoutError:  # pragma: no cover - pebble kills stragglers itself
-                log.warning("worker processes did not stop within 10 s")
+                yield from self._fill(slot, lane)
+            except OSError:  # the worker died since we last heard from it: replace it, go on
+                unsent, lane.waiting = lane.waiting, None
+                yield from self._lost(slot, lane)
+                if unsent is not None:  # it never reached a worker: no attempt is charged
+                    self.queue.retry(slot, unsent.token)
+                try:
+                    yield from self._fill(slot, lane)
+                except OSError as err:
+                    raise ExecutorError(
+                        f"worker processes die as soon as they start ({err}); "
+                        "see the messages above"
+                    ) from err
+
+    def _fill(self, slot: int, lane: Lane) -> Iterator[Outcome]:
+        timeout = self.supervision.timeout
+        if lane.flush(timeout):
+            return
+        while lane.has_room(self.per_lane) and (
+            sum(other.held() for other in self.lanes) < self.executor.max_in_flight
+        ):
+            attempts = self.queue.take(slot)
+            if attempts is None:
+                return
+            try:
+                data = encode(self.fn, attempts.task.payload)
+            except Exception as err:  # an unpicklable function or payload
+                cause = f"the task cannot be sent to a worker: {type(err).__name__}: {err}"
+                failed = attempts.failed(FailureKind.EXCEPTION, cause, "", "", retries=0)
+                assert failed is not None
+                yield failed
+                continue
+            lane.waiting = Sent(attempts, data)
+            if lane.flush(timeout):
+                return
+
+    def collect(self) -> Iterator[Outcome]:
+        """Wait for the next answers, deaths or timeouts; yield the outcomes they settle."""
+        busy = [(slot, lane) for slot, lane in enumerate(self.lanes) if lane.sent]
+        deadlines = [lane.sent[0].deadline for _, lane in busy if lane.sent[0].deadline]
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        watched: list[Any] = [lane.conn for _, lane in busy]
+        ready = set(wait(watched + [lane.sentinel for _, lane in busy], timeout))
+        now = time.monotonic()
+        for slot, lane in busy:
+            died = False
+            if lane.conn in ready:
+                try:
+                    while lane.sent and lane.conn is not None and lane.conn.poll():
+                        item, answer = lane.receive(self.supervision.timeout)
+                        yield from self._settle(slot, item, answer)
+                except (EOFError, OSError):
+                    died = True
+            if died or lane.sentinel in ready:
+                yield from self._lost(slot, lane)
+            elif lane.sent and lane.sent[0].deadline is not None and lane.sent[0].deadline <= now:
+                yield from self._timed_out(slot, lane)
+            elif lane.quota_spent():
+                lane.retire()
+                _start(lane)
+
+    def _settle(self, slot: int, item: Sent, answer: Any) -> Iterator[Outcome]:
+        attempts: _Attempts = item.token
+        outcome: Outcome | None
+        if isinstance(answer, TaskError):
+            outcome = attempts.failed(
+                FailureKind(answer.kind), answer.message, answer.traceback, answer.worker,
+                retries=self.supervision.retries,
+            )  # fmt: skip
+        else:
+            outcome = attempts.succeeded(answer.value, answer.worker, answer.seconds)
+        if outcome is None:
+            self.queue.retry(slot, attempts)
+        else:
+            yield outcome
+
+    def _lost(self, slot: int, lane: Lane) -> Iterator[Outcome]:
+        """The worker died: fail the task it was running, requeue the rest, replace it."""
+        pid = lane.pid
+        exitcode = lane.kill(grace=1.0)
+        items = lane.take_back()
+        _start(lane)
+        if items:
+            kind, cause = describe_exit(exitcode)
+            yield from self._fail_first(slot, items, kind, cause, f"pid {pid}" if pid else "")
+
+    def _timed_out(self, slot: int, lane: Lane) -> Iterator[Outcome]:
+        """The running task is past its deadline: kill and replace the worker."""
+        pid = lane.pid
+        lane.kill()
+        items = lane.take_back()
+        _start(lane)
+        cause = f"timed out after {self.supervision.timeout:g} s; the worker was replaced"
+        yield from self._fail_first(slot, items, FailureKind.TIMEOUT, cause, f"pid {pid}")
+
+    def _fail_first(
+        self, slot: int, items: list[Sent], kind: FailureKind, cause: str, worker: str
+    ) -> Iterator[Outcome]:
+        """Fail the task that was running; the ones queued behind it never ran: requeue them."""
+        for item in reversed(items[1:]):
+            self.queue.retry(slot, item.token)
+        attempts: _Attempts = items[0].token
+        outcome = attempts.failed(kind, cause, "", worker, retries=self.supervision.retries)
+        if outcome is None:
+            self.queue.retry(slot, attempts)
+        else:
+            yield outcome
+
+    def abandon(self) -> None:
+        """The caller stopped early: workers still holding tasks are stopped (the next
+        run starts new ones), so no late answer reaches a later run."""
+        for lane in self.lanes:
+            if lane.held():
+                _stop(lane)
+
+
+def _start(lane: Lane) -> None:
+    try:
+        lane.start()
+    except (OSError, RuntimeError, EOFError) as err:
+        raise ExecutorError(
+            f"the worker processes could not start ({err}); if tilewise runs from "
+            "a script, put the call under 'if __name__ == \"__main__\":' "
+            "(workers import the main module), or see the messages above"
+        ) from err
+
+
+def _stop(lane: Lane) -> None:
+    """Retire an idle worker; kill one still holding tasks (nobody waits for them)."""
+    if lane.held():
+        lane.take_back()
+        lane.kill()
+    else:
+        lane.retire()
+
+
+def _shut_down(lanes: list[Lane]) -> None:
+    """Stop every worker and wait for them (up to ``STOP_SECONDS``, then kill)."""
+    for lane in lanes:
+        _stop(lane)
+    deadline = time.monotonic() + STOP_SECONDS
+    for lane in lanes:
+        lane.join(deadline)

@@ -1,0 +1,252 @@
+"""One supervised worker process and the pipe to it: what the local executor schedules on.
+
+The main process talks to each worker over its own pipe and watches the
+worker's exit with :func:`multiprocessing.connection.wait` — no threads, no
+polling. A task goes down the pipe pickled; its answer comes back as a
+:class:`~tilewise.executors._worker.TaskResult` or
+:class:`~tilewise.executors._worker.TaskError`. A worker that dies takes only the
+task it was running with it; one that runs past its deadline is killed. Either
+way the lane starts a new process (forked from the fork server in milliseconds),
+and tasks that were queued behind the lost one go back to the executor unrun.
+
+Deadlock-freedom: the worker may block writing a large answer until the main
+process reads it, so the main process must never block writing to a worker.
+It sends a task to a busy worker only when the task is small enough to sit in
+the pipe's buffer (:attr:`Lane.prefetch_bytes`); a larger one waits until the
+worker is idle, when the worker is reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
+from multiprocessing.reduction import ForkingPickler
+from typing import Any
+
+from tilewise.executors._worker import serve
+
+__all__ = ["Lane", "Sent", "encode"]
+
+#: Most bytes queued to a busy worker: a quarter of the pipe's send buffer, at most this.
+PREFETCH_CAP = 64 * 1024
+_stop_message = ForkingPickler.dumps(None)
+
+
+def encode(fn: Any, payload: Any) -> bytes:
+    """The message that asks a worker for ``fn(payload)`` (raises if either does not pickle)."""
+    return bytes(ForkingPickler.dumps((fn, payload)))
+
+
+@dataclass(slots=True)
+class Sent:
+    """A task handed to a lane: the executor's own token for it, and its pickled message."""
+
+    token: Any
+    data: bytes
+    deadline: float | None = None
+
+
+class Lane:
+    """One worker process, restarted whenever it dies, times out or has run its quota.
+
+    Parameters
+    ----------
+    context
+        The multiprocessing context workers start from (``forkserver`` by default).
+    memory_limit
+        Passed to :func:`~tilewise.executors._worker.initialize` in each new worker.
+    max_tasks
+        Tasks one process runs before it is replaced (0: no limit).
+    """
+
+    def __init__(self, context: BaseContext, memory_limit: int | None, max_tasks: int) -> None:
+        self._context = context
+        self._memory_limit = memory_limit
+        self.max_tasks = max_tasks
+        self.process: Any = None
+        self.conn: Connection | None = None
+        self.prefetch_bytes = 0
+        #: Tasks sent, oldest first: the first is running, the rest wait in the pipe.
+        self.sent: deque[Sent] = deque()
+        #: A task taken for this lane that is too big to queue: sent when the worker is idle.
+        self.waiting: Sent | None = None
+        self._ran = 0
+        self._retired: list[Any] = []
+        #: The pid of the latest worker, kept after it is gone (to name it in a report).
+        self.last_pid: int | None = None
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start a fresh worker process for this lane."""
+        parent, child = self._context.Pipe(duplex=True)
+        process = self._context.Process(  # type: ignore[attr-defined]
+            target=serve, args=(child, self._memory_limit), name="tilewise-worker"
+        )
+        process.start()
+        child.close()
+        self.process, self.conn, self._ran = process, parent, 0
+        self.last_pid = int(process.pid)
+        self.prefetch_bytes = min(PREFETCH_CAP, _send_buffer(parent) // 4)
+
+    @property
+    def started(self) -> bool:
+        return self.process is not None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else int(self.process.pid)
+
+    @property
+    def sentinel(self) -> int:
+        assert self.process is not None
+        return int(self.process.sentinel)
+
+    def retire(self) -> None:
+        """Ask the worker to exit when it is idle (it reads the request after its tasks)."""
+        if self.conn is not None:
+            with contextlib.suppress(OSError):  # already gone
+                self.conn.send_bytes(_stop_message)
+            self.conn.close()
+        if self.process is not None:
+            self._retired.append(self.process)
+        self.process, self.conn = None, None
+        self._reap()
+
+    def kill(self, grace: float = 0.0) -> int | None:
+        """Kill the worker (after up to ``grace`` seconds for it to exit); return its exit code.
+
+        A worker whose pipe broke is dying: a short grace lets it report its own
+        exit code (e.g. SIGSEGV) rather than the SIGKILL sent here.
+        """
+        process = self.process
+        if process is None:
+            return None
+        if grace:
+            process.join(grace)
+        if process.exitcode is None:
+            process.kill()
+        process.join(5)
+        if self.conn is not None:
+            self.conn.close()
+        self.process, self.conn = None, None
+        return process.exitcode  # type: ignore[no-any-return]
+
+    def join(self, deadline: float) -> None:
+        """Wait until ``deadline`` (``time.monotonic``) for retired workers; kill the rest."""
+        for process in self._retired:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is None:
+                process.kill()
+                process.join(1)
+        self._retired.clear()
+
+    def _reap(self) -> None:
+        self._retired = [p for p in self._retired if p.exitcode is None]
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def held(self) -> int:
+        """Tasks this lane holds: sent, plus the one waiting to be sent."""
+        return len(self.sent) + (self.waiting is not None)
+
+    def has_room(self, most: int) -> bool:
+        """Whether the lane may take another task, holding at most ``most`` at once."""
+        if not self.started or self.waiting is not None:
+            return False
+        if self.max_tasks and self._ran + self.held() >= self.max_tasks:
+            return False
+        return self.held() < most
+
+    def can_send(self, data: bytes) -> bool:
+        """Whether ``data`` can go down the pipe now without ever blocking this process."""
+        if not self.sent:
+            return True  # the worker is idle, i.e. reading
+        queued = sum(len(s.data) for s in itertools.islice(self.sent, 1, None))
+        return queued + len(data) <= self.prefetch_bytes
+
+    def send(self, item: Sent, timeout: float | None) -> None:
+        """Hand ``item`` to the worker (check :meth:`can_send` first)."""
+        assert self.conn is not None
+        if not self.sent and timeout is not None:
+            item.deadline = time.monotonic() + timeout
+        self.conn.send_bytes(item.data)
+        self.sent.append(item)
+
+    def receive(self, timeout: float | None) -> tuple[Sent, Any]:
+        """The answer to the oldest task (raises ``EOFError``/``OSError`` if the worker died)."""
+        assert self.conn is not None
+        answer = self.conn.recv()
+        item = self.sent.popleft()
+        self._ran += 1
+        if self.sent and timeout is not None:
+            self.sent[0].deadline = time.monotonic() + timeout
+        return item, answer
+
+    def flush(self, timeout: float | None) -> bool:
+        """Send the waiting task if the pipe can take it now; return whether one is waiting."""
+        if self.waiting is not None and self.can_send(self.waiting.data):
+            self.send(self.waiting, timeout)
+            self.waiting = None
+        return self.waiting is not None
+
+    def quota_spent(self) -> bool:
+        """Whether the worker has run its ``max_tasks`` and holds no more."""
+        return bool(self.max_tasks) and self._ran >= self.max_tasks and not self.held()
+
+    def take_back(self) -> list[Sent]:
+        """Remove and return every task held, oldest first (the worker is gone or going)."""
+        items = list(self.sent)
+        if self.waiting is not None:
+            items.append(self.waiting)
+        self.sent.clear()
+        self.waiting = None
+        return items
+
+    def call(self, data: bytes, timeout: float | None) -> tuple[str, Any]:
+        """Run one task (``data`` from :func:`encode`) and wait for it; one caller at a time.
+
+        Returns ``("answer", answer)``, ``("died", exit code)`` or ``("timeout", None)``;
+        after a death or a timeout the worker is gone and the next call starts a new one.
+        """
+        if not self.started:
+            self.start()
+        item = Sent(None, data)
+        try:
+            self.send(item, timeout)
+        except OSError:  # died while idle: a new worker, and the task has not run yet
+            self.kill(grace=1.0)
+            self.start()
+            self.send(item, timeout)
+        assert self.conn is not None
+        ready = wait([self.conn, self.sentinel], timeout)
+        if self.conn in ready:
+            try:
+                _, answer = self.receive(timeout)
+            except (EOFError, OSError):
+                pass
+            else:
+                if self.quota_spent():
+                    self.retire()
+                return "answer", answer
+        self.take_back()
+        if not ready:
+            self.kill()
+            return "timeout", None
+        return "died", self.kill(grace=1.0)
+
+
+def _send_buffer(conn: Connection) -> int:
+    """Bytes the kernel buffers on ``conn`` before a write blocks (its socket's send buffer)."""
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+    except OSError:  # not a socket: an os.pipe holds 64 KiB on Linux, 16 KiB elsewhere
+        return 16 * 1024

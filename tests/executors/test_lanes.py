@@ -1,0 +1,122 @@
+"""The local executor's lanes: one supervised worker process and its pipe each.
+
+These run real worker processes and check what the conformance suite does not:
+that big tasks and answers cannot deadlock the pipes, that tasks queued behind a
+crash are not charged for it, that an abandoned run leaves nothing behind for
+the next, and that tasks or answers that do not pickle fail alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.executors import tasks
+from tilewise.executors import Done, Failed, FailureKind, Supervision, Task
+from tilewise.executors.local import LocalExecutor
+
+
+@pytest.mark.timeout(120)
+def test_big_tasks_and_big_answers_do_not_deadlock_the_pipes():
+    # Payloads and answers far over any pipe buffer, many in flight: the main
+    # process must never block writing while a worker blocks writing back.
+    payload = b"x" * (512 * 1024)
+    with LocalExecutor(2, max_in_flight=8) as executor:
+        work = (Task(i, (payload[: len(payload) - i], 1 << 20)) for i in range(24))
+        outcomes = list(executor.run(tasks.sized_answer, work))
+    assert sorted(o.key for o in outcomes) == list(range(24))
+    for outcome in outcomes:
+        assert isinstance(outcome, Done)
+        assert len(outcome.value) == 1 << 20
+        assert outcome.value[0] == (len(payload) - outcome.key) % 251
+
+
+def test_small_tasks_are_queued_ahead_for_a_busy_worker():
+    with LocalExecutor(1, max_in_flight=4) as executor:
+        lane = executor._ensure_lanes()[0]
+        assert lane.prefetch_bytes >= 1024
+        outcomes = list(executor.run(tasks.nap, (Task(i, i) for i in range(6))))
+    assert [o.key for o in outcomes] == list(range(6))
+
+
+def test_tasks_queued_behind_a_crash_are_not_charged_for_it():
+    supervision = Supervision(retries=0)
+    with LocalExecutor(1, supervision, max_in_flight=4) as executor:
+        outcomes = {
+            o.key: o for o in executor.run(tasks.abort_on_three, map(Task, range(8), range(8)))
+        }
+    crashed = outcomes.pop(3)
+    assert isinstance(crashed, Failed) and crashed.kind is FailureKind.CRASH
+    assert "SIGABRT" in crashed.cause and crashed.worker.startswith("pid ")
+    assert all(isinstance(o, Done) and o.attempts == 1 for o in outcomes.values())
+    assert sorted(outcomes) == [0, 1, 2, 4, 5, 6, 7]
+
+
+def test_an_abandoned_run_leaves_no_answers_for_the_next():
+    with LocalExecutor(2, max_in_flight=4) as executor:
+        first = executor.run(tasks.nap, (Task(i, 1000 + i) for i in range(40)))
+        assert isinstance(next(first), Done)
+        first.close()  # the caller stops early, tasks still in the workers
+        outcomes = list(executor.run(tasks.square, (Task(i, i) for i in range(10))))
+    assert sorted((o.key, o.value) for o in outcomes) == [(i, i * i) for i in range(10)]
+
+
+def test_a_task_that_does_not_pickle_fails_alone():
+    work = [Task(0, 0), Task(1, lambda: 1), Task(2, 2)]
+    with LocalExecutor(2) as executor:
+        outcomes = {o.key: o for o in executor.run(tasks.square, work)}
+    assert isinstance(outcomes[1], Failed) and outcomes[1].kind is FailureKind.EXCEPTION
+    assert "cannot be sent to a worker" in outcomes[1].cause
+    assert outcomes[0].value == 0 and outcomes[2].value == 4
+
+
+def test_a_task_that_does_not_load_in_the_worker_fails_alone():
+    work = [Task(0, 0), Task(1, tasks.Unloadable()), Task(2, 2)]
+    with LocalExecutor(1, Supervision(retries=0)) as executor:
+        outcomes = {o.key: o for o in executor.run(tasks.square, work)}
+    assert isinstance(outcomes[1], Failed)
+    assert "could not be loaded in the worker" in outcomes[1].cause
+    assert "cannot be rebuilt here" in outcomes[1].cause
+    assert outcomes[0].value == 0 and outcomes[2].value == 4
+
+
+def test_an_answer_that_does_not_pickle_fails_alone_and_the_worker_lives():
+    with LocalExecutor(1, Supervision(retries=0)) as executor:
+        before = next(iter(executor.run(tasks.pid_of, [Task(0, 0)]))).value
+        outcomes = {
+            o.key: o for o in executor.run(tasks.lock_on_two, map(Task, range(4), range(4)))
+        }
+        after = next(iter(executor.run(tasks.pid_of, [Task(0, 0)]))).value
+    assert isinstance(outcomes[2], Failed)
+    assert "result cannot be sent back" in outcomes[2].cause
+    assert [outcomes[k].value for k in (0, 1, 3)] == [0, 1, 3]
+    assert before == after
+
+
+def test_a_worker_killed_while_idle_is_replaced_at_the_next_task():
+    with LocalExecutor(1, Supervision(retries=0)) as executor:
+        pid = next(iter(executor.run(tasks.pid_of, [Task(0, 0)]))).value
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        outcomes = list(executor.run(tasks.square, map(Task, range(5), range(5))))
+    assert all(isinstance(o, Done) and o.attempts == 1 for o in outcomes)
+    assert sorted(o.value for o in outcomes) == [0, 1, 4, 9, 16]
+
+
+def test_workers_are_replaced_after_their_quota_of_tasks():
+    with LocalExecutor(1, Supervision(max_tasks_per_worker=3)) as executor:
+        pids = [o.value for o in executor.run(tasks.pid_of, map(Task, range(9), range(9)))]
+    assert len(set(pids)) == 3
+    assert all(pids.count(pid) == 3 for pid in set(pids))
+
+
+def test_close_stops_every_worker():
+    executor = LocalExecutor(2)
+    pids = {o.value for o in executor.run(tasks.pid_of, map(Task, range(4), range(4)))}
+    executor.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
