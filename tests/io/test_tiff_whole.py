@@ -439,6 +439,35 @@ def test_a_damaged_header_is_refused_or_read_as_tifffile_reads_it(params, damage
         assert (layout.shape, layout.bands, layout.dtype, layout.block) == _tiffsource_view(page)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(FILES, DAMAGE)
+def test_a_remembered_layout_is_only_reused_for_a_file_that_parses_the_same(params, damage):
+    """parse_layout remembers the last layout with the bytes it read: a file that
+    differs anywhere in them, or in size, must be parsed afresh."""
+    data, _ = _generated(params)
+    changed = bytearray(data)
+    for where, byte in damage:
+        changed[where % len(changed)] = byte
+    parse_layout(data)  # remembered, if eligible
+    fresh, _ = _tiff_whole._parse_layout(bytes(changed), len(changed))
+    assert parse_layout(bytes(changed)) == fresh
+    assert (
+        parse_layout(bytes(changed[:-1]))
+        == _tiff_whole._parse_layout(bytes(changed[:-1]), len(changed) - 1)[0]
+    )
+
+
+def test_files_written_alike_share_one_parse(tmp_path):
+    first = write(tmp_path / "a.tif", random_image("uint8", 1, shape=(64, 48), seed=1))
+    second = write(tmp_path / "b.tif", random_image("uint8", 1, shape=(64, 48), seed=2))
+    other = write(tmp_path / "c.tif", random_image("uint8", 1, shape=(48, 64), seed=3))
+    layouts = [parse_layout(path.read_bytes()) for path in (first, second, other)]
+    assert layouts[0] is layouts[1]  # the second file cost one comparison
+    assert layouts[2] is not None and layouts[2].shape == (48, 64)
+    for path in (first, second, other, first):
+        assert_read_like_tiffsource(path)
+
+
 def test_the_bench_like_collection_file_reads_whole(tmp_path):
     """The case this source exists for: 512 x 512 uint8, one uncompressed strip."""
     image = random_image("uint8", 1, shape=(512, 512))

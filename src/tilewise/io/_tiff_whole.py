@@ -128,9 +128,9 @@ class Layout:
     byteorder: str = "<"
 
 
-def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str] | None:
-    """The values of the :data:`_VALUED` tags of the only IFD, whether it is BigTIFF, and
-    the byte order (``"<"`` or ``">"``).
+def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str, int] | None:
+    """The values of the :data:`_VALUED` tags of the only IFD, whether it is BigTIFF,
+    the byte order (``"<"`` or ``">"``), and how far into ``data`` the parse read.
 
     None when the file has more than one IFD, a tag outside the known ones, a
     repeated tag or a valued tag of an unexpected type. Raises ``struct.error``
@@ -157,6 +157,7 @@ def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str] | No
     (next_ifd,) = pointer.unpack_from(data, end)
     if next_ifd:
         return None
+    reach = end + inline
     tags: dict[str, tuple[Any, ...]] = {}
     for pos in range(first, end, head + inline):
         code, kind, count = entry.unpack_from(data, pos)
@@ -171,8 +172,9 @@ def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str] | No
         where = pos + head
         if count * _TYPE_BYTES[kind] > inline:
             (where,) = pointer.unpack_from(data, where)
+            reach = max(reach, where + count * _TYPE_BYTES[kind])
         tags[name] = struct.unpack_from(f"{order}{count}{_TYPES[kind]}", data, where)
-    return tags, bigtiff, order
+    return tags, bigtiff, order, reach
 
 
 def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
@@ -189,14 +191,40 @@ def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
     -------
     Layout or None
         Shape, bands, dtype and segment shape, as TiffSource would report them.
+
+    Notes
+    -----
+    The layout depends only on the bytes the parse reads and on the file's
+    size, so the last eligible one is remembered with those bytes: the files
+    of a collection, written alike, then cost one comparison each.
     """
+    size = len(data) if size is None else size
+    global _last
+    key = (size, MAX_DECODED_BYTES)
+    if _last is not None:
+        known_key, known_head, known = _last
+        if key == known_key and data[: len(known_head)] == known_head:
+            return known
+    layout, reach = _parse_layout(data, size)
+    if layout is not None:
+        _last = (key, data[:reach], layout)
+    return layout
+
+
+#: The last eligible layout parsed: (file size, decoding limit), the bytes it depends on,
+#: and the layout.
+_last: tuple[tuple[int, int], bytes, Layout] | None = None
+
+
+def _parse_layout(data: bytes, size: int) -> tuple[Layout | None, int]:
+    """:func:`parse_layout` without the memory; also how far into ``data`` it read."""
     try:
         parsed = _first_ifd(data)
     except (struct.error, OverflowError):
-        return None
+        return None, 0
     if parsed is None:
-        return None
-    tags, bigtiff, byteorder = parsed
+        return None, 0
+    tags, bigtiff, byteorder, reach = parsed
 
     def value(name: str, default: int) -> int:
         values = tags.get(name, (default,))
@@ -207,7 +235,7 @@ def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
     bits = set(tags.get("BitsPerSample", (1,)))
     formats = set(tags.get("SampleFormat", (1,)))
     if len(bits) != 1 or len(formats) != 1:
-        return None
+        return None, 0
     dtype_code = _DTYPES.get((formats.pop(), bits.pop()))
     photometric = value("Photometric", -1)
     compression = value("Compression", 1)
@@ -230,7 +258,7 @@ def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
         and value("FillOrder", 1) == 1
         and value("ImageDepth", 1) == 1
     ):
-        return None
+        return None, 0
     dtype = np.dtype(dtype_code)
 
     tile_tags = {"TileWidth", "TileLength", "TileOffsets", "TileByteCounts"}
@@ -242,19 +270,18 @@ def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
         tiled, kind = False, "Strip"
         block = (min(value("RowsPerStrip", 2**32 - 1), length), width)
     else:
-        return None
+        return None, 0
     if block[0] <= 0 or block[1] <= 0:
-        return None
+        return None, 0
     pixel_bytes = samples * dtype.itemsize
     if max(length * width, block[0] * block[1]) * pixel_bytes > MAX_DECODED_BYTES:
-        return None
+        return None, 0
     offsets, counts = tags[f"{kind}Offsets"], tags[f"{kind}ByteCounts"]
     segments = -(-length // block[0]) * -(-width // block[1])
     if len(offsets) != segments or len(counts) != segments:
-        return None
-    size = len(data) if size is None else size
+        return None, 0
     if not all(o > 0 and c > 0 and o + c <= size for o, c in zip(offsets, counts, strict=True)):
-        return None
+        return None, 0
     contiguous_at = None
     if compression == 1:
         # libtiff reads past a short uncompressed segment; TiffSource calls it corrupt
@@ -262,11 +289,11 @@ def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
         if not tiled:
             needed[-1] = (length - (segments - 1) * block[0]) * width * pixel_bytes
         if any(c < n for c, n in zip(counts, needed, strict=True)):
-            return None
+            return None, 0
         ends = [o + n for o, n in zip(offsets, needed, strict=True)]
         if not tiled and all(o == end for o, end in zip(offsets[1:], ends, strict=False)):
             contiguous_at = offsets[0]
-    return Layout(
+    layout = Layout(
         shape=(length, width),
         bands=samples,
         dtype=dtype,
@@ -277,6 +304,7 @@ def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
         contiguous_at=contiguous_at,
         byteorder=byteorder,
     )
+    return layout, reach
 
 
 class WholeTiffSource(Source):
