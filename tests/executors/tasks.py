@@ -64,3 +64,8 @@ class Unloadable:
 
     def __reduce__(self) -> tuple[object, tuple[()]]:
         return (_refuse_to_load, ())
+
+
+def unloadable_on_one(x: int) -> object:
+    """Answer with something the main process cannot unpickle for x == 1."""
+    return Unloadable() if x == 1 else x

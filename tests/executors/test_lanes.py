@@ -96,6 +96,16 @@ def test_an_answer_that_does_not_pickle_fails_alone_and_the_worker_lives():
     assert before == after
 
 
+def test_an_answer_the_main_process_cannot_load_fails_alone():
+    with LocalExecutor(1, Supervision(retries=0)) as executor:
+        outcomes = {
+            o.key: o for o in executor.run(tasks.unloadable_on_one, map(Task, range(3), range(3)))
+        }
+    assert isinstance(outcomes[1], Failed) and outcomes[1].kind is FailureKind.EXCEPTION
+    assert "cannot be loaded by the main process" in outcomes[1].cause
+    assert outcomes[0].value == 0 and outcomes[2].value == 2
+
+
 def test_a_worker_killed_while_idle_is_replaced_at_the_next_task():
     with LocalExecutor(1, Supervision(retries=0)) as executor:
         pid = next(iter(executor.run(tasks.pid_of, [Task(0, 0)]))).value
@@ -120,3 +130,58 @@ def test_close_stops_every_worker():
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.timeout(120)
+def test_many_small_tasks_queued_ahead_of_big_answers_do_not_deadlock():
+    # The kernel charges each queued message more than its bytes: a cap on bytes
+    # alone would let hundreds of tiny tasks fill the pipe while the worker blocks
+    # writing a big answer.
+    with LocalExecutor(1, max_in_flight=1000) as executor:
+        work = (Task(i, (b"", 300_000)) for i in range(300))
+        outcomes = list(executor.run(tasks.sized_answer, work))
+    assert len(outcomes) == 300 and all(isinstance(o, Done) for o in outcomes)
+
+
+def test_a_run_closed_early_on_a_spent_worker_does_not_stall_the_next():
+    with LocalExecutor(1, Supervision(max_tasks_per_worker=1)) as executor:
+        first = executor.run(tasks.pid_of, map(Task, range(5), range(5)))
+        next(first)
+        first.close()
+        outcomes = list(executor.run(tasks.square, map(Task, range(5), range(5))))
+    assert sorted(o.value for o in outcomes) == [0, 1, 4, 9, 16]
+
+
+def test_an_error_from_the_callers_tasks_reaches_the_caller():
+    def tasks_then_error():
+        yield Task(0, 0)
+        yield Task(1, 1)
+        raise FileNotFoundError("the task list went away")
+
+    with LocalExecutor(1) as executor:
+        with pytest.raises(FileNotFoundError, match="went away"):
+            list(executor.run(tasks.square, tasks_then_error()))
+        assert [o.value for o in executor.run(tasks.square, [Task(0, 3)])] == [9]
+
+
+def test_a_run_cut_short_by_another_says_so_and_the_other_completes():
+    from tilewise.errors import ExecutorError
+
+    with LocalExecutor(2) as executor:
+        first = executor.run(tasks.nap, map(Task, range(20), range(20)))
+        next(first)
+        second = list(executor.run(tasks.square, map(Task, range(6), range(6))))
+        with pytest.raises(ExecutorError, match="cut short"):
+            list(first)
+    assert sorted(o.value for o in second) == [0, 1, 4, 9, 16, 25]
+
+
+def test_stop_during_a_run_ends_it_clearly():
+    from tilewise.errors import ExecutorError
+
+    with LocalExecutor(2) as executor:
+        run = executor.run(tasks.nap, map(Task, range(20), range(20)))
+        next(run)
+        executor.stop()
+        with pytest.raises(ExecutorError, match="cut short"):
+            list(run)

@@ -23,6 +23,7 @@ import itertools
 import os
 import socket
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -30,18 +31,25 @@ from multiprocessing.context import BaseContext
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
-from tilewise.executors._worker import serve
+from tilewise.executors._worker import TaskError, serve
 
-__all__ = ["Lane", "Sent", "encode"]
+__all__ = ["Lane", "Sent", "WorkerGone", "encode"]
 
 #: Most bytes queued to a busy worker: a quarter of the pipe's send buffer, at most this.
 PREFETCH_CAP = 64 * 1024
+#: What the kernel charges a queued message beyond its bytes, counted generously: a small
+#: message costs ~700 bytes of socket buffer, and a long one is sent as header and body.
+MESSAGE_OVERHEAD = 2048
 _stop_message = ForkingPickler.dumps(None)
 
 
 def encode(fn: Any, payload: Any) -> bytes:
     """The message that asks a worker for ``fn(payload)`` (raises if either does not pickle)."""
     return bytes(ForkingPickler.dumps((fn, payload)))
+
+
+class WorkerGone(Exception):
+    """The worker's end of the pipe is closed: it died since we last heard from it."""
 
 
 @dataclass(slots=True)
@@ -90,8 +98,13 @@ class Lane:
         process = self._context.Process(  # type: ignore[attr-defined]
             target=serve, args=(child, self._memory_limit), name="tilewise-worker"
         )
-        process.start()
-        child.close()
+        try:
+            process.start()
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
         self.process, self.conn, self._ran = process, parent, 0
         self.last_pid = int(process.pid)
         self.prefetch_bytes = min(PREFETCH_CAP, _send_buffer(parent) // 4)
@@ -169,25 +182,45 @@ class Lane:
         """Whether ``data`` can go down the pipe now without ever blocking this process."""
         if not self.sent:
             return True  # the worker is idle, i.e. reading
-        queued = sum(len(s.data) for s in itertools.islice(self.sent, 1, None))
-        return queued + len(data) <= self.prefetch_bytes
+        queued = sum(len(s.data) + MESSAGE_OVERHEAD for s in itertools.islice(self.sent, 1, None))
+        return queued + len(data) + MESSAGE_OVERHEAD <= self.prefetch_bytes
 
     def send(self, item: Sent, timeout: float | None) -> None:
-        """Hand ``item`` to the worker (check :meth:`can_send` first)."""
+        """Hand ``item`` to the worker (check :meth:`can_send` first).
+
+        Raises :class:`WorkerGone` if the worker's end is closed (``item`` was not sent).
+        """
         assert self.conn is not None
         if not self.sent and timeout is not None:
             item.deadline = time.monotonic() + timeout
-        self.conn.send_bytes(item.data)
+        try:
+            self.conn.send_bytes(item.data)
+        except OSError as err:
+            raise WorkerGone(str(err)) from err
         self.sent.append(item)
 
     def receive(self, timeout: float | None) -> tuple[Sent, Any]:
-        """The answer to the oldest task (raises ``EOFError``/``OSError`` if the worker died)."""
+        """The answer to the oldest task (raises ``EOFError``/``OSError`` if the worker died).
+
+        An answer that does not unpickle here comes back as a :class:`TaskError`.
+        """
         assert self.conn is not None
-        answer = self.conn.recv()
+        data = self.conn.recv_bytes()
         item = self.sent.popleft()
         self._ran += 1
         if self.sent and timeout is not None:
             self.sent[0].deadline = time.monotonic() + timeout
+        try:
+            answer = ForkingPickler.loads(data)
+        except Exception as err:  # e.g. a class this process cannot import
+            answer = TaskError(
+                "exception",
+                f"the task's result cannot be loaded by the main process: "
+                f"{type(err).__name__}: {err}",
+                traceback.format_exc(),
+                "",
+                0.0,
+            )
         return item, answer
 
     def flush(self, timeout: float | None) -> bool:
@@ -221,10 +254,13 @@ class Lane:
         item = Sent(None, data)
         try:
             self.send(item, timeout)
-        except OSError:  # died while idle: a new worker, and the task has not run yet
+        except WorkerGone:  # died while idle: a new worker, and the task has not run yet
             self.kill(grace=1.0)
             self.start()
-            self.send(item, timeout)
+            try:
+                self.send(item, timeout)
+            except WorkerGone:
+                return "died", self.kill(grace=1.0)
         assert self.conn is not None
         ready = wait([self.conn, self.sentinel], timeout)
         if self.conn in ready:

@@ -19,12 +19,12 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from multiprocessing.connection import wait
 from typing import Any, Protocol
 
 from tilewise.errors import ExecutorError, UsageError
-from tilewise.executors._lane import Lane, Sent, encode
+from tilewise.executors._lane import Lane, Sent, WorkerGone, encode
 from tilewise.executors._worker import TaskError
 from tilewise.executors.base import (
     Executor,
@@ -168,6 +168,7 @@ class LocalExecutor(Executor):
         self.start_method = start_method
         self.preload = tuple(preload)
         self._lanes: list[Lane] = []
+        self._round: _Round | None = None
 
     def _ensure_lanes(self) -> list[Lane]:
         if not self._lanes:
@@ -218,24 +219,34 @@ class LocalExecutor(Executor):
         what the next task needs — and a worker whose band is done takes the
         far half of the largest band left.
         """
+        self._cancel_round()  # one run at a time: the workers' pipes carry one run's tasks
         lanes = self._ensure_lanes()
         queue: _Queue = _Bands(list(tasks), len(lanes)) if locality else _Fifo(iter(tasks))
-        round_ = _Round(self, lanes, queue, fn)
+        round_ = self._round = _Round(self, lanes, queue, fn)
         try:
-            while True:
-                yield from round_.dispatch()
-                if not round_.busy():
-                    return
-                yield from round_.collect()
+            for outcome in round_.outcomes():
+                yield outcome
+                round_.check()  # the caller may have stopped us, or started another run
         finally:
             round_.abandon()
+            if self._round is round_:
+                self._round = None
+
+    def _cancel_round(self) -> None:
+        """End a run whose caller has not finished it (its tasks are dropped, and said so)."""
+        if self._round is not None:
+            self._round.cancelled = True
+            self._round.abandon()
+            self._round = None
 
     def stop(self) -> None:
         """Tell every worker to stop, without waiting for them (``close`` waits)."""
+        self._cancel_round()
         for lane in self._lanes:
             _stop(lane)
 
     def close(self) -> None:
+        self._cancel_round()
         lanes, self._lanes = self._lanes, []
         _shut_down(lanes)
 
@@ -255,6 +266,23 @@ class _Round:
         self.queue = queue
         self.fn = fn
         self.per_lane = -(-executor.max_in_flight // len(lanes))
+        #: Set when the executor ran something else, or stopped, before this run finished.
+        self.cancelled = False
+
+    def outcomes(self) -> Iterator[Outcome]:
+        """Every task's outcome, as soon as it is known."""
+        while True:
+            yield from self.dispatch()
+            if not self.busy():
+                return
+            yield from self.collect()
+
+    def check(self) -> None:
+        if self.cancelled:
+            raise ExecutorError(
+                "this run was cut short: the executor started another run, or was stopped, "
+                "before this one's outcomes were all read"
+            )
 
     @property
     def supervision(self) -> Supervision:
@@ -269,14 +297,15 @@ class _Round:
             lane = self.lanes[slot]
             try:
                 yield from self._fill(slot, lane)
-            except OSError:  # the worker died since we last heard from it: replace it, go on
+            except WorkerGone:  # it died since we last heard from it: replace it, go on
                 unsent, lane.waiting = lane.waiting, None
-                yield from self._lost(slot, lane)
                 if unsent is not None:  # it never reached a worker: no attempt is charged
                     self.queue.retry(slot, unsent.token)
+                yield from self._drain(slot, lane)  # answers it sent before dying count
+                yield from self._lost(slot, lane)
                 try:
                     yield from self._fill(slot, lane)
-                except OSError as err:
+                except WorkerGone as err:
                     raise ExecutorError(
                         f"worker processes die as soon as they start ({err}); "
                         "see the messages above"
@@ -284,6 +313,10 @@ class _Round:
 
     def _fill(self, slot: int, lane: Lane) -> Iterator[Outcome]:
         timeout = self.supervision.timeout
+        if lane.quota_spent():  # it has run its max_tasks_per_worker: a fresh process
+            lane.retire()
+        if not lane.started:
+            _start(lane)
         if lane.flush(timeout):
             return
         while lane.has_room(self.per_lane) and (
@@ -311,23 +344,22 @@ class _Round:
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         watched: list[Any] = [lane.conn for _, lane in busy]
         ready = set(wait(watched + [lane.sentinel for _, lane in busy], timeout))
-        now = time.monotonic()
         for slot, lane in busy:
-            died = False
-            if lane.conn in ready:
-                try:
-                    while lane.sent and lane.conn is not None and lane.conn.poll():
-                        item, answer = lane.receive(self.supervision.timeout)
-                        yield from self._settle(slot, item, answer)
-                except (EOFError, OSError):
-                    died = True
+            died = yield from self._drain(slot, lane)
             if died or lane.sentinel in ready:
                 yield from self._lost(slot, lane)
-            elif lane.sent and lane.sent[0].deadline is not None and lane.sent[0].deadline <= now:
+            elif lane.sent and (lane.sent[0].deadline or float("inf")) <= time.monotonic():
                 yield from self._timed_out(slot, lane)
-            elif lane.quota_spent():
-                lane.retire()
-                _start(lane)
+
+    def _drain(self, slot: int, lane: Lane) -> Generator[Outcome, None, bool]:
+        """Settle every answer the worker has sent; return whether its pipe broke."""
+        try:
+            while lane.sent and lane.conn is not None and lane.conn.poll():
+                item, answer = lane.receive(self.supervision.timeout)
+                yield from self._settle(slot, item, answer)
+        except (EOFError, OSError):
+            return True
+        return False
 
     def _settle(self, slot: int, item: Sent, answer: Any) -> Iterator[Outcome]:
         attempts: _Attempts = item.token
