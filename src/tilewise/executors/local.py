@@ -128,7 +128,9 @@ class LocalExecutor(Executor):
     Each worker is its own *lane*, so tilewise decides which worker gets which
     task: neighbouring tiles can be kept on the same worker (see
     ``run(..., locality=True)``), and a crash or timeout in one lane never
-    touches another.
+    touches another. The workers serve one ``run`` at a time: starting another,
+    or calling :meth:`stop` or :meth:`close`, before a run's outcomes are all
+    read cuts that run short (reading on raises :class:`~tilewise.errors.ExecutorError`).
 
     Parameters
     ----------
