@@ -198,6 +198,11 @@ def run_isolated(
     pool, lane = _acquire(isolation)
     try:
         status, answer = lane.call(data, isolation.timeout)
+    except Exception as err:  # no child process could be started or reached
+        lane.take_back()
+        lane.kill()
+        message = f"the tile's process could not run: {type(err).__name__}: {err}"
+        return _failure("crash", message, start, traceback.format_exc())
     finally:
         _release(pool, lane)
     if status == "timeout":
