@@ -69,3 +69,9 @@ class Unloadable:
 def unloadable_on_one(x: int) -> object:
     """Answer with something the main process cannot unpickle for x == 1."""
     return Unloadable() if x == 1 else x
+
+
+def hang(_: object) -> None:
+    import time
+
+    time.sleep(3600)

@@ -185,3 +185,19 @@ def test_stop_during_a_run_ends_it_clearly():
         executor.stop()
         with pytest.raises(ExecutorError, match="cut short"):
             list(run)
+
+
+def test_a_spawned_workers_start_up_does_not_count_against_the_timeout():
+    # A spawned worker imports everything before it can run anything (0.2-0.3 s
+    # here, longer than this timeout); its first task's clock starts when it is ready.
+    supervision = Supervision(timeout=0.1, retries=0)
+    with LocalExecutor(1, supervision, start_method="spawn") as executor:
+        outcomes = list(executor.run(tasks.square, map(Task, range(4), range(4))))
+    assert all(isinstance(o, Done) for o in outcomes), outcomes
+
+
+def test_a_hang_is_still_caught_on_a_fresh_worker():
+    supervision = Supervision(timeout=0.5, retries=0)
+    with LocalExecutor(1, supervision) as executor:
+        outcome = next(iter(executor.run(tasks.hang, [Task(0, 0)])))
+    assert isinstance(outcome, Failed) and outcome.kind is FailureKind.TIMEOUT

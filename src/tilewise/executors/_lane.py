@@ -37,6 +37,9 @@ __all__ = ["Lane", "Sent", "WorkerGone", "encode"]
 
 #: Most bytes queued to a busy worker: a quarter of the pipe's send buffer, at most this.
 PREFETCH_CAP = 64 * 1024
+#: Seconds a new worker may take to get ready (a spawned one imports everything) before the
+#: clock of its first task's timeout starts anyway.
+STARTUP_SECONDS = 60.0
 #: What the kernel charges a queued message beyond its bytes, counted generously: a small
 #: message costs ~700 bytes of socket buffer, and a long one is sent as header and body.
 MESSAGE_OVERHEAD = 2048
@@ -86,6 +89,8 @@ class Lane:
         #: A task taken for this lane that is too big to queue: sent when the worker is idle.
         self.waiting: Sent | None = None
         self._ran = 0
+        #: Whether the current worker has said it is set up (see ``serve``).
+        self.ready = False
         self._retired: list[Any] = []
         #: The pid of the latest worker, kept after it is gone (to name it in a report).
         self.last_pid: int | None = None
@@ -105,7 +110,7 @@ class Lane:
             raise
         finally:
             child.close()
-        self.process, self.conn, self._ran = process, parent, 0
+        self.process, self.conn, self._ran, self.ready = process, parent, 0, False
         self.last_pid = int(process.pid)
         self.prefetch_bytes = min(PREFETCH_CAP, _send_buffer(parent) // 4)
 
@@ -192,20 +197,27 @@ class Lane:
         """
         assert self.conn is not None
         if not self.sent and timeout is not None:
-            item.deadline = time.monotonic() + timeout
+            item.deadline = time.monotonic() + timeout + (0 if self.ready else STARTUP_SECONDS)
         try:
             self.conn.send_bytes(item.data)
         except OSError as err:
             raise WorkerGone(str(err)) from err
         self.sent.append(item)
 
-    def receive(self, timeout: float | None) -> tuple[Sent, Any]:
+    def receive(self, timeout: float | None) -> tuple[Sent, Any] | None:
         """The answer to the oldest task (raises ``EOFError``/``OSError`` if the worker died).
 
-        An answer that does not unpickle here comes back as a :class:`TaskError`.
+        None for the worker's notice that it is ready (its running task's clock
+        starts then). An answer that does not unpickle here comes back as a
+        :class:`TaskError`.
         """
         assert self.conn is not None
         data = self.conn.recv_bytes()
+        if not data:
+            self.ready = True
+            if self.sent and timeout is not None:
+                self.sent[0].deadline = time.monotonic() + timeout
+            return None
         item = self.sent.popleft()
         self._ran += 1
         if self.sent and timeout is not None:
@@ -261,22 +273,27 @@ class Lane:
                 self.send(item, timeout)
             except WorkerGone:
                 return "died", self.kill(grace=1.0)
-        assert self.conn is not None
-        ready = wait([self.conn, self.sentinel], timeout)
-        if self.conn in ready:
-            try:
-                _, answer = self.receive(timeout)
-            except (EOFError, OSError):
-                pass
-            else:
-                if self.quota_spent():
-                    self.retire()
-                return "answer", answer
-        self.take_back()
-        if not ready:
-            self.kill()
-            return "timeout", None
-        return "died", self.kill(grace=1.0)
+        while True:
+            assert self.conn is not None
+            deadline = item.deadline
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = wait([self.conn, self.sentinel], left)
+            if self.conn in ready:
+                try:
+                    got = self.receive(timeout)
+                except (EOFError, OSError):
+                    pass
+                else:
+                    if got is None:
+                        continue  # the worker is ready: its clock starts now
+                    if self.quota_spent():
+                        self.retire()
+                    return "answer", got[1]
+            self.take_back()
+            if not ready:
+                self.kill()
+                return "timeout", None
+            return "died", self.kill(grace=1.0)
 
 
 def _send_buffer(conn: Connection) -> int:

@@ -110,9 +110,15 @@ def serve(conn: Connection, memory_limit: int | None) -> None:
 
     Each message is ``(fn, payload)``; each answer a :class:`TaskResult` or
     :class:`TaskError`, in order. ``None``, or the main process closing its end,
-    ends the worker.
+    ends the worker. Once set up, the worker first sends an empty message: it is
+    ready, and the clock of its first task's timeout starts then, not while a
+    freshly spawned interpreter is still importing.
     """
     initialize(memory_limit)
+    try:
+        conn.send_bytes(b"")
+    except OSError:
+        return  # the main process is gone
     while True:
         try:
             message = conn.recv()

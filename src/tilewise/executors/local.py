@@ -357,8 +357,9 @@ class _Round:
         """Settle every answer the worker has sent; return whether its pipe broke."""
         try:
             while lane.sent and lane.conn is not None and lane.conn.poll():
-                item, answer = lane.receive(self.supervision.timeout)
-                yield from self._settle(slot, item, answer)
+                got = lane.receive(self.supervision.timeout)
+                if got is not None:  # None: the worker said it is ready
+                    yield from self._settle(slot, *got)
         except (EOFError, OSError):
             return True
         return False
