@@ -138,19 +138,18 @@ def serve(conn: Connection, memory_limit: int | None) -> None:
             fn, payload = message
             answer = run_task(fn, payload)
         try:
-            try:
-                conn.send(answer)
-            except (OSError, EOFError):
-                raise
-            except Exception as err:  # the value does not pickle; nothing was written yet
-                conn.send(
-                    TaskError(
-                        "exception",
-                        f"the task's result cannot be sent back: {type(err).__name__}: {err}",
-                        traceback.format_exc(),
-                        worker_name(),
-                        answer.seconds,
-                    )
-                )
-        except (OSError, EOFError):
+            conn.send(answer)
+        except OSError:
             return  # the main process is gone
+        except Exception as err:  # the value does not pickle; nothing was written yet
+            unsendable = TaskError(
+                "exception",
+                f"the task's result cannot be sent back: {type(err).__name__}: {err}",
+                traceback.format_exc(),
+                worker_name(),
+                answer.seconds,
+            )
+            try:
+                conn.send(unsendable)
+            except OSError:
+                return
