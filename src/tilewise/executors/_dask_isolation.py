@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tilewise.executors._lane import Lane, encode
+from tilewise.executors._lane import Lane, encode, shut_down
 from tilewise.executors._worker import TaskError, TaskResult, worker_name
-from tilewise.executors.local import STOP_SECONDS, describe_exit
+from tilewise.executors.local import describe_exit
 
 __all__ = ["Isolation", "retire_idle_pools", "run_isolated", "warm_up"]
 
@@ -247,20 +247,8 @@ def retire_idle_pools() -> int:
         for pool in _pools.values():
             pool.lanes = [lane for lane in pool.lanes if lane not in pool.idle]
             pool.idle.clear()
-    _stop(stopping)
+    shut_down(stopping)
     return len(stopping)
-
-
-def _stop(lanes: list[Lane]) -> None:
-    for lane in lanes:
-        if lane.held():  # busy at exit: nobody will read its answer
-            lane.take_back()
-            lane.kill()
-        else:
-            lane.retire()
-    deadline = time.monotonic() + STOP_SECONDS
-    for lane in lanes:
-        lane.join(deadline)
 
 
 def _stop_all() -> None:
@@ -268,7 +256,7 @@ def _stop_all() -> None:
     with _lock:
         stopping = [lane for pool in _pools.values() for lane in pool.lanes]
         _pools.clear()
-    _stop(stopping)
+    shut_down(stopping)
 
 
 # Our children are not daemonic: multiprocessing joins them when this process

@@ -33,10 +33,12 @@ from typing import Any
 
 from tilewise.executors._worker import TaskError, serve
 
-__all__ = ["Lane", "Sent", "WorkerGone", "encode"]
+__all__ = ["STOP_SECONDS", "Lane", "Sent", "WorkerGone", "encode", "shut_down"]
 
 #: Most bytes queued to a busy worker: a quarter of the pipe's send buffer, at most this.
 PREFETCH_CAP = 64 * 1024
+#: Seconds ``shut_down`` waits for workers to exit before killing them.
+STOP_SECONDS = 10.0
 #: Seconds a new worker may take to get ready (a spawned one imports everything) before the
 #: clock of its first task's timeout starts anyway.
 STARTUP_SECONDS = 60.0
@@ -119,10 +121,6 @@ class Lane:
         return self.process is not None
 
     @property
-    def pid(self) -> int | None:
-        return None if self.process is None else int(self.process.pid)
-
-    @property
     def sentinel(self) -> int:
         assert self.process is not None
         return int(self.process.sentinel)
@@ -137,6 +135,14 @@ class Lane:
             self._retired.append(self.process)
         self.process, self.conn = None, None
         self._reap()
+
+    def stop(self) -> None:
+        """Retire an idle worker; kill one still holding tasks (nobody waits for them)."""
+        if self.held():
+            self.take_back()
+            self.kill()
+        else:
+            self.retire()
 
     def kill(self, grace: float = 0.0) -> int | None:
         """Kill the worker (after up to ``grace`` seconds for it to exit); return its exit code.
@@ -294,6 +300,15 @@ class Lane:
                 self.kill()
                 return "timeout", None
             return "died", self.kill(grace=1.0)
+
+
+def shut_down(lanes: list[Lane], seconds: float = STOP_SECONDS) -> None:
+    """Stop every lane's worker and wait for them (up to ``seconds``, then kill)."""
+    for lane in lanes:
+        lane.stop()
+    deadline = time.monotonic() + seconds
+    for lane in lanes:
+        lane.join(deadline)
 
 
 def _send_buffer(conn: Connection) -> int:

@@ -24,7 +24,7 @@ from multiprocessing.connection import wait
 from typing import Any, Protocol
 
 from tilewise.errors import ExecutorError, UsageError
-from tilewise.executors._lane import Lane, Sent, WorkerGone, encode
+from tilewise.executors._lane import Lane, Sent, WorkerGone, encode, shut_down
 from tilewise.executors._worker import TaskError
 from tilewise.executors.base import (
     Executor,
@@ -39,9 +39,6 @@ from tilewise.executors.forkserver import start_forkserver
 __all__ = ["LocalExecutor", "describe_exit"]
 
 log = logging.getLogger(__name__)
-
-#: Seconds ``close`` waits for workers to exit before killing them.
-STOP_SECONDS = 10.0
 
 
 def describe_exit(exitcode: int | None) -> tuple[FailureKind, str]:
@@ -181,7 +178,7 @@ class LocalExecutor(Executor):
             self._lanes = [Lane(context, limit, quota or 0) for _ in range(self.workers)]
             # Stop the workers when this executor is collected or the interpreter exits
             # (before multiprocessing joins its children at exit).
-            multiprocessing.util.Finalize(self, _shut_down, args=(self._lanes,), exitpriority=10)
+            multiprocessing.util.Finalize(self, shut_down, args=(self._lanes,), exitpriority=10)
         for lane in self._lanes:
             if not lane.started:
                 _start(lane)
@@ -245,12 +242,12 @@ class LocalExecutor(Executor):
         """Tell every worker to stop, without waiting for them (``close`` waits)."""
         self._cancel_round()
         for lane in self._lanes:
-            _stop(lane)
+            lane.stop()
 
     def close(self) -> None:
         self._cancel_round()
         lanes, self._lanes = self._lanes, []
-        _shut_down(lanes)
+        shut_down(lanes)
 
 
 class _Round:
@@ -381,27 +378,23 @@ class _Round:
 
     def _lost(self, slot: int, lane: Lane) -> Iterator[Outcome]:
         """The worker died: fail the task it was running, requeue the rest, replace it."""
-        pid = lane.pid
-        exitcode = lane.kill(grace=1.0)
-        items = lane.take_back()
-        _start(lane)
-        if items:
-            kind, cause = describe_exit(exitcode)
-            yield from self._fail_first(slot, items, kind, cause, f"pid {pid}" if pid else "")
+        kind, cause = describe_exit(lane.kill(grace=1.0))
+        yield from self._replace(slot, lane, kind, cause)
 
     def _timed_out(self, slot: int, lane: Lane) -> Iterator[Outcome]:
         """The running task is past its deadline: kill and replace the worker."""
-        pid = lane.pid
         lane.kill()
+        cause = f"timed out after {self.supervision.timeout:g} s; the worker was replaced"
+        yield from self._replace(slot, lane, FailureKind.TIMEOUT, cause)
+
+    def _replace(self, slot: int, lane: Lane, kind: FailureKind, cause: str) -> Iterator[Outcome]:
+        """Start a new worker for the killed one; fail the task it was running. The tasks
+        queued behind that one never ran: they go back to the queue, uncharged."""
+        worker = f"pid {lane.last_pid}"
         items = lane.take_back()
         _start(lane)
-        cause = f"timed out after {self.supervision.timeout:g} s; the worker was replaced"
-        yield from self._fail_first(slot, items, FailureKind.TIMEOUT, cause, f"pid {pid}")
-
-    def _fail_first(
-        self, slot: int, items: list[Sent], kind: FailureKind, cause: str, worker: str
-    ) -> Iterator[Outcome]:
-        """Fail the task that was running; the ones queued behind it never ran: requeue them."""
+        if not items:
+            return
         for item in reversed(items[1:]):
             self.queue.retry(slot, item.token)
         attempts: _Attempts = items[0].token
@@ -416,7 +409,7 @@ class _Round:
         run starts new ones), so no late answer reaches a later run."""
         for lane in self.lanes:
             if lane.held():
-                _stop(lane)
+                lane.stop()
 
 
 def _start(lane: Lane) -> None:
@@ -428,21 +421,3 @@ def _start(lane: Lane) -> None:
             "a script, put the call under 'if __name__ == \"__main__\":' "
             "(workers import the main module), or see the messages above"
         ) from err
-
-
-def _stop(lane: Lane) -> None:
-    """Retire an idle worker; kill one still holding tasks (nobody waits for them)."""
-    if lane.held():
-        lane.take_back()
-        lane.kill()
-    else:
-        lane.retire()
-
-
-def _shut_down(lanes: list[Lane]) -> None:
-    """Stop every worker and wait for them (up to ``STOP_SECONDS``, then kill)."""
-    for lane in lanes:
-        _stop(lane)
-    deadline = time.monotonic() + STOP_SECONDS
-    for lane in lanes:
-        lane.join(deadline)
