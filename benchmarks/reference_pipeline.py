@@ -186,6 +186,20 @@ PEERS: tuple[Peer, ...] = (
         seam_tile=1024,
     ),
     Peer(
+        "floor_tif",
+        "the floor: hand-written, 2 processes, no framework",
+        "TIFF → tiled TIFF",
+        lambda inp, out: [PY, str(HERE / "floor.py"), str(inp.tif), str(out), "--workers", "2"],
+        "floor.tif",
+    ),
+    Peer(
+        "floor_zarr",
+        "the floor: hand-written, 2 processes, no framework",
+        "TIFF → Zarr",
+        lambda inp, out: [PY, str(HERE / "floor.py"), str(inp.tif), str(out), "--workers", "2"],
+        "floor.zarr",
+    ),
+    Peer(
         "tilewise_tif",
         "tilewise, 2 workers, 2048 tiles",
         "TIFF → tiled TIFF",
