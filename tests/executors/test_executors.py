@@ -19,7 +19,7 @@ class ExecutorTests:
 
     def test_every_task_yields_exactly_one_done(self):
         with self.make() as executor:
-            outcomes = list(executor.run(tasks.square, (Task(i, i) for i in range(50))))
+            outcomes = list(executor.map_tasks(tasks.square, (Task(i, i) for i in range(50))))
         assert sorted(o.key for o in outcomes) == list(range(50))
         assert all(isinstance(o, Done) and o.value == o.key**2 for o in outcomes)
         assert all(o.worker and o.seconds >= 0 and o.attempts == 1 for o in outcomes)
@@ -27,7 +27,7 @@ class ExecutorTests:
     def test_an_exception_fails_only_its_task_with_the_cause(self):
         with self.make(retries=1) as executor:
             outcomes = {
-                o.key: o for o in executor.run(tasks.fail_on_three, [Task(i, i) for i in range(6)])
+                o.key: o for o in executor.map_tasks(tasks.fail_on_three, [Task(i, i) for i in range(6)])
             }
         failed = outcomes[3]
         assert isinstance(failed, Failed)
@@ -40,7 +40,7 @@ class ExecutorTests:
     def test_transient_failures_are_retried(self, tmp_path):
         with self.make(retries=1) as executor:
             outcomes = list(
-                executor.run(tasks.fail_first_time, [Task(i, (i, str(tmp_path))) for i in range(6)])
+                executor.map_tasks(tasks.fail_first_time, [Task(i, (i, str(tmp_path))) for i in range(6)])
             )
         assert all(isinstance(o, Done) for o in outcomes)
         assert {o.key: o.attempts for o in outcomes} == {0: 1, 1: 2, 2: 1, 3: 2, 4: 1, 5: 2}
@@ -48,7 +48,7 @@ class ExecutorTests:
 
     def test_no_tasks_is_fine(self):
         with self.make() as executor:
-            assert list(executor.run(tasks.square, [])) == []
+            assert list(executor.map_tasks(tasks.square, [])) == []
 
     def test_describe(self):
         with self.make() as executor:
@@ -75,7 +75,7 @@ class TestLocal(ExecutorTests):
 
         executor = LocalExecutor(2, max_in_flight=3)
         try:
-            for seen, _ in enumerate(executor.run(tasks.square, source()), start=1):
+            for seen, _ in enumerate(executor.map_tasks(tasks.square, source()), start=1):
                 # never more than max_in_flight tasks taken ahead of the results
                 assert len(pulled) <= seen + 3
         finally:

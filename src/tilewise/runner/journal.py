@@ -119,10 +119,14 @@ class Journal:
         self.done.pop(tile, None)
 
     def close(self) -> None:
-        """Flush and close the file."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Flush and close the file (closed even when the flush fails)."""
+        fh, self._fh = self._fh, None
+        if fh is None:
+            return
+        try:
+            fh.close()
+        except OSError as err:
+            raise OutputError(f"{self.path}: cannot write the journal: {err}") from err
 
     def remove(self) -> None:
         """Delete the journal (the output is complete)."""
