@@ -27,7 +27,8 @@ class ExecutorTests:
     def test_an_exception_fails_only_its_task_with_the_cause(self):
         with self.make(retries=1) as executor:
             outcomes = {
-                o.key: o for o in executor.map_tasks(tasks.fail_on_three, [Task(i, i) for i in range(6)])
+                o.key: o
+                for o in executor.map_tasks(tasks.fail_on_three, [Task(i, i) for i in range(6)])
             }
         failed = outcomes[3]
         assert isinstance(failed, Failed)
@@ -40,7 +41,9 @@ class ExecutorTests:
     def test_transient_failures_are_retried(self, tmp_path):
         with self.make(retries=1) as executor:
             outcomes = list(
-                executor.map_tasks(tasks.fail_first_time, [Task(i, (i, str(tmp_path))) for i in range(6)])
+                executor.map_tasks(
+                    tasks.fail_first_time, [Task(i, (i, str(tmp_path))) for i in range(6)]
+                )
             )
         assert all(isinstance(o, Done) for o in outcomes)
         assert {o.key: o.attempts for o in outcomes} == {0: 1, 1: 2, 2: 1, 3: 2, 4: 1, 5: 2}

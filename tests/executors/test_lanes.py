@@ -46,7 +46,8 @@ def test_tasks_queued_behind_a_crash_are_not_charged_for_it():
     supervision = Supervision(retries=0)
     with LocalExecutor(1, supervision, max_in_flight=4) as executor:
         outcomes = {
-            o.key: o for o in executor.map_tasks(tasks.abort_on_three, map(Task, range(8), range(8)))
+            o.key: o
+            for o in executor.map_tasks(tasks.abort_on_three, map(Task, range(8), range(8)))
         }
     crashed = outcomes.pop(3)
     assert isinstance(crashed, Failed) and crashed.kind is FailureKind.CRASH
@@ -99,7 +100,8 @@ def test_an_answer_that_does_not_pickle_fails_alone_and_the_worker_lives():
 def test_an_answer_the_main_process_cannot_load_fails_alone():
     with LocalExecutor(1, Supervision(retries=0)) as executor:
         outcomes = {
-            o.key: o for o in executor.map_tasks(tasks.unloadable_on_one, map(Task, range(3), range(3)))
+            o.key: o
+            for o in executor.map_tasks(tasks.unloadable_on_one, map(Task, range(3), range(3)))
         }
     assert isinstance(outcomes[1], Failed) and outcomes[1].kind is FailureKind.EXCEPTION
     assert "cannot be loaded by the main process" in outcomes[1].cause
@@ -201,3 +203,24 @@ def test_a_hang_is_still_caught_on_a_fresh_worker():
     with LocalExecutor(1, supervision) as executor:
         outcome = next(iter(executor.map_tasks(tasks.hang, [Task(0, 0)])))
     assert isinstance(outcome, Failed) and outcome.kind is FailureKind.TIMEOUT
+
+
+@pytest.mark.timeout(120)
+def test_a_fork_server_killed_while_a_worker_starts_is_replaced():
+    # The fork server is stopped, so the next worker start waits on it, then killed:
+    # that start fails ("unexpected EOF") and the workers forked from it die with it.
+    import threading
+    from multiprocessing import forkserver
+
+    supervision = Supervision(retries=2, max_tasks_per_worker=1)  # a new worker per task
+    with LocalExecutor(2, supervision, start_method="forkserver") as executor:
+        next(iter(executor.map_tasks(tasks.pid_of, [Task(0, 0)])))
+        server = forkserver._forkserver._forkserver_pid
+        assert server is not None
+        os.kill(server, signal.SIGSTOP)
+        killer = threading.Timer(0.5, os.kill, args=(server, signal.SIGKILL))
+        killer.start()
+        outcomes = list(executor.map_tasks(tasks.nap, map(Task, range(20), range(20))))
+        killer.join()
+    assert sorted(o.key for o in outcomes if isinstance(o, Done)) == list(range(20))
+    assert forkserver._forkserver._forkserver_pid != server
