@@ -58,12 +58,41 @@ class ExecutorTests:
             facts = executor.describe()
         assert facts["name"] == self.name and facts["workers"] >= 1
 
+    def test_supervision_given_per_call_applies_to_that_call_only(self):
+        with self.make(retries=0) as executor:
+            own = executor.supervision
+            work = [Task(i, i) for i in range(5)]
+            retried = {
+                o.key: o
+                for o in executor.map_tasks(
+                    tasks.fail_on_three, work, supervision=Supervision(retries=2)
+                )
+            }
+            assert executor.supervision == own
+            again = list(executor.map_tasks(tasks.fail_on_three, [Task(3, 3)]))
+        assert isinstance(retried[3], Failed) and retried[3].attempts == 3
+        assert isinstance(again[0], Failed) and again[0].attempts == 1
+
+
+class _TimeoutTests:
+    """For executors with timeouts (all but the serial one)."""
+
+    def test_a_timeout_given_per_call_stops_a_hanging_task(self):
+        with self.make(retries=0) as executor:
+            limited = Supervision(retries=0, timeout=1.0)
+            work = [Task(0, 0), Task(1, None)]
+            outcomes = {
+                o.key: o for o in executor.map_tasks(tasks.hang_on_one, work, supervision=limited)
+            }
+        assert isinstance(outcomes[0], Done)
+        assert isinstance(outcomes[1], Failed) and outcomes[1].kind is FailureKind.TIMEOUT
+
 
 class TestSerial(ExecutorTests):
     name = "serial"
 
 
-class TestLocal(ExecutorTests):
+class TestLocal(_TimeoutTests, ExecutorTests):
     name = "local"
 
     def test_bounded_in_flight(self):
@@ -106,3 +135,31 @@ def test_bad_settings_are_refused():
         Supervision(retries=-1)
     with pytest.raises(UsageError, match="unknown executor"):
         make_executor("threads")
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler():
+    """A LocalCluster of two single-threaded worker processes on 127.0.0.1."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.dask
+class TestDask(_TimeoutTests, ExecutorTests):
+    name = "dask"
+
+    @pytest.fixture(autouse=True)
+    def _cluster(self, dask_scheduler):
+        self.scheduler = dask_scheduler
+
+    def make(self, **supervision):
+        return make_executor(
+            "dask", scheduler=self.scheduler, supervision=Supervision(**supervision)
+        )
