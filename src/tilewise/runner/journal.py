@@ -4,7 +4,7 @@ An append-only JSON-lines file beside the output. Line 1 is the run's
 fingerprint; every later line records one finished tile and its sink receipt.
 A tile is journaled only after its worker has written it, so the journal never
 claims more than the output holds; a torn last line (the main process killed
-mid-write) is ignored.
+mid-write) is ignored; a damaged line before it refuses the resume.
 """
 
 from __future__ import annotations
@@ -80,12 +80,20 @@ class Journal:
                 + "); run it as it was, or start again with --overwrite"
             )
         journal = cls(path, fingerprint)
-        for line in lines[1:]:
+        last = len(lines) - 1
+        for number, line in enumerate(lines[1:], start=2):
             try:
                 entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn final line from a killed process
-            journal.done[int(entry["tile"])] = entry
+                tile = int(entry["tile"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                if number - 1 == last:
+                    continue  # a torn final line from a killed process: that tile is redone
+                raise ResumeError(
+                    f"{path}: line {number} of the journal is damaged ({line[:60]!r}); only "
+                    "a torn last line can come from an interrupted run, so the journal "
+                    "cannot be trusted: start again with --overwrite"
+                ) from err
+            journal.done[tile] = entry
         return journal
 
     def record(self, tile: int, entry: dict[str, Any], *, flush: bool = True) -> None:
