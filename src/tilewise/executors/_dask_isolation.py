@@ -27,8 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tilewise._host import worker_name
 from tilewise.executors._lane import Lane, encode, shut_down
-from tilewise.executors._worker import TaskError, TaskResult, worker_name
+from tilewise.executors._worker import TaskError, TaskResult
 from tilewise.executors.forkserver import preload
 from tilewise.executors.local import describe_exit
 
