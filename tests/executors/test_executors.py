@@ -74,7 +74,7 @@ class ExecutorTests:
         assert isinstance(again[0], Failed) and again[0].attempts == 1
 
 
-class _TimeoutTests:
+class _TimeoutTests(ExecutorTests):
     """For executors with timeouts (all but the serial one)."""
 
     def test_a_timeout_given_per_call_stops_a_hanging_task(self):
@@ -92,7 +92,7 @@ class TestSerial(ExecutorTests):
     name = "serial"
 
 
-class TestLocal(_TimeoutTests, ExecutorTests):
+class TestLocal(_TimeoutTests):
     name = "local"
 
     def test_bounded_in_flight(self):
@@ -152,7 +152,7 @@ def dask_scheduler():
 
 
 @pytest.mark.dask
-class TestDask(_TimeoutTests, ExecutorTests):
+class TestDask(_TimeoutTests):
     name = "dask"
 
     @pytest.fixture(autouse=True)

@@ -11,12 +11,20 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Generator
+from typing import Any
 
 import pytest
 
 from tests.executors import tasks
-from tilewise.executors import Done, Failed, FailureKind, Supervision, Task
+from tilewise.executors import Done, Failed, FailureKind, Outcome, Supervision, Task
 from tilewise.executors.local import LocalExecutor
+
+
+def value(outcome: Outcome) -> Any:
+    """The value of an outcome that must be done."""
+    assert isinstance(outcome, Done), outcome
+    return outcome.value
 
 
 @pytest.mark.timeout(120)
@@ -59,10 +67,10 @@ def test_tasks_queued_behind_a_crash_are_not_charged_for_it():
 def test_an_abandoned_run_leaves_no_answers_for_the_next():
     with LocalExecutor(2, max_in_flight=4) as executor:
         first = executor.map_tasks(tasks.nap, (Task(i, 1000 + i) for i in range(40)))
-        assert isinstance(next(first), Done)
+        assert isinstance(next(first), Done) and isinstance(first, Generator)
         first.close()  # the caller stops early, tasks still in the workers
         outcomes = list(executor.map_tasks(tasks.square, (Task(i, i) for i in range(10))))
-    assert sorted((o.key, o.value) for o in outcomes) == [(i, i * i) for i in range(10)]
+    assert sorted((o.key, value(o)) for o in outcomes) == [(i, i * i) for i in range(10)]
 
 
 def test_a_task_that_does_not_pickle_fails_alone():
@@ -71,7 +79,7 @@ def test_a_task_that_does_not_pickle_fails_alone():
         outcomes = {o.key: o for o in executor.map_tasks(tasks.square, work)}
     assert isinstance(outcomes[1], Failed) and outcomes[1].kind is FailureKind.EXCEPTION
     assert "cannot be sent to a worker" in outcomes[1].cause
-    assert outcomes[0].value == 0 and outcomes[2].value == 4
+    assert value(outcomes[0]) == 0 and value(outcomes[2]) == 4
 
 
 def test_a_task_that_does_not_load_in_the_worker_fails_alone():
@@ -81,19 +89,19 @@ def test_a_task_that_does_not_load_in_the_worker_fails_alone():
     assert isinstance(outcomes[1], Failed)
     assert "could not be loaded in the worker" in outcomes[1].cause
     assert "cannot be rebuilt here" in outcomes[1].cause
-    assert outcomes[0].value == 0 and outcomes[2].value == 4
+    assert value(outcomes[0]) == 0 and value(outcomes[2]) == 4
 
 
 def test_an_answer_that_does_not_pickle_fails_alone_and_the_worker_lives():
     with LocalExecutor(1, Supervision(retries=0)) as executor:
-        before = next(iter(executor.map_tasks(tasks.pid_of, [Task(0, 0)]))).value
+        before = value(next(iter(executor.map_tasks(tasks.pid_of, [Task(0, 0)]))))
         outcomes = {
             o.key: o for o in executor.map_tasks(tasks.lock_on_two, map(Task, range(4), range(4)))
         }
-        after = next(iter(executor.map_tasks(tasks.pid_of, [Task(0, 0)]))).value
+        after = value(next(iter(executor.map_tasks(tasks.pid_of, [Task(0, 0)]))))
     assert isinstance(outcomes[2], Failed)
     assert "result cannot be sent back" in outcomes[2].cause
-    assert [outcomes[k].value for k in (0, 1, 3)] == [0, 1, 3]
+    assert [value(outcomes[k]) for k in (0, 1, 3)] == [0, 1, 3]
     assert before == after
 
 
@@ -105,29 +113,29 @@ def test_an_answer_the_main_process_cannot_load_fails_alone():
         }
     assert isinstance(outcomes[1], Failed) and outcomes[1].kind is FailureKind.EXCEPTION
     assert "cannot be loaded by the main process" in outcomes[1].cause
-    assert outcomes[0].value == 0 and outcomes[2].value == 2
+    assert value(outcomes[0]) == 0 and value(outcomes[2]) == 2
 
 
 def test_a_worker_killed_while_idle_is_replaced_at_the_next_task():
     with LocalExecutor(1, Supervision(retries=0)) as executor:
-        pid = next(iter(executor.map_tasks(tasks.pid_of, [Task(0, 0)]))).value
+        pid = value(next(iter(executor.map_tasks(tasks.pid_of, [Task(0, 0)]))))
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
         outcomes = list(executor.map_tasks(tasks.square, map(Task, range(5), range(5))))
     assert all(isinstance(o, Done) and o.attempts == 1 for o in outcomes)
-    assert sorted(o.value for o in outcomes) == [0, 1, 4, 9, 16]
+    assert sorted(value(o) for o in outcomes) == [0, 1, 4, 9, 16]
 
 
 def test_workers_are_replaced_after_their_quota_of_tasks():
     with LocalExecutor(1, Supervision(max_tasks_per_worker=3)) as executor:
-        pids = [o.value for o in executor.map_tasks(tasks.pid_of, map(Task, range(9), range(9)))]
+        pids = [value(o) for o in executor.map_tasks(tasks.pid_of, map(Task, range(9), range(9)))]
     assert len(set(pids)) == 3
     assert all(pids.count(pid) == 3 for pid in set(pids))
 
 
 def test_close_stops_every_worker():
     executor = LocalExecutor(2)
-    pids = {o.value for o in executor.map_tasks(tasks.pid_of, map(Task, range(4), range(4)))}
+    pids = {value(o) for o in executor.map_tasks(tasks.pid_of, map(Task, range(4), range(4)))}
     executor.close()
     for pid in pids:
         with pytest.raises(ProcessLookupError):
@@ -149,9 +157,10 @@ def test_a_run_closed_early_on_a_spent_worker_does_not_stall_the_next():
     with LocalExecutor(1, Supervision(max_tasks_per_worker=1)) as executor:
         first = executor.map_tasks(tasks.pid_of, map(Task, range(5), range(5)))
         next(first)
+        assert isinstance(first, Generator)
         first.close()
         outcomes = list(executor.map_tasks(tasks.square, map(Task, range(5), range(5))))
-    assert sorted(o.value for o in outcomes) == [0, 1, 4, 9, 16]
+    assert sorted(value(o) for o in outcomes) == [0, 1, 4, 9, 16]
 
 
 def test_an_error_from_the_callers_tasks_reaches_the_caller():
@@ -163,7 +172,7 @@ def test_an_error_from_the_callers_tasks_reaches_the_caller():
     with LocalExecutor(1) as executor:
         with pytest.raises(FileNotFoundError, match="went away"):
             list(executor.map_tasks(tasks.square, tasks_then_error()))
-        assert [o.value for o in executor.map_tasks(tasks.square, [Task(0, 3)])] == [9]
+        assert [value(o) for o in executor.map_tasks(tasks.square, [Task(0, 3)])] == [9]
 
 
 def test_a_run_cut_short_by_another_says_so_and_the_other_completes():
@@ -175,7 +184,7 @@ def test_a_run_cut_short_by_another_says_so_and_the_other_completes():
         second = list(executor.map_tasks(tasks.square, map(Task, range(6), range(6))))
         with pytest.raises(ExecutorError, match="cut short"):
             list(first)
-    assert sorted(o.value for o in second) == [0, 1, 4, 9, 16, 25]
+    assert sorted(value(o) for o in second) == [0, 1, 4, 9, 16, 25]
 
 
 def test_stop_during_a_run_ends_it_clearly():
@@ -215,7 +224,7 @@ def test_a_fork_server_killed_while_a_worker_starts_is_replaced():
     supervision = Supervision(retries=2, max_tasks_per_worker=1)  # a new worker per task
     with LocalExecutor(2, supervision, start_method="forkserver") as executor:
         next(iter(executor.map_tasks(tasks.pid_of, [Task(0, 0)])))
-        server = forkserver._forkserver._forkserver_pid
+        server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
         assert server is not None
         os.kill(server, signal.SIGSTOP)
         killer = threading.Timer(0.5, os.kill, args=(server, signal.SIGKILL))
@@ -223,4 +232,4 @@ def test_a_fork_server_killed_while_a_worker_starts_is_replaced():
         outcomes = list(executor.map_tasks(tasks.nap, map(Task, range(20), range(20))))
         killer.join()
     assert sorted(o.key for o in outcomes if isinstance(o, Done)) == list(range(20))
-    assert forkserver._forkserver._forkserver_pid != server
+    assert forkserver._forkserver._forkserver_pid != server  # type: ignore[attr-defined]

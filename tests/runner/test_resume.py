@@ -141,6 +141,7 @@ def test_row16_the_same_tile_written_twice_concurrently_is_harmless(tmp_path, fm
 
     src, expected = big_input(tmp_path)
     plan = make_plan(src, tmp_path / f"out.{fmt}", Pipeline.from_specs(["invert"]), tile=128)
+    assert plan.sink is not None
     sink_class(plan.sink.format).create(plan.sink)
     job = TileJob(plan.source, plan.sink, plan.pipeline)
     receipts = {}

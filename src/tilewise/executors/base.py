@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "Attempts",
@@ -195,7 +195,7 @@ class Executor(abc.ABC):
         """Facts about the executor for the report."""
         return {"name": self.name, "workers": self.workers}
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
