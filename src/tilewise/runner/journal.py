@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, TextIO
 
-from tilewise.errors import OutputError, ResumeError
+from tilewise.errors import OutputError, OutputExistsError, ResumeError
 
-__all__ = ["Journal", "journal_path"]
+__all__ = ["Journal", "clear_for_new_output", "journal_path"]
 
 _VERSION = 1
 
@@ -24,6 +25,21 @@ _VERSION = 1
 def journal_path(output: Path) -> Path:
     """The journal of ``output``: ``.NAME.journal`` beside it."""
     return output.with_name(f".{output.name}.journal")
+
+
+def clear_for_new_output(final: Path, partial: Path, *, overwrite: bool, no_folder: str) -> None:
+    """Make way for a new output at ``final``: refuse to replace it unless ``overwrite``,
+    then remove an earlier run's partial output and journal (``no_folder`` says what the
+    missing parent folder is)."""
+    if final.exists() and not overwrite:
+        raise OutputExistsError(f"{final}: already exists; use --overwrite to replace it")
+    if not final.parent.is_dir():
+        raise OutputError(f"{final.parent}: {no_folder}")
+    for path in (partial, journal_path(final)):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 
 from tilewise import io
-from tilewise.errors import OutputError, OutputExistsError, ResumeError
+from tilewise.errors import ResumeError
 from tilewise.executors.base import Done, Executor, Outcome, Supervision, Task
 from tilewise.geometry import Window
-from tilewise.runner.journal import Journal, journal_path
+from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import working
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
@@ -26,13 +25,6 @@ log = logging.getLogger(__name__)
 #: Up to this many tiles, neighbouring tiles are kept on the same worker (the task list
 #: is then held in memory); beyond it tiles are handed out lazily in order.
 _LOCALITY_LIMIT = 100_000
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journal, bool]:
@@ -55,12 +47,9 @@ def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journ
             f"{final}: an earlier run of this output did not finish ({partial.name} exists); "
             "continue it with --resume, or start again with --overwrite"
         )
-    if final.exists() and not overwrite:
-        raise OutputExistsError(f"{final}: already exists; use --overwrite to replace it")
-    if not final.parent.is_dir():
-        raise OutputError(f"{final.parent}: output directory does not exist")
-    for path in (partial, jpath):
-        _remove(path)
+    clear_for_new_output(
+        final, partial, overwrite=overwrite, no_folder="output directory does not exist"
+    )
     io.sink_class(sink.format).create(sink)
     return Journal.start(jpath, plan.fingerprint()), False
 
