@@ -145,7 +145,9 @@ def batch(
     pipeline.check_portable()
     options = parse_write_options(creation_options or {})
     arguments = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
-    target = Path(os.path.abspath(os.fspath(out if out is not None else stack)))  # type: ignore[arg-type]
+    chosen = out if out is not None else stack
+    assert chosen is not None  # exactly one was given, checked above
+    target = Path(os.path.abspath(os.fspath(chosen)))
     if target.name == "":
         raise UsageError(f"{target}: cannot write into the root folder; give a folder below it")
     items = collect_mod.collect([os.fspath(a) for a in arguments], exclude=[str(target)])
