@@ -418,7 +418,12 @@ def _start(lane: Lane) -> None:
     except (OSError, RuntimeError, EOFError) as err:
         if lane.method != "forkserver":
             raise _cannot_start(err) from err
-        log.warning("the fork server the workers start from is gone (%s); starting a new one", err)
+        log.warning(
+            "a worker could not start from the fork server (%s: %s); "
+            "starting a new server if it died, then trying again",
+            type(err).__name__,
+            err,
+        )
     try:
         restart_forkserver()
         lane.start()
