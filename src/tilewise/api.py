@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from tilewise import io
-from tilewise.defaults import WORKER_MODULES
-from tilewise.executors import Executor, Supervision, make_executor
+from tilewise.executors import Executor, Supervision
+from tilewise.executors.forkserver import worker_options
 from tilewise.geometry import Layout
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
-from tilewise.runner import DEFAULT_TILE, RunReport, execute, make_plan
+from tilewise.runner import DEFAULT_TILE, Lifecycle, RunReport, execute_plan, make_plan
 
 __all__ = ["info", "plan", "run"]
 
@@ -88,10 +88,11 @@ def run(
     """
     pipeline = as_pipeline(ops)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
-    executor_options = {**local_defaults(executor, pipeline, "run"), **executor_options}
-    runner = make_executor(executor, workers=workers, supervision=supervision, **executor_options)
-    try:
-        runner.start()  # workers start up while the input's header is read
+    startup = worker_options(executor, "run", (op.definition.locator for op in pipeline))
+    executor_options = {**startup, **executor_options}
+    with Lifecycle(
+        executor, workers=workers, supervision=supervision, report=report, **executor_options
+    ) as lifecycle:
         the_plan = make_plan(
             src,
             dst,
@@ -102,39 +103,15 @@ def run(
             max_pixels=max_pixels,
             max_whole_pixels=max_whole_pixels,
         )
-        result = execute(the_plan, runner, overwrite=overwrite, resume=resume, progress=progress)
-    except BaseException as err:
-        partial = getattr(err, "report", None)
-        if report is not None and isinstance(partial, RunReport):
-            partial.write(report)
-        raise
-    finally:
-        if runner is not executor:  # made here; an Executor given by the caller stays open
-            runner.close()
-    if report is not None:
-        result.write(report)
+        result = execute_plan(
+            the_plan,
+            lifecycle.executor,
+            overwrite=overwrite,
+            resume=resume,
+            progress=progress,
+        )
+        lifecycle.write(result)
     return result
-
-
-def local_defaults(executor: str | Executor, pipeline: Pipeline, work: str) -> dict[str, Any]:
-    """The local executor's start method and fork-server preload for ``work`` (``run``/``batch``).
-
-    Empty for any other executor; options the caller gives take precedence.
-    """
-    if not (isinstance(executor, str) and executor == "local"):
-        return {}
-    return {"start_method": start_method(pipeline), "preload": WORKER_MODULES[work]}
-
-
-def start_method(pipeline: Pipeline) -> str:
-    """``fork`` when an op lives in ``__main__`` (a script or notebook), else ``forkserver``.
-
-    Worker processes are otherwise never forked from this process: a fork while
-    another thread (a progress bar's, the caller's, a native library's) holds a
-    lock can deadlock the child, seen here as a rare hang of a batch.
-    """
-    main_ops = [op for op in pipeline if op.definition.locator.startswith("__main__.")]
-    return "fork" if main_ops else "forkserver"
 
 
 def plan(

@@ -9,6 +9,7 @@ refines, so ``except OSError`` still catches a failed read::
     │   ├── GeometryError                  impossible tile/halo/window values
     │   ├── OpError                        unknown op, bad op parameters
     │   └── PipelineError                  ops that do not chain
+    │       └── StackMismatchError         a result that does not fit a stack's rows
     ├── InputError (OSError)               an input cannot be used
     │   ├── UnsupportedFormatError         not an image format tilewise reads
     │   ├── CorruptInputError              truncated/corrupt file or tile
@@ -23,12 +24,18 @@ refines, so ``except OSError`` still catches a failed read::
                                            KeyboardInterrupt, not caught by
                                            ``except Exception``
 
+Every error also carries its :class:`Phase`: found before any work started
+(the default), or stopping a run part-way (set by the run's lifecycle as the
+error leaves the work), or a stack's mismatch. The command line picks its exit
+code from it.
+
 Messages say what happened, with the values involved, and what to do.
 """
 
 from __future__ import annotations
 
 import signal
+from enum import StrEnum
 
 __all__ = [
     "CorruptInputError",
@@ -40,8 +47,10 @@ __all__ = [
     "OpError",
     "OutputError",
     "OutputExistsError",
+    "Phase",
     "PipelineError",
     "ResumeError",
+    "StackMismatchError",
     "TileError",
     "TilewiseError",
     "TilewiseWarning",
@@ -50,8 +59,24 @@ __all__ = [
 ]
 
 
+class Phase(StrEnum):
+    """When an error stopped the work."""
+
+    #: Found before any work started: nothing was written that a rerun needs.
+    BEFORE_WORK = "before work"
+    #: Stopped a run part-way: finished work is kept for ``--resume``.
+    DURING_WORK = "during work"
+    #: A batch result that does not fit the stack the first results made.
+    MISMATCH = "mismatch"
+
+
 class TilewiseError(Exception):
-    """Root of every error tilewise raises for its own conditions."""
+    """Root of every error tilewise raises for its own conditions.
+
+    ``phase`` says when it stopped the work (see :class:`Phase`).
+    """
+
+    phase: Phase = Phase.BEFORE_WORK
 
 
 class UsageError(TilewiseError, ValueError):
@@ -68,6 +93,12 @@ class OpError(UsageError):
 
 class PipelineError(UsageError):
     """Ops that cannot be chained, or a pipeline that cannot be sent to workers."""
+
+
+class StackMismatchError(PipelineError):
+    """A batch result whose shape or dtype differs from the stack's rows."""
+
+    phase = Phase.MISMATCH
 
 
 class InputError(TilewiseError, OSError):

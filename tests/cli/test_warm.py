@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tilewise.cli import warm
-from tilewise.defaults import WORKER_MODULES
 from tilewise.executors import forkserver
 
 
 @pytest.fixture
 def started(monkeypatch):
-    calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr(forkserver, "start_forkserver", lambda modules: calls.append(modules))
+    calls: list[str] = []
+    monkeypatch.setattr(forkserver, "start_forkserver", lambda work: calls.append(work))
     return calls
 
 
@@ -27,7 +26,7 @@ def started(monkeypatch):
 )
 def test_local_run_and_batch_start_the_server_with_their_worker_modules(started, argv, work):
     warm.start_for_argv(argv)
-    assert started == [WORKER_MODULES[work]]
+    assert started == [work]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.dask
 OPS = ["resize:scale=0.5", "pad:width=2,mode=edge"]
 
 
-def _dask_options(address: str) -> dict[str, str]:
+def _dask_options(address: str) -> dict[str, Any]:
     """How to point the dask executor at a scheduler (its keyword is the executor's choice)."""
     module = pytest.importorskip("tilewise.executors.dask")
     accepted = inspect.signature(module.DaskExecutor).parameters

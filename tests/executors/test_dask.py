@@ -37,7 +37,7 @@ from tests.runner.helpers import (
     wait_session_empty,
 )
 from tilewise.cli.app import cli
-from tilewise.errors import ExecutorError, UsageError
+from tilewise.errors import ExecutorError, Phase, UsageError
 
 distributed = pytest.importorskip("distributed")
 
@@ -490,7 +490,7 @@ def test_scheduler_loss_is_clear_and_resume_on_a_new_cluster_runs_only_the_rest(
         tilewise.run(source, out, slow(0.08), tile=TILE, executor="dask", scheduler=old.address)
     assert fired.is_set()
     assert "--resume" in str(info.value)
-    assert getattr(info.value, "during_run", False)  # the CLI says: resumable, exit 1
+    assert info.value.phase is Phase.DURING_WORK  # the CLI says: resumable, exit 1
     journaled = journal_lines(out)
     assert 0 < journaled < TILES
     assert old.stop() == []

@@ -17,7 +17,8 @@ def test_a_tile_runs_in_a_child_process_that_is_kept_for_the_next():
     second = run_isolated(tasks.pid_of, 0, Isolation())
     assert isinstance(first, TaskResult) and isinstance(second, TaskResult)
     assert first.value == second.value  # the same child served both
-    assert run_isolated(tasks.square, 7, Isolation()).value == 49
+    squared = run_isolated(tasks.square, 7, Isolation())
+    assert isinstance(squared, TaskResult) and squared.value == 49
     assert retire_idle_pools() >= 1
 
 
@@ -30,7 +31,8 @@ def test_a_crash_a_hang_and_an_exception_come_back_as_results():
     assert "Dask worker was not affected" in hung.message
     failed = run_isolated(tasks.fail_on_three, 3, Isolation())
     assert isinstance(failed, TaskError) and "three is right out" in failed.message
-    assert run_isolated(tasks.square, 5, Isolation()).value == 25  # and life goes on
+    squared = run_isolated(tasks.square, 5, Isolation())
+    assert isinstance(squared, TaskResult) and squared.value == 25  # and life goes on
 
 
 def test_no_exception_escapes_when_no_child_process_can_start(monkeypatch):

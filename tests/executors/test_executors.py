@@ -19,7 +19,7 @@ class ExecutorTests:
 
     def test_every_task_yields_exactly_one_done(self):
         with self.make() as executor:
-            outcomes = list(executor.run(tasks.square, (Task(i, i) for i in range(50))))
+            outcomes = list(executor.map_tasks(tasks.square, (Task(i, i) for i in range(50))))
         assert sorted(o.key for o in outcomes) == list(range(50))
         assert all(isinstance(o, Done) and o.value == o.key**2 for o in outcomes)
         assert all(o.worker and o.seconds >= 0 and o.attempts == 1 for o in outcomes)
@@ -27,7 +27,8 @@ class ExecutorTests:
     def test_an_exception_fails_only_its_task_with_the_cause(self):
         with self.make(retries=1) as executor:
             outcomes = {
-                o.key: o for o in executor.run(tasks.fail_on_three, [Task(i, i) for i in range(6)])
+                o.key: o
+                for o in executor.map_tasks(tasks.fail_on_three, [Task(i, i) for i in range(6)])
             }
         failed = outcomes[3]
         assert isinstance(failed, Failed)
@@ -40,7 +41,9 @@ class ExecutorTests:
     def test_transient_failures_are_retried(self, tmp_path):
         with self.make(retries=1) as executor:
             outcomes = list(
-                executor.run(tasks.fail_first_time, [Task(i, (i, str(tmp_path))) for i in range(6)])
+                executor.map_tasks(
+                    tasks.fail_first_time, [Task(i, (i, str(tmp_path))) for i in range(6)]
+                )
             )
         assert all(isinstance(o, Done) for o in outcomes)
         assert {o.key: o.attempts for o in outcomes} == {0: 1, 1: 2, 2: 1, 3: 2, 4: 1, 5: 2}
@@ -48,19 +51,48 @@ class ExecutorTests:
 
     def test_no_tasks_is_fine(self):
         with self.make() as executor:
-            assert list(executor.run(tasks.square, [])) == []
+            assert list(executor.map_tasks(tasks.square, [])) == []
 
     def test_describe(self):
         with self.make() as executor:
             facts = executor.describe()
         assert facts["name"] == self.name and facts["workers"] >= 1
 
+    def test_supervision_given_per_call_applies_to_that_call_only(self):
+        with self.make(retries=0) as executor:
+            own = executor.supervision
+            work = [Task(i, i) for i in range(5)]
+            retried = {
+                o.key: o
+                for o in executor.map_tasks(
+                    tasks.fail_on_three, work, supervision=Supervision(retries=2)
+                )
+            }
+            assert executor.supervision == own
+            again = list(executor.map_tasks(tasks.fail_on_three, [Task(3, 3)]))
+        assert isinstance(retried[3], Failed) and retried[3].attempts == 3
+        assert isinstance(again[0], Failed) and again[0].attempts == 1
+
+
+class _TimeoutTests(ExecutorTests):
+    """For executors with timeouts (all but the serial one)."""
+
+    def test_a_timeout_given_per_call_stops_a_hanging_task(self):
+        with self.make(retries=0) as executor:
+            limited = Supervision(retries=0, timeout=1.0)
+            work = [Task(0, 0), Task(1, None)]
+            outcomes = {
+                o.key: o for o in executor.map_tasks(tasks.hang_on_one, work, supervision=limited)
+            }
+        assert isinstance(outcomes[0], Done)
+        assert isinstance(outcomes[1], Failed) and outcomes[1].kind is FailureKind.TIMEOUT
+
 
 class TestSerial(ExecutorTests):
     name = "serial"
 
 
-class TestLocal(ExecutorTests):
+class TestLocal(_TimeoutTests):
     name = "local"
 
     def test_bounded_in_flight(self):
@@ -75,7 +107,7 @@ class TestLocal(ExecutorTests):
 
         executor = LocalExecutor(2, max_in_flight=3)
         try:
-            for seen, _ in enumerate(executor.run(tasks.square, source()), start=1):
+            for seen, _ in enumerate(executor.map_tasks(tasks.square, source()), start=1):
                 # never more than max_in_flight tasks taken ahead of the results
                 assert len(pulled) <= seen + 3
         finally:
@@ -103,3 +135,31 @@ def test_bad_settings_are_refused():
         Supervision(retries=-1)
     with pytest.raises(UsageError, match="unknown executor"):
         make_executor("threads")
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler():
+    """A LocalCluster of two single-threaded worker processes on 127.0.0.1."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.dask
+class TestDask(_TimeoutTests):
+    name = "dask"
+
+    @pytest.fixture(autouse=True)
+    def _cluster(self, dask_scheduler):
+        self.scheduler = dask_scheduler
+
+    def make(self, **supervision):
+        return make_executor(
+            "dask", scheduler=self.scheduler, supervision=Supervision(**supervision)
+        )

@@ -88,7 +88,7 @@ def test_a_truncated_big_tiff_fails_the_tiles_past_the_cut(tmp_path):
 def test_row21_a_tiff_declaring_absurd_dimensions_is_refused_from_its_header(tmp_path):
     path = tmp_path / "bomb.tif"
     tifffile.imwrite(path, np.zeros((256, 256), np.uint8), tile=(256, 256), compression="deflate")
-    with tifffile.TiffFile(path, mode="r+b") as tif:
+    with tifffile.TiffFile(path, mode="r+") as tif:
         tags = tif.pages.first.tags
         tags["ImageWidth"].overwrite(2_000_000)
         tags["ImageLength"].overwrite(2_000_000)

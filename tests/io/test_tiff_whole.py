@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io as bytes_io
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -35,7 +36,10 @@ def random_image(dtype, bands, shape=SHAPE, seed=0):
 def write(path, image, **kwargs):
     """Write ``image`` as tilewise's tests do: RGB for 3 or 4 bands (4: with alpha)."""
     bands = 1 if image.ndim == 2 else image.shape[2]
-    options = {"photometric": "rgb" if bands in (3, 4) else "minisblack", "metadata": None}
+    options: dict[str, Any] = {
+        "photometric": "rgb" if bands in (3, 4) else "minisblack",
+        "metadata": None,
+    }
     if bands == 4:
         options["extrasamples"] = (2,)
     options.update(kwargs)
@@ -109,7 +113,7 @@ def test_every_dtype_band_count_and_codec_reads_like_tiffsource(
     assert_read_like_tiffsource(path, whole=compression is None)
 
 
-LAYOUTS = {
+LAYOUTS: dict[str, dict[str, Any]] = {
     "one strip": {},
     "strips of 1 row": {"rowsperstrip": 1},
     "strips of 7 rows": {"rowsperstrip": 7},
@@ -117,7 +121,7 @@ LAYOUTS = {
     "tiles": {"tile": (16, 32)},
     "one big tile": {"tile": (64, 64)},
 }
-CONTAINERS = {
+CONTAINERS: dict[str, dict[str, Any]] = {
     "little-endian": {},
     "big-endian": {"byteorder": ">"},
     "BigTIFF": {"bigtiff": True},
@@ -136,7 +140,7 @@ def test_every_layout_and_container_reads_like_tiffsource(
 ):
     image = random_image(dtype, bands, seed=1)
     predictor = predictor_for(dtype) if compression else None
-    options = {**LAYOUTS[layout], **CONTAINERS[container]}
+    options: dict[str, Any] = {**LAYOUTS[layout], **CONTAINERS[container]}
     options.update(compression=compression, predictor=predictor)
     path = write(tmp_path / "in.tif", image, **options)
     assert_read_like_tiffsource(path)
@@ -187,7 +191,7 @@ def _planar_separate(path, image):
 
 def _sparse_tile(path, image):
     tifffile.imwrite(path, image, tile=(16, 16))
-    with tifffile.TiffFile(path, mode="r+b") as tif:
+    with tifffile.TiffFile(path, mode="r+") as tif:
         tag = tif.pages.first.tags["TileByteCounts"]
         tag.overwrite((tag.value[0], 0, *tag.value[2:]))
     expected = image.copy()
@@ -235,7 +239,7 @@ def test_files_over_the_size_limits_are_read_by_tiffsource(
 def test_a_short_uncompressed_strip_is_left_to_tiffsource(tmp_path):
     # libtiff would read past the declared byte count; TiffSource calls the strip corrupt
     path = write(tmp_path / "in.tif", random_image("uint8", 1), rowsperstrip=8)
-    with tifffile.TiffFile(path, mode="r+b") as tif:
+    with tifffile.TiffFile(path, mode="r+") as tif:
         tag = tif.pages.first.tags["StripByteCounts"]
         tag.overwrite((tag.value[0], tag.value[1] - 1, *tag.value[2:]))
     source = io.open_source(path)
@@ -311,7 +315,12 @@ def test_decoding_is_lazy_and_happens_once(tmp_path, monkeypatch):
     path = write(tmp_path / "in.tif", random_image("uint16", 3), tile=(16, 16))  # libtiff's
     calls = []
     decode = imagecodecs.tiff_decode
-    monkeypatch.setattr(imagecodecs, "tiff_decode", lambda data: calls.append(1) or decode(data))
+
+    def counted(data: bytes) -> Any:
+        calls.append(1)
+        return decode(data)
+
+    monkeypatch.setattr(imagecodecs, "tiff_decode", counted)
     source = io.open_source(path)
     assert source.info()["shape"] == [37, 53] and calls == []
     first = source.read(Window(0, 0, 10, 10))
@@ -481,14 +490,15 @@ def test_the_bench_like_collection_file_reads_whole(tmp_path):
 def test_back_to_back_strips_are_read_as_a_view_of_the_file(tmp_path, byteorder, rowsperstrip):
     image = random_image("uint16", 3)
     path = write(tmp_path / "in.tif", image, byteorder=byteorder, rowsperstrip=rowsperstrip)
-    assert parse_layout(path.read_bytes()).contiguous_at is not None
+    layout = parse_layout(path.read_bytes())
+    assert layout is not None and layout.contiguous_at is not None
     assert_read_like_tiffsource(path)
 
 
 def test_strips_out_of_order_are_not_read_as_a_view(tmp_path):
     image = random_image("uint8", 1)
     path = write(tmp_path / "in.tif", image, rowsperstrip=8)
-    with tifffile.TiffFile(path, mode="r+b") as tif:  # swap the first two strips
+    with tifffile.TiffFile(path, mode="r+") as tif:  # swap the first two strips
         tag = tif.pages.first.tags["StripOffsets"]
         offsets = list(tag.value)
         offsets[0], offsets[1] = offsets[1], offsets[0]
@@ -500,7 +510,8 @@ def test_strips_out_of_order_are_not_read_as_a_view(tmp_path):
         data[first : first + 8 * 53],
     )
     path.write_bytes(bytes(data))
-    assert parse_layout(bytes(data)).contiguous_at is None
+    layout = parse_layout(bytes(data))
+    assert layout is not None and layout.contiguous_at is None
     assert_read_like_tiffsource(path)
 
 

@@ -128,7 +128,7 @@ def test_ops_do_not_modify_their_input():
     before = image.copy()
     for name in REGISTRY:
         spec = {"gaussian": "gaussian:sigma=1", "threshold": "threshold:value=9"}.get(name, name)
-        if REGISTRY[name].params and any(p.name == "size" for p in REGISTRY[name].params):
+        if any(p.name == "size" for p in REGISTRY[name].params or ()):
             spec = f"{name}:size=3"
         run(spec, image)
         np.testing.assert_array_equal(image, before)

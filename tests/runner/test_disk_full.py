@@ -101,3 +101,18 @@ def test_unwritable_output_directory_is_a_clear_error(tmp_path):
     missing = tmp_path / "no" / "such" / "dir" / "out.tif"
     with pytest.raises(tilewise.TilewiseError, match="output directory does not exist"):
         tilewise.run(src, missing, ["invert"])
+
+
+def test_row17_a_journal_that_cannot_be_written_stops_the_run_naming_it(tmp_path):
+    # 64 tiles of 8 x 8: the journal outgrows the limit, the 4 KiB .npy output does not.
+    image = make_image((64, 64))
+    src = write_image(tmp_path / "in.tif", image, compression=None, tile=None)
+    out = tmp_path / "out.npy"
+    args = ["run", str(src), str(out), "--op", "invert", "--tile", "8", "--workers", "1", "-q"]
+    proc = cli(*args, limit=4300)
+    assert proc.returncode == 1, proc.stderr
+    assert ".out.npy.journal: cannot write the journal" in proc.stderr
+    assert "--resume" in proc.stderr and "Traceback" not in proc.stderr
+    again = cli(*args, "--resume")
+    assert again.returncode == 0, again.stderr
+    np.testing.assert_array_equal(np.load(out), 255 - image)

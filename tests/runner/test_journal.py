@@ -24,3 +24,23 @@ def test_a_record_is_on_disk_at_once_unless_the_caller_batches_it(tmp_path):
     assert sorted(resumed.done) == [0, 1, 2]
     journal.close()
     resumed.close()
+
+
+def test_a_torn_last_line_is_ignored_but_a_damaged_middle_line_is_refused(tmp_path):
+    import pytest
+
+    from tilewise.errors import ResumeError
+
+    path = tmp_path / ".out.zarr.journal"
+    journal = Journal.start(path, {"input": "x"})
+    for tile in range(3):
+        journal.record(tile, {"r": tile})
+    journal.close()
+    lines = _lines(path)
+    path.write_text("\n".join([*lines, '{"tile": 3, "r"']) + "\n")  # killed mid-write
+    assert sorted(Journal.resume(path, {"input": "x"}).done) == [0, 1, 2]
+
+    lines[2] = lines[2][:-5] + "\x00\x00"  # tile 1's line damaged in place
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ResumeError, match=r"\.out\.zarr\.journal: line 3 of the journal"):
+        Journal.resume(path, {"input": "x"})

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -87,6 +88,43 @@ def test_row15_signals_flush_reap_and_exit_resumably(tmp_path, sig, code):
     np.testing.assert_array_equal(read_image(out), expected)
 
 
+#: The real command, with a signal sent to itself as the TIFF output starts being assembled.
+_SIGNAL_IN_ASSEMBLY = """
+import os, signal, sys, tifffile
+write = tifffile.TiffWriter.write
+def write_then_signal(self, *args, **kwargs):
+    os.kill(os.getpid(), signal.Signals[os.environ["SIGNAL"]])
+    return write(self, *args, **kwargs)
+tifffile.TiffWriter.write = write_then_signal
+from tilewise.cli.main import main
+sys.argv = ["tilewise", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_row15_a_signal_while_the_tiff_is_assembled_exits_resumably(tmp_path, sig, code):
+    image = make_image((128, 128), "uint8")
+    src = write_image(tmp_path / "in.tif", image, tile=(64, 64))
+    out = tmp_path / "out.tif"
+    args = ["run", str(src), str(out), "--op", "invert", "--tile", "64", "--workers", "1", "-q"]
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_IN_ASSEMBLY, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SIGNAL": sig.name},
+    )
+    assert proc.returncode == code, proc.stderr
+    assert f"Interrupted by {sig.name}" in proc.stderr and "--resume" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    report = tilewise.run(src, out, ["invert"], tile=64, workers=1, resume=True)
+    assert report.ok and report.skipped == 4
+    np.testing.assert_array_equal(read_image(out), 255 - image)
+    assert leftovers(tmp_path) == []
+
+
 def _write_tile_twice(spec_and_tile):
     from tilewise.runner.work import process_tile
 
@@ -103,6 +141,7 @@ def test_row16_the_same_tile_written_twice_concurrently_is_harmless(tmp_path, fm
 
     src, expected = big_input(tmp_path)
     plan = make_plan(src, tmp_path / f"out.{fmt}", Pipeline.from_specs(["invert"]), tile=128)
+    assert plan.sink is not None
     sink_class(plan.sink.format).create(plan.sink)
     job = TileJob(plan.source, plan.sink, plan.pipeline)
     receipts = {}

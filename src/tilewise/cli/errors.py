@@ -11,12 +11,41 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from tilewise.cli.options import EXIT_DONE, EXIT_FAILED_TILES, EXIT_RUN_ERROR, EXIT_USAGE
-from tilewise.errors import Interrupted, TilewiseError
+from tilewise.errors import Interrupted, Phase, TilewiseError
 
 if TYPE_CHECKING:
     from tilewise.runner import RunReport
 
-__all__ = ["fail", "finish", "reporting_errors"]
+__all__ = ["EXIT_CODES", "exit_code", "fail", "finish", "interrupted", "reporting_errors"]
+
+#: The exit code of a command stopped by an error, by the error's phase. An ``OSError``
+#: that is not tilewise's (a path the command could not use) counts as before work;
+#: :class:`Interrupted` exits 128 + the signal number.
+EXIT_CODES = {
+    Phase.BEFORE_WORK: EXIT_USAGE,
+    Phase.DURING_WORK: EXIT_RUN_ERROR,
+    Phase.MISMATCH: EXIT_USAGE,
+}
+
+
+def exit_code(err: BaseException) -> int:
+    """The exit code for a command that ``err`` stopped (see :data:`EXIT_CODES`)."""
+    if isinstance(err, Interrupted):
+        return err.exit_code
+    if isinstance(err, TilewiseError):
+        return EXIT_CODES[err.phase]
+    return EXIT_CODES[Phase.BEFORE_WORK]
+
+
+def interrupted(stop: Interrupted, *, resumable: bool) -> NoReturn:
+    """Say which signal stopped the command (and how to continue); exit 128 + its number."""
+    hint = (
+        "; finished tiles are kept. Run the same command with --resume to continue."
+        if resumable
+        else "."
+    )
+    click.echo(f"\nInterrupted by {stop.args[0]}{hint}", err=True)
+    sys.exit(exit_code(stop))
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -30,29 +59,24 @@ def reporting_errors(verbose: int) -> Iterator[None]:
     """Turn exceptions into ``Error:`` lines and exit codes (tracebacks with ``-v``).
 
     Errors found before any tile ran exit 2; errors that stop a run part-way
-    (marked ``during_run`` by the runner) exit 1 and leave it resumable.
+    (phase ``DURING_WORK``, set by the run's lifecycle) exit 1 and leave it resumable.
     """
     try:
         yield
     except Interrupted as stop:
-        click.echo(
-            f"\nInterrupted by {stop.args[0]}; finished tiles are kept. "
-            "Run the same command with --resume to continue.",
-            err=True,
-        )
-        sys.exit(stop.exit_code)
+        interrupted(stop, resumable=True)
     except (TilewiseError, OSError) as err:
         if verbose:
             traceback.print_exc()
-        during_run = getattr(err, "during_run", False)
         if isinstance(err, TilewiseError):
             message = str(err)
         else:
             where = f"{err.filename}: " if getattr(err, "filename", None) else ""
             message = f"{where}{err.strerror or err}"
-        if during_run and "--resume" not in message:
+        code = exit_code(err)
+        if code == EXIT_RUN_ERROR and "--resume" not in message:
             message += "; finished tiles are kept: fix the cause and run again with --resume"
-        fail(message, EXIT_RUN_ERROR if during_run else EXIT_USAGE)
+        fail(message, code)
 
 
 def finish(

@@ -8,13 +8,37 @@ so whatever the script imports, every worker imports too.
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 
 __all__ = ["main"]
 
 
+def _raise_interrupted(signum: int, frame: object) -> None:
+    from tilewise.errors import Interrupted
+
+    raise Interrupted(signum)
+
+
 def main() -> None:
     """Run the ``tilewise`` command."""
+    # From the first moment, Ctrl-C and SIGTERM end the command with one line and
+    # 128 + the signal number, never a traceback (a run installs its own handlers).
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        _run()
+    except BaseException as err:
+        from tilewise.errors import Interrupted
+
+        if not isinstance(err, Interrupted):
+            raise
+        from tilewise.cli.errors import interrupted
+
+        interrupted(err, resumable=False)
+
+
+def _run() -> None:
     # Before NumPy loads: this process coordinates, and its workers take a core each.
     from tilewise.executors._native_threads import limit_native_threads
 

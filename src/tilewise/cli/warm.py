@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tilewise.defaults import WORKER_MODULES
+from tilewise.executors import forkserver
 
 __all__ = ["start_for_argv", "start_workers_early"]
 
@@ -21,9 +21,7 @@ def start_workers_early(executor: str, work: str) -> None:
     Calling it again is harmless: the server starts once per process.
     """
     if executor == "local":
-        from tilewise.executors.forkserver import start_forkserver
-
-        start_forkserver(WORKER_MODULES[work])
+        forkserver.start_forkserver(work)
 
 
 def start_for_argv(args: Sequence[str]) -> None:
@@ -35,7 +33,7 @@ def start_for_argv(args: Sequence[str]) -> None:
     call, after parsing. If the options then turn out to be wrong, the idle server
     simply exits with this process.
     """
-    if not args or args[0] not in WORKER_MODULES or {"-h", "--help"} & set(args):
+    if not args or args[0] not in ("run", "batch") or {"-h", "--help"} & set(args):
         return
     executor = "local"
     for index, arg in enumerate(args):

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from tilewise.collection.stack import StackSpec, open_existing, row_intact
 from tilewise.collection.write import output_intact
 from tilewise.errors import OutputError, OutputExistsError, ResumeError
 from tilewise.io import partial_path
-from tilewise.runner.journal import Journal, journal_path
+from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 
 __all__ = ["Prepared", "fingerprint", "prepare_stack", "prepare_tree", "verify_done"]
 
@@ -50,13 +49,6 @@ def fingerprint(items: list[Item], pipeline: list[str], output: dict[str, Any]) 
         "pipeline": pipeline,
         "output": output,
     }
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def prepare_tree(out: Path, print_: dict[str, Any], *, overwrite: bool, resume: bool) -> Prepared:
@@ -110,12 +102,9 @@ def prepare_stack(
             f"{final}: an earlier batch of this stack did not finish ({jpath.name} exists); "
             "continue it with --resume, or start again with --overwrite"
         )
-    elif final.exists() and not overwrite:
-        raise OutputExistsError(f"{final}: already exists; use --overwrite to replace it")
-    if not final.parent.is_dir():
-        raise OutputError(f"{final.parent}: the stack's folder does not exist")
-    for path in (partial, jpath):
-        _remove(path)
+    clear_for_new_output(
+        final, partial, overwrite=overwrite, no_folder="the stack's folder does not exist"
+    )
     return Prepared(Journal.start(jpath, print_), False)
 
 

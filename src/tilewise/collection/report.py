@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from tilewise.runner.report import RunReport
 
@@ -95,12 +95,8 @@ class BatchReport(RunReport):
             **self.extra,
         }
 
-    def summary(self) -> str:
-        """One line for the terminal."""
-        parts = [f"{self.done} done"]
-        if self.skipped:
-            parts.append(f"{self.skipped} already done")
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        rate = f" ({self.files_per_second:.0f} files/s)" if self.done else ""
-        return f"{self.total} files: {', '.join(parts)} in {self.seconds:.1f} s{rate}"
+    unit: ClassVar[str] = "files"
+
+    def rate(self) -> str:
+        """Files per second for the summary line ("" when nothing was done)."""
+        return f"{self.files_per_second:.0f} files/s" if self.done else ""

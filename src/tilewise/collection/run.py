@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from tilewise import io
-from tilewise.api import local_defaults
 from tilewise.collection import collect as collect_mod
-from tilewise.collection.big import run_large
-from tilewise.collection.collect import Item
+from tilewise.collection.big import run_tiled, why_not_tiled
+from tilewise.collection.collect import Item, output_format
 from tilewise.collection.prepare import (
     Prepared,
     fingerprint,
@@ -42,13 +40,15 @@ from tilewise.collection.stack import (
     write_index,
 )
 from tilewise.collection.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
-from tilewise.collection.write import FORMATS, parse_write_options
-from tilewise.errors import PipelineError, TilewiseError, UsageError
-from tilewise.executors import Done, Executor, Failed, Supervision, Task, make_executor
+from tilewise.collection.write import FORMATS, output_size, parse_write_options
+from tilewise.errors import StackMismatchError, UsageError
+from tilewise.executors import Done, Executor, Failed, Supervision, Task
+from tilewise.executors.forkserver import worker_options
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
-from tilewise.runner import DEFAULT_TILE, Interrupted
+from tilewise.runner import DEFAULT_TILE, Lifecycle
+from tilewise.runner.journal import Journal
+from tilewise.runner.lifecycle import working
 from tilewise.runner.progress import Progress
-from tilewise.runner.run import signals_as_exceptions
 
 __all__ = ["DEFAULT_FILES_PER_TASK", "DEFAULT_TILE_ABOVE", "batch"]
 
@@ -145,7 +145,9 @@ def batch(
     pipeline.check_portable()
     options = parse_write_options(creation_options or {})
     arguments = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
-    target = Path(os.path.abspath(os.fspath(out if out is not None else stack)))  # type: ignore[arg-type]
+    chosen = out if out is not None else stack
+    assert chosen is not None  # exactly one was given, checked above
+    target = Path(os.path.abspath(os.fspath(chosen)))
     if target.name == "":
         raise UsageError(f"{target}: cannot write into the root folder; give a folder below it")
     items = collect_mod.collect([os.fspath(a) for a in arguments], exclude=[str(target)])
@@ -154,24 +156,27 @@ def batch(
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
     # files over the threshold run through tilewise.run, with its own default start method
     large_options = {} if isinstance(executor, Executor) else dict(executor_options)
-    executor_options = {**local_defaults(executor, pipeline, "batch"), **executor_options}
-    runner = make_executor(executor, workers=workers, supervision=supervision, **executor_options)
-    job = _Batch(
-        items=items,
-        pipeline=pipeline,
-        target=target,
-        stack_mode=stack is not None,
-        fmt=format,
-        options=options,
-        files_per_task=files_per_task,
-        tile_above=tile_above,
-        limits=(max_pixels, max_whole_pixels),
-        runner=runner,
-        owns_runner=runner is not executor,
-        progress=progress,
-    )
-    try:
-        runner.start()  # workers start up while the output is prepared
+    startup = worker_options(executor, "batch", (op.definition.locator for op in pipeline))
+    with Lifecycle(
+        executor,
+        workers=workers,
+        supervision=supervision,
+        report=report,
+        **{**startup, **executor_options},
+    ) as lifecycle:
+        job = _Batch(
+            items=items,
+            pipeline=pipeline,
+            target=target,
+            stack_mode=stack is not None,
+            fmt=format,
+            options=options,
+            files_per_task=files_per_task,
+            tile_above=tile_above,
+            limits=(max_pixels, max_whole_pixels),
+            lifecycle=lifecycle,
+            progress=progress,
+        )
         prepared = job.prepare(overwrite=overwrite, resume=resume)
         result = job.execute(
             prepared,
@@ -186,16 +191,7 @@ def batch(
                 **large_options,
             },
         )
-    except BaseException as err:
-        partial = getattr(err, "report", None)
-        if report is not None and isinstance(partial, BatchReport):
-            partial.write(report)
-        raise
-    finally:
-        if job.owns_runner:  # an Executor given by the caller stays open
-            runner.close()
-    if report is not None:
-        result.write(report)
+        lifecycle.write(result)
     return result
 
 
@@ -219,8 +215,7 @@ class _Batch:
         files_per_task: int,
         tile_above: int,
         limits: tuple[int, int],
-        runner: Executor,
-        owns_runner: bool,
+        lifecycle: Lifecycle,
         progress: bool,
     ) -> None:
         self.items = items
@@ -232,8 +227,8 @@ class _Batch:
         self.files_per_task = files_per_task
         self.tile_above = tile_above
         self.limits = limits
-        self.runner = runner
-        self.owns_runner = owns_runner
+        self.lifecycle = lifecycle
+        self.executor = lifecycle.executor
         self.progress = progress
         self.root = None if stack_mode else os.path.realpath(target)
         self.stack: StackSpec | None = None
@@ -243,7 +238,7 @@ class _Batch:
             output=str(target),
             pipeline=pipeline.specs(),
             grid={},
-            executor=runner.describe(),
+            executor=self.executor.describe(),
             total=len(items),
         )
 
@@ -308,45 +303,33 @@ class _Batch:
         bar = Progress(len(self.items), unit="file", enabled=self.progress)
         bar.skip(report.skipped)
         start = time.perf_counter()
-        try:
-            with signals_as_exceptions():
-                if self.stack_mode and not prepared.resumed and todo:
-                    todo = self._probe(todo, bar)
-                    log.debug("stack created after %.3f s", time.perf_counter() - start)
-                if todo:
-                    self._run_groups(todo, journal, bar)
-                    log.debug("%d files run after %.3f s", len(todo), time.perf_counter() - start)
-                if self.large:
-                    if self.owns_runner:
-                        self.runner.close()  # the tiled runner brings its own workers
-                    run_large(self, journal, bar, large_run)
-                elif self.owns_runner:
-                    self.runner.stop()  # the workers wind down while the output is finished
-        except (Interrupted, KeyboardInterrupt) as err:
-            stop = err if isinstance(err, Interrupted) else Interrupted(signal.SIGINT)
-            report.interrupted = signal.Signals(stop.signum).name
-            stop.report = report
-            raise stop from None
-        except (TilewiseError, OSError) as err:
-            if not getattr(err, "mismatch", False):
-                err.during_run = True  # type: ignore[union-attr]
-            raise
-        finally:
+        with working(report, journal, bar):
+            if self.stack_mode and not prepared.resumed and todo:
+                todo = self._probe(todo, bar)
+                log.debug("stack created after %.3f s", time.perf_counter() - start)
+            if todo:
+                self._run_groups(todo, journal, bar)
+                log.debug("%d files run after %.3f s", len(todo), time.perf_counter() - start)
+            if self.large:
+                self.lifecycle.close_workers()  # the tiled runner brings its own workers
+                self._run_large(journal, bar, large_run)
+            else:
+                self.lifecycle.stop_workers()  # they wind down while the output is finished
             bar.close()
             journal.close()
             report.seconds = time.perf_counter() - start
-        self._finish(prepared)
+            self._finish(prepared)
         return report
 
     def _probe(self, todo: list[int], bar: Progress) -> list[int]:
         """Find the stack's row shape from the first readable file (in a worker), then create it."""
         call = BatchCall(self._job(probe=True))
-        width = max(1, self.runner.workers or 1)
+        width = max(1, self.executor.workers or 1)
         failed: set[int] = set()
         for window in _chunks(todo, width):
             found: list[FileResult] = []
             tasks = (Task(i, self._task([i])) for i in window)
-            for outcome in self.runner.run(call, tasks):
+            for outcome in self.executor.map_tasks(call, tasks):
                 if isinstance(outcome, Failed):
                     self._failed_outcome(outcome, [outcome.key], bar)
                     failed.add(outcome.key)
@@ -371,55 +354,86 @@ class _Batch:
         return []
 
     def _per_task(self, count: int) -> int:
-        workers = max(1, self.runner.workers or 1)
+        workers = max(1, self.executor.workers or 1)
         return max(1, min(self.files_per_task, math.ceil(count / (4 * workers))))
 
-    def _run_groups(self, todo: list[int], journal: Any, bar: Progress) -> None:
-        """Run files in groups; retry the files of crashed groups one per task."""
+    def _run_groups(self, todo: list[int], journal: Journal, bar: Progress) -> None:
+        """Run files in groups; retry the files of crashed groups one per task.
+
+        A group gets one attempt and a timeout of one file's times its size; its
+        files' own retries come in the second pass, one file per task.
+        """
         per_task = self._per_task(len(todo))
         self.report.extra["files_per_task"] = per_task
         call = BatchCall(self._job())
-        supervision = self.runner.supervision
-        crashed: list[int] = []
+        supervision = self.executor.supervision
         if per_task > 1:
             timeout = None if supervision.timeout is None else supervision.timeout * per_task
-            self.runner.supervision = replace(supervision, retries=0, timeout=timeout)
-        try:
-            groups = dict(enumerate(_chunks(todo, per_task)))
-            tasks = (Task(n, self._task(group)) for n, group in groups.items())
-            for outcome in self.runner.run(call, tasks):
-                if isinstance(outcome, Failed):
-                    if per_task == 1:
-                        self._failed_outcome(outcome, groups[outcome.key], bar)
-                    else:
-                        log.info(
-                            "a group of files failed (%s); retrying them one by one", outcome.cause
-                        )
-                        crashed.extend(groups[outcome.key])
-                    continue
-                self._record_all(outcome, journal, bar)
-        finally:
-            self.runner.supervision = supervision
+            supervision = replace(supervision, retries=0, timeout=timeout)
+        crashed: list[int] = []
+        groups = dict(enumerate(_chunks(todo, per_task)))
+        tasks = (Task(n, self._task(group)) for n, group in groups.items())
+        for outcome in self.executor.map_tasks(call, tasks, supervision=supervision):
+            if isinstance(outcome, Failed):
+                if per_task == 1:
+                    self._failed_outcome(outcome, groups[outcome.key], bar)
+                else:
+                    log.info(
+                        "a group of files failed (%s); retrying them one by one", outcome.cause
+                    )
+                    crashed.extend(groups[outcome.key])
+                continue
+            self._record_all(outcome, journal, bar)
         if crashed:
             tasks = (Task(i, self._task([i])) for i in sorted(crashed))
-            for outcome in self.runner.run(call, tasks):
+            for outcome in self.executor.map_tasks(call, tasks):
                 if isinstance(outcome, Failed):
                     self._failed_outcome(outcome, [outcome.key], bar)
                 else:
                     self._record_all(outcome, journal, bar)
 
+    def _run_large(self, journal: Journal, bar: Progress, settings: dict[str, Any]) -> None:
+        """Run each file the workers found over the threshold through the tiled runner."""
+        assert self.root is not None
+        for index, shape in self.large:
+            item = self.items[index]
+            rows, cols = shape[:2]
+            reason = why_not_tiled(self.pipeline, output_format(item.name, None))
+            if reason is not None:
+                over = (
+                    f"{rows} x {cols} = {rows * cols:,} pixels is over the tiling threshold "
+                    f"({self.tile_above:,}) but {reason}"
+                )
+                self.fail(FileRecord(index, item.source, over, "input"), bar)
+                continue
+            log.info("%s: %d x %d pixels, processing it tile by tile", item.source, rows, cols)
+            target, cause = run_tiled(
+                item, self.root, self.pipeline, self.options, self.limits, settings
+            )
+            if cause is not None:
+                self.fail(FileRecord(index, item.source, cause, "exception"), bar)
+                continue
+            journal.record(index, {"r": {"size": output_size(target)}})
+            self.report.done += 1
+            self.report.pixels += rows * cols
+            self.report.tiled.append(item.source)
+            bar.advance(rows * cols)
+
     # -- outcomes ---------------------------------------------------------------------------
 
-    def _record_all(self, outcome: Done, journal: Any, bar: Progress) -> None:
+    def _record_all(self, outcome: Done, journal: Journal, bar: Progress) -> None:
         """Record a group's results; its journal lines go to disk together."""
         for result in outcome.value:
             self._record(result, journal, outcome, bar)
         journal.flush()
 
-    def _record(self, result: FileResult, journal: Any, outcome: Done, bar: Progress) -> None:
+    def _record(
+        self, result: FileResult, journal: Journal | None, outcome: Done, bar: Progress
+    ) -> None:
         report = self.report
         report.compute_seconds += result.seconds
         if result.status == DONE:
+            assert journal is not None
             entry = {"r": result.receipt} if result.receipt else {}
             journal.record(result.file, entry, flush=False)
             report.done += 1
@@ -447,7 +461,7 @@ class _Batch:
                 bar,
             )
 
-    def _mismatch(self, result: FileResult) -> PipelineError:
+    def _mismatch(self, result: FileResult) -> StackMismatchError:
         """The error that stops a stack when a result's shape or dtype differs from the rows'."""
         assert self.stack is not None
         rows = self.stack.row_shape
@@ -458,12 +472,10 @@ class _Batch:
         else:
             advice = f"add --op to_dtype:dtype={self.stack.dtype}"
         first = self.report.extra.get("stack_set_by", "the first readable file")
-        err = PipelineError(
+        return StackMismatchError(
             f"{self.items[result.file].source}: {result.cause} (set by {first}); every image "
             f"must come out the same in a stack: {advice}, then start again with --overwrite"
         )
-        err.mismatch = True  # type: ignore[attr-defined]
-        return err
 
     def _failed_outcome(self, outcome: Failed, indices: list[int], bar: Progress) -> None:
         for index in indices:

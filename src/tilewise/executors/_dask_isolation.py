@@ -24,24 +24,16 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tilewise._host import worker_name
 from tilewise.executors._lane import Lane, encode, shut_down
-from tilewise.executors._worker import TaskError, TaskResult, worker_name
+from tilewise.executors._worker import TaskError, TaskResult
+from tilewise.executors.forkserver import preload
 from tilewise.executors.local import describe_exit
 
 __all__ = ["Isolation", "retire_idle_pools", "run_isolated", "warm_up"]
-
-_PRELOAD = [
-    "tilewise.executors._native_threads",
-    "tilewise.executors._worker",
-    "tilewise.runner.work",
-    "numpy",
-    "cv2",
-    "tifffile",
-    "zarr",
-]
 
 
 _MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
@@ -151,16 +143,17 @@ def _start_fork_server() -> None:
 def _new_lane(isolation: Isolation) -> Lane:
     _allow_children()
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_PRELOAD)
+    context.set_forkserver_preload(preload("dask"))
     _start_fork_server()
     return Lane(context, isolation.memory_limit, isolation.max_tasks_per_worker or 0)
 
 
 def _acquire(isolation: Isolation) -> tuple[_Pool, Lane]:
     """An idle child process for ``isolation`` (a new one if none is idle)."""
-    key = (isolation, _where())
+    # the timeout is per call, not a property of the process: one pool serves every timeout
+    key = (replace(isolation, timeout=None), _where())
     with _lock:
-        pool = _pools.setdefault(key, _Pool(isolation))
+        pool = _pools.setdefault(key, _Pool(key[0]))
         if pool.idle:
             return pool, pool.idle.pop()
     lane = _new_lane(isolation)

@@ -117,6 +117,11 @@ class Lane:
         self.prefetch_bytes = min(PREFETCH_CAP, _send_buffer(parent) // 4)
 
     @property
+    def method(self) -> str:
+        """How this lane's workers start: ``forkserver``, ``fork`` or ``spawn``."""
+        return str(self._context.get_start_method())
+
+    @property
     def started(self) -> bool:
         return self.process is not None
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import ctypes
-import os
 import resource
 import signal
-import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -14,15 +12,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["TaskError", "TaskResult", "initialize", "run_task", "serve", "worker_name"]
+from tilewise._host import worker_name
+
+__all__ = ["TaskError", "TaskResult", "initialize", "run_task", "serve"]
 
 _MEMORY_MARKERS = ("Insufficient memory", "Failed to allocate", "Unable to allocate", "OutOfMemory")
 _PR_SET_PDEATHSIG = 1
-
-
-def worker_name() -> str:
-    """``host:pid`` of this process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True, slots=True)

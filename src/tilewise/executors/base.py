@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
+    "Attempts",
     "Done",
     "Executor",
     "Failed",
@@ -112,8 +113,8 @@ class Supervision:
 
 
 @dataclass
-class _Attempts:
-    """Bookkeeping of one task's attempts inside an executor."""
+class Attempts:
+    """Bookkeeping of one task's attempts inside an executor: every executor retries with it."""
 
     task: Task
     number: int = 1
@@ -124,7 +125,13 @@ class _Attempts:
         return Done(self.task.key, value, worker, seconds, self.number, tuple(self.history))
 
     def failed(
-        self, kind: FailureKind, cause: str, detail: str, worker: str, retries: int
+        self,
+        kind: FailureKind,
+        cause: str,
+        detail: str,
+        worker: str,
+        retries: int,
+        seconds: float = 0.0,
     ) -> Failed | None:
         """Record a failed attempt: ``None`` if another is due, else the final :class:`Failed`."""
         self.history.append(cause)
@@ -132,12 +139,16 @@ class _Attempts:
             log.info("task %s attempt %d failed (%s); retrying", self.task.key, self.number, cause)
             self.number += 1
             return None
-        return Failed(self.task.key, kind, cause, detail, worker, 0.0, self.number,
+        return Failed(self.task.key, kind, cause, detail, worker, seconds, self.number,
                       tuple(self.history))  # fmt: skip
 
 
 class Executor(abc.ABC):
-    """Runs ``fn(payload)`` for every task and yields one outcome per task, in completion order."""
+    """Runs ``fn(payload)`` for every task and yields one outcome per task, in completion order.
+
+    Executors in a variable are named ``executor``; their one way to run work is
+    :meth:`map_tasks`.
+    """
 
     name: str = "executor"
 
@@ -146,17 +157,27 @@ class Executor(abc.ABC):
         self.supervision = supervision or Supervision()
 
     @abc.abstractmethod
-    def run(
-        self, fn: Callable[[Any], Any], tasks: Iterable[Task], *, locality: bool = False
+    def map_tasks(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Task],
+        *,
+        locality: bool = False,
+        supervision: Supervision | None = None,
     ) -> Iterator[Outcome]:
         """Run every task; yield each outcome as soon as it is known.
 
         ``locality`` hints that consecutive tasks share inputs, so running runs of
         them on the same worker saves work; executors may ignore it.
+        ``supervision`` applies its ``retries`` and ``timeout`` to these tasks
+        only (default: the executor's own); the limits of the worker processes
+        (``memory_limit``, ``max_tasks_per_worker``) stay the executor's. The
+        executor itself is not changed, so a caller's executor can serve other
+        calls with its own settings.
         """
 
     def start(self) -> None:  # noqa: B027 - optional hook
-        """Start workers ahead of the first task (optional; ``run`` starts them anyway).
+        """Start workers ahead of the first task (optional; ``map_tasks`` starts them anyway).
 
         Lets worker start-up overlap with the caller's own preparation.
         """
@@ -174,7 +195,7 @@ class Executor(abc.ABC):
         """Facts about the executor for the report."""
         return {"name": self.name, "workers": self.workers}
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -23,20 +23,14 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from tilewise.errors import ExecutorError, UsageError
 from tilewise.executors._dask_cluster import Connection, connect, import_distributed, tls_security
 from tilewise.executors._dask_isolation import Isolation, retire_idle_pools, run_isolated, warm_up
 from tilewise.executors._worker import TaskError, TaskResult
-from tilewise.executors.base import (
-    Executor,
-    FailureKind,
-    Outcome,
-    Supervision,
-    Task,
-    _Attempts,
-)
+from tilewise.executors.base import Attempts, Executor, FailureKind, Outcome, Supervision, Task
 
 __all__ = ["DaskExecutor"]
 
@@ -50,9 +44,10 @@ class DaskExecutor(Executor):
     """Tile tasks on a Dask cluster: an existing one, or a LocalCluster on 127.0.0.1.
 
     Connects (or starts the LocalCluster) when made, so a wrong address fails
-    before any output is touched. The runner closes the executor after a run;
-    a later run connects again (a LocalCluster is started anew; pass
-    ``client=`` to keep one cluster across runs).
+    before any output is touched. A ``tilewise.run``/``batch`` that made the
+    executor (``executor="dask"``) closes it at the end; an executor you pass
+    in stays open for further calls until you close it (a closed one connects
+    again on its next use; a LocalCluster is then started anew).
 
     Parameters
     ----------
@@ -150,7 +145,7 @@ class DaskExecutor(Executor):
         if self._connection is not None:
             return self._connection
         connection = self._connection = connect(**self._options)
-        # Safety net: a run that fails before execute() closes us must not leave a cluster.
+        # Safety net: an executor dropped without close() must not leave a cluster behind.
         self._finalizer = weakref.finalize(self, connection.close)
         self._threads = connection.threads
         self._checked = time.monotonic()
@@ -259,20 +254,27 @@ class DaskExecutor(Executor):
         except Exception as err:  # only an optimization: the run starts them anyway
             log.debug("warming up the Dask workers: %s", err)
 
-    def run(
-        self, fn: Callable[[Any], Any], tasks: Iterable[Task], *, locality: bool = False
+    def map_tasks(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Task],
+        *,
+        locality: bool = False,
+        supervision: Supervision | None = None,
     ) -> Iterator[Outcome]:
         """Run every task; yield each outcome as soon as it is known.
 
         ``locality`` is ignored: the Dask scheduler places tasks itself.
+        ``supervision``'s timeout reaches the tile processes on the workers.
         """
         client = self._connect().client
         distributed = import_distributed()
-        isolation = self._isolation
+        supervision = supervision or self.supervision
+        isolation = replace(self._isolation, timeout=supervision.timeout)
         token = uuid.uuid4().hex[:12]
         source = iter(tasks)
-        retry: deque[_Attempts] = deque()
-        in_flight: dict[Any, _Attempts] = {}
+        retry: deque[Attempts] = deque()
+        in_flight: dict[Any, Attempts] = {}
         completed = distributed.as_completed(loop=client.loop)
         exhausted = False
         try:
@@ -282,7 +284,7 @@ class DaskExecutor(Executor):
                         attempts = retry.popleft()
                     else:
                         try:
-                            attempts = _Attempts(next(source))
+                            attempts = Attempts(next(source))
                         except StopIteration:
                             exhausted = True
                             break
@@ -313,7 +315,7 @@ class DaskExecutor(Executor):
                 if isinstance(outcome, TaskResult):
                     yield attempts.succeeded(outcome.value, outcome.worker, outcome.seconds)
                     continue
-                failed = attempts.failed(*outcome, retries=self.supervision.retries)
+                failed = attempts.failed(*outcome, retries=supervision.retries)
                 if failed is None:
                     retry.append(attempts)
                 else:

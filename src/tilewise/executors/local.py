@@ -26,15 +26,8 @@ from typing import Any, Protocol
 from tilewise.errors import ExecutorError, UsageError
 from tilewise.executors._lane import Lane, Sent, WorkerGone, encode, shut_down
 from tilewise.executors._worker import TaskError
-from tilewise.executors.base import (
-    Executor,
-    FailureKind,
-    Outcome,
-    Supervision,
-    Task,
-    _Attempts,
-)
-from tilewise.executors.forkserver import start_forkserver
+from tilewise.executors.base import Attempts, Executor, FailureKind, Outcome, Supervision, Task
+from tilewise.executors.forkserver import restart_forkserver, start_forkserver
 
 __all__ = ["LocalExecutor", "describe_exit"]
 
@@ -74,9 +67,9 @@ def describe_exit(exitcode: int | None) -> tuple[FailureKind, str]:
 class _Queue(Protocol):
     """Where the next task for a worker slot comes from."""
 
-    def take(self, slot: int) -> _Attempts | None: ...
+    def take(self, slot: int) -> Attempts | None: ...
 
-    def retry(self, slot: int, attempts: _Attempts) -> None: ...
+    def retry(self, slot: int, attempts: Attempts) -> None: ...
 
 
 class _Fifo:
@@ -84,15 +77,15 @@ class _Fifo:
 
     def __init__(self, tasks: Iterator[Task]) -> None:
         self._tasks = tasks
-        self._retries: deque[_Attempts] = deque()
+        self._retries: deque[Attempts] = deque()
 
-    def take(self, slot: int) -> _Attempts | None:
+    def take(self, slot: int) -> Attempts | None:
         if self._retries:
             return self._retries.popleft()
         task = next(self._tasks, None)
-        return None if task is None else _Attempts(task)
+        return None if task is None else Attempts(task)
 
-    def retry(self, slot: int, attempts: _Attempts) -> None:
+    def retry(self, slot: int, attempts: Attempts) -> None:
         self._retries.append(attempts)
 
 
@@ -102,11 +95,11 @@ class _Bands:
     def __init__(self, tasks: list[Task], slots: int) -> None:
         size = len(tasks)
         self._bands = [
-            deque(_Attempts(t) for t in tasks[k * size // slots : (k + 1) * size // slots])
+            deque(Attempts(t) for t in tasks[k * size // slots : (k + 1) * size // slots])
             for k in range(slots)
         ]
 
-    def take(self, slot: int) -> _Attempts | None:
+    def take(self, slot: int) -> Attempts | None:
         band = self._bands[slot]
         if not band:
             donor = max(self._bands, key=len)
@@ -115,7 +108,7 @@ class _Bands:
             band.extend(reversed(stolen))
         return band.popleft() if band else None
 
-    def retry(self, slot: int, attempts: _Attempts) -> None:
+    def retry(self, slot: int, attempts: Attempts) -> None:
         self._bands[slot].appendleft(attempts)
 
 
@@ -124,8 +117,8 @@ class LocalExecutor(Executor):
 
     Each worker is its own *lane*, so tilewise decides which worker gets which
     task: neighbouring tiles can be kept on the same worker (see
-    ``run(..., locality=True)``), and a crash or timeout in one lane never
-    touches another. The workers serve one ``run`` at a time: starting another,
+    ``map_tasks(..., locality=True)``), and a crash or timeout in one lane never
+    touches another. The workers serve one ``map_tasks`` at a time: starting another,
     or calling :meth:`stop` or :meth:`close`, before a run's outcomes are all
     read cuts that run short (reading on raises :class:`~tilewise.errors.ExecutorError`).
 
@@ -207,8 +200,13 @@ class LocalExecutor(Executor):
             "max_tasks_per_worker": self.supervision.max_tasks_per_worker,
         }
 
-    def run(
-        self, fn: Callable[[Any], Any], tasks: Iterable[Task], *, locality: bool = False
+    def map_tasks(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Task],
+        *,
+        locality: bool = False,
+        supervision: Supervision | None = None,
     ) -> Iterator[Outcome]:
         """Run every task; yield each outcome as soon as it is known.
 
@@ -221,7 +219,7 @@ class LocalExecutor(Executor):
         self._cancel_round()  # one run at a time: the workers' pipes carry one run's tasks
         lanes = self._ensure_lanes()
         queue: _Queue = _Bands(list(tasks), len(lanes)) if locality else _Fifo(iter(tasks))
-        round_ = self._round = _Round(self, lanes, queue, fn)
+        round_ = self._round = _Round(self, lanes, queue, fn, supervision or self.supervision)
         try:
             for outcome in round_.outcomes():
                 yield outcome
@@ -251,7 +249,7 @@ class LocalExecutor(Executor):
 
 
 class _Round:
-    """One ``run``: hands tasks to lanes and turns answers, deaths and timeouts into outcomes."""
+    """One ``map_tasks`` call: gives lanes tasks; turns answers, deaths, timeouts into outcomes."""
 
     def __init__(
         self,
@@ -259,8 +257,11 @@ class _Round:
         lanes: list[Lane],
         queue: _Queue,
         fn: Callable[[Any], Any],
+        supervision: Supervision,
     ) -> None:
         self.executor = executor
+        #: This run's retries and timeout.
+        self.supervision = supervision
         self.lanes = lanes
         self.queue = queue
         self.fn = fn
@@ -282,10 +283,6 @@ class _Round:
                 "this run was cut short: the executor started another run, or was stopped, "
                 "before this one's outcomes were all read"
             )
-
-    @property
-    def supervision(self) -> Supervision:
-        return self.executor.supervision
 
     def busy(self) -> bool:
         return any(lane.held() for lane in self.lanes)
@@ -362,7 +359,7 @@ class _Round:
         return False
 
     def _settle(self, slot: int, item: Sent, answer: Any) -> Iterator[Outcome]:
-        attempts: _Attempts = item.token
+        attempts: Attempts = item.token
         outcome: Outcome | None
         if isinstance(answer, TaskError):
             outcome = attempts.failed(
@@ -397,7 +394,7 @@ class _Round:
             return
         for item in reversed(items[1:]):
             self.queue.retry(slot, item.token)
-        attempts: _Attempts = items[0].token
+        attempts: Attempts = items[0].token
         outcome = attempts.failed(kind, cause, "", worker, retries=self.supervision.retries)
         if outcome is None:
             self.queue.retry(slot, attempts)
@@ -413,11 +410,30 @@ class _Round:
 
 
 def _start(lane: Lane) -> None:
+    """Start ``lane``'s worker; if the fork server died (a worker cannot start from it),
+    start a new server and try once more."""
     try:
         lane.start()
+        return
     except (OSError, RuntimeError, EOFError) as err:
-        raise ExecutorError(
-            f"the worker processes could not start ({err}); if tilewise runs from "
-            "a script, put the call under 'if __name__ == \"__main__\":' "
-            "(workers import the main module), or see the messages above"
-        ) from err
+        if lane.method != "forkserver":
+            raise _cannot_start(err) from err
+        log.warning(
+            "a worker could not start from the fork server (%s: %s); "
+            "starting a new server if it died, then trying again",
+            type(err).__name__,
+            err,
+        )
+    try:
+        restart_forkserver()
+        lane.start()
+    except (OSError, RuntimeError, EOFError) as err:
+        raise _cannot_start(err) from err
+
+
+def _cannot_start(err: BaseException) -> ExecutorError:
+    return ExecutorError(
+        f"the worker processes could not start ({type(err).__name__}: {err}); if tilewise "
+        "runs from a script, put the call under 'if __name__ == \"__main__\":' "
+        "(workers import the main module), or see the messages above"
+    )

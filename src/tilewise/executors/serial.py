@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tilewise.executors._worker import TaskError, run_task
-from tilewise.executors.base import Done, Executor, Failed, FailureKind, Outcome, Task
+from tilewise.executors.base import Attempts, Executor, FailureKind, Outcome, Supervision, Task
 
 __all__ = ["SerialExecutor"]
 
@@ -20,35 +20,33 @@ class SerialExecutor(Executor):
 
     name = "serial"
 
-    def __init__(self, workers: int = 1, supervision: Any = None) -> None:
+    def __init__(self, workers: int = 1, supervision: Supervision | None = None) -> None:
         super().__init__(1, supervision)
 
-    def run(
-        self, fn: Callable[[Any], Any], tasks: Iterable[Task], *, locality: bool = False
+    def map_tasks(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Task],
+        *,
+        locality: bool = False,
+        supervision: Supervision | None = None,
     ) -> Iterator[Outcome]:
+        retries = (supervision or self.supervision).retries
         for task in tasks:
-            history: list[str] = []
-            for attempt in range(1, self.supervision.retries + 2):
+            attempts = Attempts(task)
+            while True:
                 result = run_task(fn, task.payload)
                 if not isinstance(result, TaskError):
-                    yield Done(
-                        task.key,
-                        result.value,
-                        result.worker,
-                        result.seconds,
-                        attempt,
-                        tuple(history),
-                    )
+                    yield attempts.succeeded(result.value, result.worker, result.seconds)
                     break
-                history.append(result.message)
-                if attempt > self.supervision.retries:
-                    yield Failed(
-                        task.key,
-                        FailureKind(result.kind),
-                        result.message,
-                        result.traceback,
-                        result.worker,
-                        result.seconds,
-                        attempt,
-                        tuple(history),
-                    )
+                failed = attempts.failed(
+                    FailureKind(result.kind),
+                    result.message,
+                    result.traceback,
+                    result.worker,
+                    retries,
+                    result.seconds,
+                )
+                if failed is not None:
+                    yield failed
+                    break

@@ -48,7 +48,7 @@ from tilewise.io.base import Array, Source, SourceSpec, too_many_pixels
 if TYPE_CHECKING:
     from tilewise.io._tiff import TiffSource
 
-__all__ = ["MAX_DECODED_BYTES", "MAX_FILE_BYTES", "Layout", "WholeTiffSource", "parse_layout"]
+__all__ = ["MAX_DECODED_BYTES", "MAX_FILE_BYTES", "StripLayout", "WholeTiffSource", "parse_layout"]
 
 #: Largest file read whole (bigger files are read by segment by TiffSource).
 MAX_FILE_BYTES = 16 << 20
@@ -112,7 +112,7 @@ _DTYPES = {
 
 
 @dataclass(frozen=True, slots=True)
-class Layout:
+class StripLayout:
     """What an eligible file's header promises."""
 
     shape: tuple[int, int]
@@ -177,7 +177,7 @@ def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str, int]
     return tags, bigtiff, order, reach
 
 
-def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
+def parse_layout(data: bytes, size: int | None = None) -> StripLayout | None:
     """The layout of a TIFF file's bytes if it is eligible (module docstring), else None.
 
     Parameters
@@ -189,7 +189,7 @@ def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
 
     Returns
     -------
-    Layout or None
+    StripLayout or None
         Shape, bands, dtype and segment shape, as TiffSource would report them.
 
     Notes
@@ -213,10 +213,10 @@ def parse_layout(data: bytes, size: int | None = None) -> Layout | None:
 
 #: The last eligible layout parsed: (file size, decoding limit), the bytes it depends on,
 #: and the layout.
-_last: tuple[tuple[int, int], bytes, Layout] | None = None
+_last: tuple[tuple[int, int], bytes, StripLayout] | None = None
 
 
-def _parse_layout(data: bytes, size: int) -> tuple[Layout | None, int]:
+def _parse_layout(data: bytes, size: int) -> tuple[StripLayout | None, int]:
     """:func:`parse_layout` without the memory; also how far into ``data`` it read."""
     try:
         parsed = _first_ifd(data)
@@ -293,7 +293,7 @@ def _parse_layout(data: bytes, size: int) -> tuple[Layout | None, int]:
         ends = [o + n for o, n in zip(offsets, needed, strict=True)]
         if not tiled and all(o == end for o, end in zip(offsets[1:], ends, strict=False)):
             contiguous_at = offsets[0]
-    layout = Layout(
+    layout = StripLayout(
         shape=(length, width),
         bands=samples,
         dtype=dtype,
@@ -321,7 +321,7 @@ class WholeTiffSource(Source):
 
     format_name = "tiff"
 
-    def __init__(self, spec: SourceSpec, data: bytes, layout: Layout, path: Path) -> None:
+    def __init__(self, spec: SourceSpec, data: bytes, layout: StripLayout, path: Path) -> None:
         self.path = path
         self.shape = layout.shape
         self.bands = layout.bands
@@ -382,7 +382,9 @@ class WholeTiffSource(Source):
         return cls._checked(spec, b"" if layout.contiguous_at is not None else data, layout, path)
 
     @classmethod
-    def _checked(cls, spec: SourceSpec, data: bytes, layout: Layout, path: Path) -> WholeTiffSource:
+    def _checked(
+        cls, spec: SourceSpec, data: bytes, layout: StripLayout, path: Path
+    ) -> WholeTiffSource:
         if layout.shape[0] * layout.shape[1] > spec.max_pixels:
             raise too_many_pixels(path, layout.shape, spec.max_pixels)
         return cls(spec, data, layout, path)

@@ -254,7 +254,8 @@ def op(
     halo : int or callable
         Pixels the op reads beyond each output pixel, or a function of the op's
         keyword parameters returning it. Too small a halo makes tiles differ
-        from the whole image; ``tilewise run --verify`` checks it.
+        from the whole image: compare ``tilewise.process`` with a small tile
+        against one tile the size of the image to check it.
     dtype : str, numpy dtype or callable, optional
         Output dtype (fixed, or a function of the input dtype). Default: unchanged.
     bands : int or callable, optional

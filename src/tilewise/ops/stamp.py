@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from tilewise._host import worker_name
 from tilewise.ops.base import OpDefinition, Param, register
 
 Array = npt.NDArray[Any]
-
-
-def worker_name() -> str:
-    """``host:pid`` of the calling process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def stamp(image: Array, scale: float = 1.0) -> Array:

@@ -4,19 +4,20 @@ An append-only JSON-lines file beside the output. Line 1 is the run's
 fingerprint; every later line records one finished tile and its sink receipt.
 A tile is journaled only after its worker has written it, so the journal never
 claims more than the output holds; a torn last line (the main process killed
-mid-write) is ignored.
+mid-write) is ignored; a damaged line before it refuses the resume.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, TextIO
 
-from tilewise.errors import OutputError, ResumeError
+from tilewise.errors import OutputError, OutputExistsError, ResumeError
 
-__all__ = ["Journal", "journal_path"]
+__all__ = ["Journal", "clear_for_new_output", "journal_path"]
 
 _VERSION = 1
 
@@ -24,6 +25,21 @@ _VERSION = 1
 def journal_path(output: Path) -> Path:
     """The journal of ``output``: ``.NAME.journal`` beside it."""
     return output.with_name(f".{output.name}.journal")
+
+
+def clear_for_new_output(final: Path, partial: Path, *, overwrite: bool, no_folder: str) -> None:
+    """Make way for a new output at ``final``: refuse to replace it unless ``overwrite``,
+    then remove an earlier run's partial output and journal (``no_folder`` says what the
+    missing parent folder is)."""
+    if final.exists() and not overwrite:
+        raise OutputExistsError(f"{final}: already exists; use --overwrite to replace it")
+    if not final.parent.is_dir():
+        raise OutputError(f"{final.parent}: {no_folder}")
+    for path in (partial, journal_path(final)):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -80,12 +96,20 @@ class Journal:
                 + "); run it as it was, or start again with --overwrite"
             )
         journal = cls(path, fingerprint)
-        for line in lines[1:]:
+        last = len(lines) - 1
+        for number, line in enumerate(lines[1:], start=2):
             try:
                 entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn final line from a killed process
-            journal.done[int(entry["tile"])] = entry
+                tile = int(entry["tile"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                if number - 1 == last:
+                    continue  # a torn final line from a killed process: that tile is redone
+                raise ResumeError(
+                    f"{path}: line {number} of the journal is damaged ({line[:60]!r}); only "
+                    "a torn last line can come from an interrupted run, so the journal "
+                    "cannot be trusted: start again with --overwrite"
+                ) from err
+            journal.done[tile] = entry
         return journal
 
     def record(self, tile: int, entry: dict[str, Any], *, flush: bool = True) -> None:
@@ -119,10 +143,14 @@ class Journal:
         self.done.pop(tile, None)
 
     def close(self) -> None:
-        """Flush and close the file."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Flush and close the file (closed even when the flush fails)."""
+        fh, self._fh = self._fh, None
+        if fh is None:
+            return
+        try:
+            fh.close()
+        except OSError as err:
+            raise OutputError(f"{self.path}: cannot write the journal: {err}") from err
 
     def remove(self) -> None:
         """Delete the journal (the output is complete)."""

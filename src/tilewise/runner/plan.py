@@ -14,7 +14,7 @@ import numpy as np
 from tilewise import io
 from tilewise.defaults import DEFAULT_TILE
 from tilewise.errors import UsageError
-from tilewise.geometry import Grid, Layout, parse_tile_shape
+from tilewise.geometry import Grid, Layout, Window, parse_tile_shape
 from tilewise.io import SinkSpec, Source, SourceSpec
 from tilewise.pipeline import Pipeline
 
@@ -53,11 +53,20 @@ class Plan:
             "output": self.sink.fingerprint() if self.sink else None,
         }
 
+    def _largest_window(self) -> int:
+        """Pixels of the largest window a worker holds for a full tile, at any stage."""
+        rows, cols = self.grid.effective_tile_shape
+        if self.grid.stages is None:
+            halo = self.grid.halo
+            return (rows + 2 * halo) * (cols + 2 * halo)
+        # a rescaling pipeline reads in the input's scale, with each stage's halo there
+        height, width = self.grid.image_shape
+        core = Window((height - rows) // 2, (width - cols) // 2, rows, cols)
+        return max(window.area for window in self.grid.stages.windows(core))
+
     def memory_estimate(self, workers: int) -> int:
         """Rough peak bytes per run: each worker holds a read window and a few copies of it."""
-        rows, cols = self.grid.effective_tile_shape
-        halo = self.grid.halo
-        window = (rows + 2 * halo) * (cols + 2 * halo)
+        window = self._largest_window()
         bands = max(int(self.source_info["bands"]), self.out_bands)
         itemsize = max(np.dtype(self.source_info["dtype"]).itemsize, self.out_dtype.itemsize, 4)
         per_worker = window * bands * itemsize * (len(self.pipeline) + 2)

@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["RunReport", "TileRecord"]
 
@@ -121,6 +121,14 @@ class RunReport:
         tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
         os.replace(tmp, target)
 
+    #: What ``total``, ``done``, ``failed`` and ``skipped`` count.
+    unit: ClassVar[str] = "tiles"
+
+    def rate(self) -> str:
+        """The throughput for the summary line ("" when nothing was done)."""
+        rate = self.megapixels_per_second
+        return f"{rate:.0f} MPix/s" if rate else ""
+
     def summary(self) -> str:
         """One line for the terminal."""
         parts = [f"{self.done} done"]
@@ -128,7 +136,7 @@ class RunReport:
             parts.append(f"{self.skipped} already done")
         if self.failed:
             parts.append(f"{self.failed} failed")
-        rate = self.megapixels_per_second
-        return f"{self.total} tiles: {', '.join(parts)} in {self.seconds:.1f} s" + (
-            f" ({rate:.0f} MPix/s)" if rate else ""
+        rate = self.rate()
+        return f"{self.total} {self.unit}: {', '.join(parts)} in {self.seconds:.1f} s" + (
+            f" ({rate})" if rate else ""
         )

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import shutil
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 from tilewise import io
-from tilewise.errors import (
-    Interrupted,
-    OutputError,
-    OutputExistsError,
-    ResumeError,
-    TilewiseError,
-)
-from tilewise.executors.base import Done, Executor, Task
-from tilewise.runner.journal import Journal, journal_path
+from tilewise.errors import ResumeError
+from tilewise.executors.base import Done, Executor, Outcome, Supervision, Task
+from tilewise.geometry import Window
+from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
+from tilewise.runner.lifecycle import working
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
 from tilewise.runner.report import RunReport, TileRecord
 from tilewise.runner.work import TileCall, TileJob
 
-__all__ = ["Interrupted", "execute", "signals_as_exceptions"]
+__all__ = ["execute_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -35,33 +25,6 @@ log = logging.getLogger(__name__)
 #: Up to this many tiles, neighbouring tiles are kept on the same worker (the task list
 #: is then held in memory); beyond it tiles are handed out lazily in order.
 _LOCALITY_LIMIT = 100_000
-
-
-@contextlib.contextmanager
-def signals_as_exceptions() -> Iterator[None]:
-    """Turn SIGTERM (and SIGINT) into :class:`Interrupted` while a run is going on."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signum)
-
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journal, bool]:
@@ -84,12 +47,9 @@ def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journ
             f"{final}: an earlier run of this output did not finish ({partial.name} exists); "
             "continue it with --resume, or start again with --overwrite"
         )
-    if final.exists() and not overwrite:
-        raise OutputExistsError(f"{final}: already exists; use --overwrite to replace it")
-    if not final.parent.is_dir():
-        raise OutputError(f"{final.parent}: output directory does not exist")
-    for path in (partial, jpath):
-        _remove(path)
+    clear_for_new_output(
+        final, partial, overwrite=overwrite, no_folder="output directory does not exist"
+    )
     io.sink_class(sink.format).create(sink)
     return Journal.start(jpath, plan.fingerprint()), False
 
@@ -112,17 +72,19 @@ def _verify_journal(plan: Plan, journal: Journal) -> list[int]:
     return damaged
 
 
-def execute(
+def execute_plan(
     plan: Plan,
     executor: Executor,
     *,
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
+    supervision: Supervision | None = None,
 ) -> RunReport:
     """Run ``plan`` on ``executor``; return the report (the output is final only if ``ok``).
 
-    The executor stays open: the caller that made it closes it.
+    The executor stays open and unchanged: the caller that made it closes it.
+    ``supervision`` applies to this run's tasks (default: the executor's own).
     """
     assert plan.sink is not None
     plan.pipeline.check_portable()
@@ -144,69 +106,15 @@ def execute(
     first_outcome: float | None = None
     bar = Progress(len(plan.grid), enabled=progress)
     bar.skip(report.skipped)
-    try:
-        with signals_as_exceptions():
-            tasks = (Task(t.index, t) for t in todo)
-            for outcome in executor.run(call, tasks, locality=len(plan.grid) <= _LOCALITY_LIMIT):
-                if first_outcome is None:
-                    first_outcome = time.perf_counter() - start
-                window = plan.grid.tile(outcome.key).core
-                if isinstance(outcome, Done):
-                    journal.record(
-                        outcome.key,
-                        {
-                            "receipt": outcome.value["receipt"],
-                            "worker": outcome.worker,
-                            "seconds": round(outcome.seconds, 4),
-                            "attempts": outcome.attempts,
-                        },
-                    )
-                    report.done += 1
-                    report.tiles.append(
-                        TileRecord(
-                            outcome.key,
-                            window.to_dict(),
-                            "done",
-                            outcome.worker,
-                            round(outcome.seconds, 4),
-                            outcome.attempts,
-                            history=list(outcome.history),
-                        )
-                    )
-                    bar.advance(window.area)
-                else:
-                    report.failed += 1
-                    report.tiles.append(
-                        TileRecord(
-                            outcome.key,
-                            window.to_dict(),
-                            "failed",
-                            outcome.worker,
-                            round(outcome.seconds, 4),
-                            outcome.attempts,
-                            outcome.cause,
-                            outcome.kind.value,
-                            outcome.detail,
-                            list(outcome.history),
-                        )
-                    )
-                    log.warning(
-                        "tile %d (%s) failed after %d attempt(s): %s",
-                        outcome.key,
-                        window,
-                        outcome.attempts,
-                        outcome.cause,
-                    )
-                    bar.advance(failed=True)
-    except (TilewiseError, OSError) as err:
-        err.during_run = True  # type: ignore[union-attr]
-        raise
-    except (Interrupted, KeyboardInterrupt) as err:
-        stop = err if isinstance(err, Interrupted) else Interrupted(signal.SIGINT)
-        report.interrupted = signal.Signals(stop.signum).name
-        stop.report = report
-        raise stop from None
-    finally:
+    with working(report, journal, bar):
+        tasks = (Task(t.index, t) for t in todo)
+        outcomes = executor.map_tasks(
+            call, tasks, locality=len(plan.grid) <= _LOCALITY_LIMIT, supervision=supervision
+        )
+        for outcome in outcomes:
+            if first_outcome is None:
+                first_outcome = time.perf_counter() - start
+            _record(report, journal, bar, plan.grid.tile(outcome.key).core, outcome)
         bar.close()
         journal.close()
         report.seconds = time.perf_counter() - start
@@ -214,18 +122,67 @@ def execute(
             "first_tile_s": round(first_outcome or 0.0, 4),
             "tiles_s": round(report.seconds, 4),
         }
-    if report.ok:
-        finalizing = time.perf_counter()
-        try:
+        if report.ok:
+            finalizing = time.perf_counter()
             io.sink_class(plan.sink.format).finalize(plan.sink, _receipts(journal))
-        except (TilewiseError, OSError) as err:
-            err.during_run = True  # type: ignore[union-attr]
-            raise
-        journal.remove()
-        report.finalized = True
-        report.extra["phases"]["finalize_s"] = round(time.perf_counter() - finalizing, 4)
-        report.seconds = time.perf_counter() - start
+            journal.remove()
+            report.finalized = True
+            report.extra["phases"]["finalize_s"] = round(time.perf_counter() - finalizing, 4)
+            report.seconds = time.perf_counter() - start
     return report
+
+
+def _record(
+    report: RunReport, journal: Journal, bar: Progress, window: Window, outcome: Outcome
+) -> None:
+    """Journal and report one tile's outcome."""
+    if isinstance(outcome, Done):
+        journal.record(
+            outcome.key,
+            {
+                "receipt": outcome.value["receipt"],
+                "worker": outcome.worker,
+                "seconds": round(outcome.seconds, 4),
+                "attempts": outcome.attempts,
+            },
+        )
+        report.done += 1
+        report.tiles.append(
+            TileRecord(
+                outcome.key,
+                window.to_dict(),
+                "done",
+                outcome.worker,
+                round(outcome.seconds, 4),
+                outcome.attempts,
+                history=list(outcome.history),
+            )
+        )
+        bar.advance(window.area)
+        return
+    report.failed += 1
+    report.tiles.append(
+        TileRecord(
+            outcome.key,
+            window.to_dict(),
+            "failed",
+            outcome.worker,
+            round(outcome.seconds, 4),
+            outcome.attempts,
+            outcome.cause,
+            outcome.kind.value,
+            outcome.detail,
+            list(outcome.history),
+        )
+    )
+    log.warning(
+        "tile %d (%s) failed after %d attempt(s): %s",
+        outcome.key,
+        window,
+        outcome.attempts,
+        outcome.cause,
+    )
+    bar.advance(failed=True)
 
 
 def _receipts(journal: Journal) -> dict[int, dict[str, object]]:

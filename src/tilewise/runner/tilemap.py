@@ -28,11 +28,10 @@ def draw_tile_map(
     report: str | os.PathLike[str] | dict[str, Any], png: str | os.PathLike[str], *, dpi: int = 120
 ) -> None:
     """Draw each tile colored by its worker, shaded by its time; failed tiles crossed in red."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # a figure of its own on the Agg canvas: pyplot and the global backend are left alone
+        from matplotlib import colormaps
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
         from matplotlib.patches import Patch, Rectangle
     except ImportError as err:
         raise UsageError(
@@ -42,13 +41,15 @@ def draw_tile_map(
     height, width = data["grid"]["image_shape"]
     records = data["per_tile"]
     workers = sorted({r.get("worker", "") for r in records if r["outcome"] == "done"})
-    cmap = plt.get_cmap("tab10" if len(workers) <= 10 else "tab20")
+    cmap = colormaps["tab10" if len(workers) <= 10 else "tab20"]
     colors = {w: cmap(i % cmap.N) for i, w in enumerate(workers)}
     times = [r.get("seconds", 0.0) for r in records if r["outcome"] == "done"]
     slowest = max(times, default=0.0) or 1.0
     aspect = width / height
     fig_w = 9.0
-    fig, ax = plt.subplots(figsize=(fig_w, max(3.0, min(14.0, fig_w / aspect + 1.2))))
+    fig = Figure(figsize=(fig_w, max(3.0, min(14.0, fig_w / aspect + 1.2))))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     for record in records:
         win = record["window"]
         xy = (win["col"], win["row"])
@@ -106,5 +107,4 @@ def draw_tile_map(
     target = Path(png)
     tmp = target.with_name(f".{target.name}.tmp.png")
     fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
     os.replace(tmp, target)
