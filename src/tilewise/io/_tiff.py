@@ -33,6 +33,7 @@ from tilewise.errors import (
 )
 from tilewise.geometry import Window
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec, too_many_pixels
+from tilewise.io.georef import Georef
 
 __all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block"]
 
@@ -52,6 +53,7 @@ class TiffSource(Source):
     """A TIFF or BigTIFF read by window (first page; tiled or striped, contiguous or planar)."""
 
     format_name = "tiff"
+    reader = "tifffile"
 
     def __init__(self, spec: SourceSpec) -> None:
         self.path = Path(spec.path)
@@ -113,6 +115,25 @@ class TiffSource(Source):
     @property
     def compression(self) -> str:
         return self._compression
+
+    @property
+    def georef(self) -> Georef | None:
+        from tilewise.io._tiff_whole import GEO_TAGS
+
+        if not any(code in self._page.tags for code in GEO_TAGS):
+            return None
+        from tilewise.io._raster import tiff_georef
+
+        return tiff_georef(self.path)
+
+    @property
+    def overviews(self) -> list[int]:
+        width = self.shape[1]
+        return [
+            round(width / page.imagewidth)
+            for page in self._tif.pages[1:]
+            if isinstance(page, tifffile.TiffPage) and page.is_reduced and page.imagewidth
+        ]
 
     def info(self) -> dict[str, Any]:
         info = super().info()
