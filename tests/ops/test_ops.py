@@ -127,7 +127,12 @@ def test_ops_do_not_modify_their_input():
     image = make_image(SHAPE, "uint8", bands=3)
     before = image.copy()
     for name in REGISTRY:
-        spec = {"gaussian": "gaussian:sigma=1", "threshold": "threshold:value=9"}.get(name, name)
+        spec = {
+            "gaussian": "gaussian:sigma=1",
+            "threshold": "threshold:value=9",
+            "bands": "bands:3,1",
+            "expr": "expr:b1/b2",
+        }.get(name, name)
         if REGISTRY[name].params and any(p.name == "size" for p in REGISTRY[name].params):
             spec = f"{name}:size=3"
         run(spec, image)
