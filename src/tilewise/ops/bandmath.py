@@ -7,6 +7,7 @@ tile runs (their band rules see the parameters).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -66,7 +67,7 @@ def _select_count(count: int, bands: str) -> int:
     return len(wanted)
 
 
-def _expr_dtype(dtype: str, nodata: float | None) -> np.dtype[Any]:
+def _expr_dtype(dtype: str, nodata: float) -> np.dtype[Any]:
     try:
         out = np.dtype(dtype)
     except TypeError:
@@ -74,7 +75,7 @@ def _expr_dtype(dtype: str, nodata: float | None) -> np.dtype[Any]:
     if out.kind not in "uif":
         raise OpError(f"expr: dtype must be an integer or float type, got {out.name}")
     if out.kind in "ui":
-        if nodata is None:
+        if math.isnan(nodata):
             raise OpError(
                 f"expr: dtype={out.name} cannot hold NaN; give nodata=V, the value written "
                 "where the expression is undefined (e.g. nodata=0)"
@@ -85,7 +86,7 @@ def _expr_dtype(dtype: str, nodata: float | None) -> np.dtype[Any]:
     return out
 
 
-def expr(image: Array, expr: str, dtype: str = "float32", nodata: float | None = None) -> Array:
+def expr(image: Array, expr: str, dtype: str = "float32", nodata: float = math.nan) -> Array:
     """Band math: ``expr:(b4-b3)/(b4+b3)`` (NDVI), bands ``b1``, ``b2``... numbered from 1.
 
     Evaluated in float64 by a checked syntax-tree walk (never Python ``eval``;
@@ -105,7 +106,6 @@ def expr(image: Array, expr: str, dtype: str = "float32", nodata: float | None =
     out_dtype = _expr_dtype(dtype, nodata)
     bands = {b: _band(image, b).astype(np.float64) for b in parsed.bands}
     value = np.broadcast_to(parsed.evaluate(bands), image.shape[:2])
-    fill = np.nan if nodata is None else float(nodata)
     with np.errstate(all="ignore"):
         if out_dtype.kind == "f":
             result = value.astype(out_dtype)
@@ -115,7 +115,7 @@ def expr(image: Array, expr: str, dtype: str = "float32", nodata: float | None =
             undefined = ~np.isfinite(value)
             result = np.clip(np.rint(np.where(undefined, 0, value)), info.min, info.max)
             result = result.astype(out_dtype)
-    result[undefined] = fill
+    result[undefined] = nodata
     return result
 
 
@@ -124,7 +124,7 @@ def _expr_count(count: int, expr: str, **_: Any) -> int:
     return 1
 
 
-def _expr_out_dtype(_: np.dtype[Any], dtype: str, nodata: float | None, **__: Any) -> np.dtype[Any]:
+def _expr_out_dtype(_: np.dtype[Any], dtype: str, nodata: float, **__: Any) -> np.dtype[Any]:
     return _expr_dtype(dtype, nodata)
 
 
@@ -149,7 +149,7 @@ register(
         params=(
             Param("expr", str, help="e.g. (b4-b3)/(b4+b3); b1 is the first band"),
             Param("dtype", str, "float32", help="output dtype"),
-            Param("nodata", float, None, help="value where undefined (default NaN)"),
+            Param("nodata", float, math.nan, help="value written where undefined"),
         ),
         equals="the same expression in float64 NumPy on the whole image, cast to dtype",
         summary="band math: + - * / **, comparisons, where, log, sqrt, abs, clip",
