@@ -158,7 +158,7 @@ def sar_chains(bands: int) -> list[list[str]]:
     return [*chains, ["expr:log(b1)/(b1-b1)"]]  # every pixel undefined: all NaN
 
 
-@pytest.mark.parametrize(("dtype", "bands"), [("uint16", 1), ("float32", 3)])
+@pytest.mark.parametrize(("dtype", "bands"), [("uint16", 1), ("float32", 3), ("uint8", 3)])
 @pytest.mark.parametrize("layout", ["grid", "rows", "columns"])
 @pytest.mark.parametrize("tile", ["64", "100x33", "37x53"])
 def test_sar_and_band_ops_tile_exactly(dtype, bands, layout, tile):

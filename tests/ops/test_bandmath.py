@@ -88,3 +88,25 @@ def test_integer_output_needs_nodata_rounds_and_clips():
 def test_anything_but_the_allowed_grammar_is_refused(text):
     with pytest.raises(OpError, match=r"expr: .*(not allowed|takes 1|cannot parse)"):
         parse_op(f"expr:expr={text!r}")(make_image((4, 4)))
+
+
+@pytest.mark.parametrize(
+    ("op", "message"),
+    [
+        ("bands:1,5", "band 5 asked for, but the image has 3 band(s)"),
+        ("expr:b1/b2,dtype=uint8", "cannot hold NaN; give nodata"),
+        ("expr:b1.real", "not allowed"),
+    ],
+)
+def test_the_cli_refuses_bad_band_ops_before_work_with_exit_2(tmp_path, op, message):
+    from click.testing import CliRunner
+
+    from tests.conftest import write_image
+    from tilewise.cli.app import cli
+
+    src = write_image(tmp_path / "in.tif", make_image((40, 30), "uint16", 3))
+    out = tmp_path / "out.npy"
+    result = CliRunner().invoke(cli, ["run", str(src), str(out), "--op", op, "-q"])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert not out.exists()
