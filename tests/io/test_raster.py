@@ -186,3 +186,21 @@ def test_window_and_scale_move_the_transform_as_rasterio_does(tmp_path):
         halved = georef.scaled(1, 2).transform
         assert halved.bounds((20, 25)) == tuple(ds.bounds)
         assert halved.resolution == (20.0, 20.0)
+
+
+def test_a_tiff_tifffile_refuses_goes_to_rasterio(tmp_path, monkeypatch):
+    from tilewise.io import _tiff
+
+    image = make_image((64, 80), "uint16", 3)
+    path = write_raster(tmp_path / "in.tif", image, compress="deflate")  # not read whole
+
+    def refuse(self, spec):
+        raise UnsupportedFormatError(f"{spec.path}: unsupported sample format (stand-in)")
+
+    monkeypatch.setattr(_tiff.TiffSource, "__init__", refuse)
+    source = io.open_source(path)
+    assert source.reader == "rasterio (GDAL GTiff driver)"
+    np.testing.assert_array_equal(source.read(Window(0, 0, 64, 80)), image)
+    monkeypatch.setitem(sys.modules, "rasterio", None)
+    with pytest.raises(UnsupportedFormatError, match=r"stand-in\); GDAL may read it: pip"):
+        io.open_source(path)

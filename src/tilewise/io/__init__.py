@@ -122,7 +122,10 @@ def _gdal_source(
     if tiff_error is not None:
         if not _raster.available():
             raise UnsupportedFormatError(f"{tiff_error}; GDAL may read it: {_raster.INSTALL_HINT}")
-        return _raster.RasterSource(spec)
+        try:
+            return _raster.RasterSource(spec)
+        except UnsupportedFormatError as err:
+            raise UnsupportedFormatError(f"{tiff_error}; nor does GDAL read it ({err})") from err
     known = f"{spec.path}: not a TIFF, Zarr, .npy, PNG or JPEG file (starts with {head[:8]!r})"
     if not _raster.available():
         raise UnsupportedFormatError(

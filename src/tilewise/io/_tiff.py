@@ -43,6 +43,8 @@ MAX_SEGMENT_PIXELS = 1 << 28
 #: neighbours' TIFF tiles; keeping them decoded saves decoding them again for the next tile.
 SEGMENT_CACHE_BYTES = 32 << 20
 
+#: Pages after the first searched for overviews (reduced-resolution copies).
+_MAX_OVERVIEW_PAGES = 64
 #: ``--co COMPRESS=`` values and their TIFF compression codes.
 COMPRESSIONS = {"NONE": 1, "LZW": 5, "DEFLATE": 8, "ZSTD": 50000}
 _DEFAULT_LEVELS = {"DEFLATE": 6, "ZSTD": 3}
@@ -129,9 +131,9 @@ class TiffSource(Source):
     @property
     def overviews(self) -> list[int]:
         width = self.shape[1]
-        return [
+        return [  # a COG's overviews (and their masks) follow the first page
             round(width / page.imagewidth)
-            for page in self._tif.pages[1:]
+            for page in self._tif.pages[1:_MAX_OVERVIEW_PAGES]
             if isinstance(page, tifffile.TiffPage) and page.is_reduced and page.imagewidth
         ]
 
