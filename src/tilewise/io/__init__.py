@@ -97,7 +97,7 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
         try:
             return TiffSource(spec)
         except UnsupportedFormatError as err:
-            return _gdal_source(spec, err)  # e.g. complex or 12-bit samples
+            return _gdal_source(spec, err)  # e.g. a sample format tifffile has no type for
     if kind == "gdal":
         return _gdal_source(spec, None, head)
     if kind == "zarr":

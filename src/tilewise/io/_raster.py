@@ -6,13 +6,14 @@ a file needs it, never by ``import tilewise``.
 Which reader reads a file is decided by its content (``io.open_source``):
 
 * TIFFs go to tifffile (``TiffSource``/``WholeTiffSource``), also when they are
-  GeoTIFFs: tifffile's per-segment reader names a corrupt tile, caches decoded
-  segments across neighbouring tiles and was measured fast here, and its pixels
-  are GDAL's (both decode the first IFD as stored). Their *georeferencing* is
-  read here, by rasterio, because turning GeoKeys into a CRS is PROJ's job, not
-  something to re-implement (:func:`georef_of_path`).
-* A TIFF that tifffile cannot read (e.g. complex or 12-bit samples) and every
-  format tifffile, Zarr, NumPy and Pillow do not read come to :class:`RasterSource`.
+  GeoTIFFs: their pixels are GDAL's (both decode the first IFD as stored), read
+  as fast (4096² uint16 Deflate, 512² blocks, 1000² tiles with halo: 0.22 s
+  both), and tifffile's reader names a corrupt tile, keeps the bad-input
+  behaviour of plain TIFFs and needs no optional dependency. Their
+  *georeferencing* is read here, by rasterio, because turning GeoKeys into a
+  CRS is PROJ's job, not something to re-implement (:func:`tiff_georef`).
+* A TIFF that tifffile refuses and every format tifffile, Zarr, NumPy and
+  Pillow do not read come to :class:`RasterSource`.
 
 GDAL datasets are neither picklable nor fork-safe: like every Source, a
 RasterSource is reopened by path in each worker (and cached per process by
