@@ -149,3 +149,38 @@ def test_int16_images_tile_exactly(tmp_path, ops):
     report = tilewise.run(src, tmp_path / "o.npy", ops, tile="100x33", executor="serial")
     assert report.ok
     np.testing.assert_array_equal(read_image(tmp_path / "o.npy"), whole)
+
+
+def sar_chains(bands: int) -> list[list[str]]:
+    chains = [["lee:size=7,looks=4"], ["lee:size=5,looks=1", "db"], ["db", "linear"]]
+    if bands == 3:
+        return [*chains, ["expr:(b3-b1)/(b3+b1)"], ["bands:3,1", "lee:size=3,looks=2"]]
+    return [*chains, ["expr:log(b1)/(b1-b1)"]]  # every pixel undefined: all NaN
+
+
+@pytest.mark.parametrize(("dtype", "bands"), [("uint16", 1), ("float32", 3), ("uint8", 3)])
+@pytest.mark.parametrize("layout", ["grid", "rows", "columns"])
+@pytest.mark.parametrize("tile", ["64", "100x33", "37x53"])
+def test_sar_and_band_ops_tile_exactly(dtype, bands, layout, tile):
+    image = make_image((301, 257), dtype, bands)
+    for ops in sar_chains(bands):
+        whole = Pipeline.from_specs(ops)(image)
+        tiled = tilewise.process(image, ops, tile=tile, layout=layout)
+        assert tiled.dtype == whole.dtype == np.float32, ops
+        np.testing.assert_array_equal(tiled, whole, err_msg=f"{ops} {layout} {tile}")
+
+
+@pytest.mark.parametrize("executor", ["serial", "local"])
+def test_lee_from_a_gdal_raster_tiles_exactly_in_workers(tmp_path, executor):
+    pytest.importorskip("rasterio")
+    from tests.io.test_raster import write_raster
+
+    image = make_image((301, 257), "uint16", 3)
+    src = write_raster(tmp_path / "scene.img", image, driver="ENVI")  # read by RasterSource
+    ops = ["bands:3,2", "lee:size=7,looks=4", "db"]
+    whole = Pipeline.from_specs(ops)(image)
+    options = {"workers": 2} if executor == "local" else {}
+    for out in ("o.tif", "o.npy"):
+        report = tilewise.run(src, tmp_path / out, ops, tile="100x33", executor=executor, **options)
+        assert report.ok
+        np.testing.assert_array_equal(read_image(tmp_path / out), whole, err_msg=out)

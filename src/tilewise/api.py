@@ -49,7 +49,8 @@ def run(
     Parameters
     ----------
     src
-        Input image: TIFF/BigTIFF (tiled or striped), Zarr v3 array, ``.npy``, PNG or JPEG.
+        Input image: TIFF/BigTIFF (tiled or striped), Zarr v3 array, ``.npy``, PNG or JPEG,
+        or (with ``tilewise[geo]``) any raster GDAL reads; the content decides the reader.
     dst
         Output path; the format comes from the extension (``.tif``, ``.zarr``, ``.npy``).
     ops
@@ -132,7 +133,11 @@ def plan(
 
 
 def info(src: PathLike, *, max_pixels: int = io.DEFAULT_MAX_PIXELS) -> dict[str, Any]:
-    """Shape, dtype, bands, blocks and compression of an image, from its header."""
+    """Shape, dtype, bands, blocks, compression and reader of an image, from its header.
+
+    For a georeferenced image also its CRS, transform, resolution, bounds,
+    nodata, band descriptions and overviews (see :meth:`Source.info`).
+    """
     source = io.open_source(io.SourceSpec(str(src), max_pixels=max_pixels))
     try:
         return source.info()

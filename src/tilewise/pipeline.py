@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,35 +21,80 @@ Array = npt.NDArray[Any]
 OpLike = str | opbase.BoundOp | Callable[..., Any]
 
 
+_KEY_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*=(?!=)(.*)", re.DOTALL)
+
+
+def _split_args(text: str) -> list[str]:
+    """Split at commas outside parentheses and quotes."""
+    items: list[str] = []
+    depth, quote, start = 0, "", 0
+    for i, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "()":
+            depth = depth + 1 if char == "(" else max(0, depth - 1)
+        elif char == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return items
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
+
+
 def parse_op(spec: str) -> opbase.BoundOp:
     """Parse ``"name:key=value,key=value"`` into a bound op.
 
     ``name`` is a built-in op or a dotted import path to a user function. An
     undecorated user function takes its halo from a ``halo=N`` parameter.
+    A value may be quoted; a first value without ``key=`` is the op's first
+    parameter, and items without ``key=`` continue the value before them, so
+    lists and expressions need no quotes (``bands:1,3,4``, ``expr:where(b1>0,b1,0)``).
 
     >>> parse_op("gaussian:sigma=4").halo
     16
     >>> parse_op("median:size=9").spec()
     'median:size=9'
+    >>> parse_op("bands:1,3,4").params["bands"], parse_op("gaussian:2").params["sigma"]
+    ('1,3,4', 2.0)
     """
     name, _, arg_text = spec.strip().partition(":")
     if not name:
         raise OpError(f"empty op name in {spec!r}; write ops as NAME or NAME:key=value,...")
-    params: dict[str, Any] = {}
-    for item in filter(None, (a.strip() for a in arg_text.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise OpError(
-                f"bad parameter {item!r} in op {spec!r}; write parameters as key=value, "
-                "separated by commas"
-            )
-        params[key.strip()] = opbase.parse_value(value)
+    raw: dict[str, str] = {}
+    key = None
+    for item in filter(None, (a.strip() for a in _split_args(arg_text))):
+        match = _KEY_RE.fullmatch(item)
+        if match:
+            key = match.group(1)
+            raw[key] = match.group(2)
+        elif key is None:
+            key = ""  # the op's first parameter, named by bind()
+            raw[key] = item
+        else:
+            raw[key] += "," + item
+    params = {k: opbase.parse_value(_unquote(v)) for k, v in raw.items()}
     return bind(name, params)
 
 
 def bind(name: str, params: dict[str, Any]) -> opbase.BoundOp:
     """Resolve ``name`` and bind ``params`` (handles ``halo=`` for undecorated user ops)."""
     definition, halo_from_params = opbase.resolve(name)
+    if "" in params:
+        first = definition.params[0].name if definition.params else None
+        if first is None or first in params:
+            raise OpError(
+                f"{name}: a value without a name ({params['']!r}); write parameters as "
+                "key=value, separated by commas (see 'tilewise ops')"
+            )
+        params = {first: params.pop(""), **params}
     if halo_from_params:
         halo = params.pop("halo", 0)
         if not isinstance(halo, int) or halo < 0:

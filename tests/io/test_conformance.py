@@ -22,10 +22,13 @@ class SourceTests:
     #: The Source class open_source must choose for the file (None: not checked).
     source_class: str | None = None
 
+    def write(self, path, image):
+        return write_image(path, image, **self.kwargs)
+
     @pytest.fixture
     def image_and_path(self, tmp_path):
         image = make_image((157, 203), self.dtype, self.bands)
-        return image, write_image(tmp_path / self.name, image, **self.kwargs)
+        return image, self.write(tmp_path / self.name, image)
 
     def test_shape_dtype_bands(self, image_and_path):
         image, path = image_and_path
@@ -63,9 +66,7 @@ class SourceTests:
         spec = SourceSpec(str(path))
         first = io.cached_source(spec).read(Window(0, 0, 5, 5))
         replaced = make_image((157, 203), self.dtype, self.bands, seed=9)
-        write_image(
-            path if self.name != "in.zarr" else tmp_path / "unused.zarr", replaced, **self.kwargs
-        )
+        self.write(path if self.name != "in.zarr" else tmp_path / "unused.zarr", replaced)
         if self.name == "in.zarr":
             return  # a Zarr directory is replaced chunk by chunk; nothing to check here
         second = io.cached_source(spec).read(Window(0, 0, 5, 5))
@@ -255,3 +256,28 @@ def test_tiff_output_is_tiled_bigtiff_with_the_chosen_compression(tmp_path):
 class TestInt16Tiff(TiffSourceTests):
     dtype = "int16"
     kwargs = {"tile": (32, 32), "compression": "zstd"}
+
+
+class RasterSourceTests(SourceTests):
+    """Formats only GDAL reads, written with rasterio and read through RasterSource."""
+
+    source_class = "RasterSource"
+    driver = "ENVI"
+    creation: dict = {}
+
+    def write(self, path, image):
+        from tests.io.test_raster import write_raster
+
+        return write_raster(path, image, driver=self.driver, **self.creation)
+
+
+class TestEnviRaster(RasterSourceTests):
+    name = "in.img"
+    bands = 3
+    dtype = "uint16"
+
+
+class TestJpeg2000Raster(RasterSourceTests):
+    name = "in.jp2"
+    driver = "JP2OpenJPEG"
+    creation = {"QUALITY": 100, "REVERSIBLE": "YES", "BLOCKXSIZE": 64, "BLOCKYSIZE": 64}

@@ -127,7 +127,12 @@ def test_ops_do_not_modify_their_input():
     image = make_image(SHAPE, "uint8", bands=3)
     before = image.copy()
     for name in REGISTRY:
-        spec = {"gaussian": "gaussian:sigma=1", "threshold": "threshold:value=9"}.get(name, name)
+        spec = {
+            "gaussian": "gaussian:sigma=1",
+            "threshold": "threshold:value=9",
+            "bands": "bands:3,1",
+            "expr": "expr:b1/b2",
+        }.get(name, name)
         if any(p.name == "size" for p in REGISTRY[name].params or ()):
             spec = f"{name}:size=3"
         run(spec, image)
@@ -144,6 +149,8 @@ def test_ops_do_not_modify_their_input():
         ("blurr:size=3", "unknown op 'blurr'"),
         ("threshold:value=abc", "must be float"),
         ("no.such.module.func", "cannot import op"),
+        ("invert:3", "a value without a name"),
+        ("gaussian:2,sigma=3", "a value without a name"),
     ],
 )
 def test_bad_ops_say_what_is_wrong(spec, message):
@@ -154,3 +161,29 @@ def test_bad_ops_say_what_is_wrong(spec, message):
 def test_grayscale_needs_colour():
     with pytest.raises(OpError, match="RGB"):
         run("grayscale", make_image((20, 20)))
+
+
+@pytest.mark.parametrize(
+    ("spec", "params"),
+    [
+        ("gaussian:2", {"sigma": 2.0, "truncate": 4.0}),
+        ("gaussian:2,truncate=3", {"sigma": 2.0, "truncate": 3.0}),
+        ("bands:1,3,4", {"bands": "1,3,4"}),
+        ("bands:bands=4,1", {"bands": "4,1"}),
+        ("expr:where(b1>=2, b1, 0),dtype=uint8,nodata=0", None),
+        ("expr:'b1,b2',nodata=1", None),
+        ("expr:b1==b2", None),
+    ],
+)
+def test_op_strings_take_a_first_value_lists_and_quotes(spec, params):
+    op = parse_op(spec)
+    if params is not None:
+        assert dict(op.params) == params
+    elif spec.startswith("expr:where"):
+        assert op.params["expr"] == "where(b1>=2, b1, 0)"
+        assert (op.params["dtype"], op.params["nodata"]) == ("uint8", 0.0)
+    elif "nodata=1" in spec:
+        assert (op.params["expr"], op.params["nodata"]) == ("b1,b2", 1.0)
+    else:
+        assert op.params["expr"] == "b1==b2"
+    assert parse_op(op.spec()).spec() == op.spec()  # the spec string reads back

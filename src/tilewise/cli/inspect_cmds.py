@@ -102,7 +102,12 @@ def plan(
 def info(
     input_path: str, max_pixels: int, max_whole_pixels: int, as_json: bool, verbose: int
 ) -> None:
-    """Show INPUT's shape, dtype, bands, blocks (tiles/strips/chunks) and compression."""
+    """Show INPUT's shape, dtype, bands, blocks (tiles/strips/chunks), compression and reader.
+
+    For georeferenced images also the CRS (EPSG code when there is one), the
+    transform (a, b, c, d, e, f as rasterio's Affine), resolution, bounds (left,
+    bottom, right, top), nodata, band descriptions and overviews.
+    """
     from tilewise import api
 
     with reporting_errors(verbose):
@@ -112,8 +117,9 @@ def info(
         return
     width = max(len(k) for k in facts)
     for key, value in facts.items():
-        shown = " x ".join(map(str, value)) if isinstance(value, list) else value
-        click.echo(f"{key:<{width}}  {shown}")
+        if isinstance(value, list):
+            value = (" x " if key in ("shape", "chunks") else ", ").join(map(str, value))
+        click.echo(f"{key:<{width}}  {value}")
 
 
 def _param_text(definition: Any) -> str:

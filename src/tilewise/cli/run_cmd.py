@@ -114,7 +114,8 @@ def run(
 ) -> None:
     """Run ops over INPUT tile by tile and write OUTPUT, exactly as if on the whole image.
 
-    INPUT is a TIFF/BigTIFF, Zarr array, .npy, PNG or JPEG. OUTPUT's extension
+    INPUT is a TIFF/BigTIFF, Zarr array, .npy, PNG or JPEG, or with
+    tilewise[geo] any raster GDAL reads (JPEG2000, ENVI, VRT...). OUTPUT's extension
     picks the format: .tif (tiled BigTIFF), .zarr (Zarr v3) or .npy. OUTPUT
     appears under its name only once every tile is done; until then the work
     is kept in .OUTPUT.partial with a journal, for --resume.

@@ -2,6 +2,16 @@
 
 from tilewise.geometry.grid import Grid, Layout, Tile, parse_tile_shape
 from tilewise.geometry.stages import Stage, StageMap
+from tilewise.geometry.transform import GeoTransform
 from tilewise.geometry.window import Window
 
-__all__ = ["Grid", "Layout", "Stage", "StageMap", "Tile", "Window", "parse_tile_shape"]
+__all__ = [
+    "GeoTransform",
+    "Grid",
+    "Layout",
+    "Stage",
+    "StageMap",
+    "Tile",
+    "Window",
+    "parse_tile_shape",
+]

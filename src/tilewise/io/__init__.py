@@ -72,9 +72,7 @@ def _sniff(path: Path) -> tuple[str, bytes, int]:
         return "simple", head, 0
     if len(head) < 8:
         raise UnsupportedFormatError(f"{path}: truncated header ({len(head)} bytes), not an image")
-    raise UnsupportedFormatError(
-        f"{path}: not a TIFF, Zarr, .npy, PNG or JPEG file (starts with {head[:8]!r})"
-    )
+    return "gdal", head, info.st_size
 
 
 def open_source(spec: SourceSpec | str | Path) -> Source:
@@ -94,7 +92,14 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
 
         # small, simple files skip tifffile's parse (see _tiff_whole); the rest read by segment
         whole = WholeTiffSource.from_head(spec, head, size, path)
-        return whole if whole is not None else TiffSource(spec)
+        if whole is not None:
+            return whole
+        try:
+            return TiffSource(spec)
+        except UnsupportedFormatError as err:
+            return _gdal_source(spec, err)  # e.g. a sample format tifffile has no type for
+    if kind == "gdal":
+        return _gdal_source(spec, None, head)
     if kind == "zarr":
         from tilewise.io._zarr import ZarrSource
 
@@ -106,6 +111,33 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
     from tilewise.io._simple import SimpleSource
 
     return SimpleSource(spec)
+
+
+def _gdal_source(
+    spec: SourceSpec, tiff_error: UnsupportedFormatError | None, head: bytes = b""
+) -> Source:
+    """A file tifffile, Zarr, NumPy and Pillow do not read: GDAL's, through rasterio, if any."""
+    from tilewise.io import _raster
+
+    if tiff_error is not None:
+        if not _raster.available():
+            raise UnsupportedFormatError(f"{tiff_error}; GDAL may read it: {_raster.INSTALL_HINT}")
+        try:
+            return _raster.RasterSource(spec)
+        except UnsupportedFormatError as err:
+            raise UnsupportedFormatError(f"{tiff_error}; nor does GDAL read it ({err})") from err
+    known = f"{spec.path}: not a TIFF, Zarr, .npy, PNG or JPEG file (starts with {head[:8]!r})"
+    if not _raster.available():
+        raise UnsupportedFormatError(
+            f"{known}; other raster formats (JPEG2000, ENVI, NITF, VRT, ...) are read through "
+            f"GDAL: {_raster.INSTALL_HINT}"
+        )
+    try:
+        return _raster.RasterSource(spec)
+    except UnsupportedFormatError as err:
+        if err.__cause__ is None:
+            raise
+        raise UnsupportedFormatError(f"{known}, nor a raster GDAL reads ({err.__cause__})") from err
 
 
 def output_format(path: str | os.PathLike[str]) -> str:

@@ -19,6 +19,7 @@ class NpySource(Source):
     """A 2-D or 3-D ``.npy`` array, memory-mapped: a window read touches only its pages."""
 
     format_name = "npy"
+    reader = "numpy (memory map)"
 
     def __init__(self, spec: SourceSpec) -> None:
         self.path = Path(spec.path)

@@ -41,6 +41,8 @@ Image.MAX_IMAGE_PIXELS = None
 class SimpleSource(Source):
     """PNG or JPEG, decoded whole with Pillow (after a header check)."""
 
+    reader = "pillow (whole file)"
+
     def __init__(self, spec: SourceSpec) -> None:
         self.path = Path(spec.path)
         self._max = spec.max_whole_pixels

@@ -33,6 +33,7 @@ from tilewise.errors import (
 )
 from tilewise.geometry import Window
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec, too_many_pixels
+from tilewise.io.georef import Georef
 
 __all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block"]
 
@@ -42,6 +43,8 @@ MAX_SEGMENT_PIXELS = 1 << 28
 #: neighbours' TIFF tiles; keeping them decoded saves decoding them again for the next tile.
 SEGMENT_CACHE_BYTES = 32 << 20
 
+#: Pages after the first searched for overviews (reduced-resolution copies).
+_MAX_OVERVIEW_PAGES = 64
 #: ``--co COMPRESS=`` values and their TIFF compression codes.
 COMPRESSIONS = {"NONE": 1, "LZW": 5, "DEFLATE": 8, "ZSTD": 50000}
 _DEFAULT_LEVELS = {"DEFLATE": 6, "ZSTD": 3}
@@ -52,6 +55,7 @@ class TiffSource(Source):
     """A TIFF or BigTIFF read by window (first page; tiled or striped, contiguous or planar)."""
 
     format_name = "tiff"
+    reader = "tifffile"
 
     def __init__(self, spec: SourceSpec) -> None:
         self.path = Path(spec.path)
@@ -113,6 +117,25 @@ class TiffSource(Source):
     @property
     def compression(self) -> str:
         return self._compression
+
+    @property
+    def georef(self) -> Georef | None:
+        from tilewise.io._tiff_whole import GEO_TAGS
+
+        if not any(code in self._page.tags for code in GEO_TAGS):
+            return None
+        from tilewise.io._raster import tiff_georef
+
+        return tiff_georef(self.path)
+
+    @property
+    def overviews(self) -> list[int]:
+        width = self.shape[1]
+        return [  # a COG's overviews (and their masks) follow the first page
+            round(width / page.imagewidth)
+            for page in self._tif.pages[1:_MAX_OVERVIEW_PAGES]
+            if isinstance(page, tifffile.TiffPage) and page.is_reduced and page.imagewidth
+        ]
 
     def info(self) -> dict[str, Any]:
         info = super().info()

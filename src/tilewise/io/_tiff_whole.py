@@ -44,6 +44,7 @@ import numpy as np
 from tilewise.errors import CorruptInputError
 from tilewise.geometry import Window
 from tilewise.io.base import Array, Source, SourceSpec, too_many_pixels
+from tilewise.io.georef import Georef
 
 if TYPE_CHECKING:
     from tilewise.io._tiff import TiffSource
@@ -92,6 +93,9 @@ _DESCRIPTIVE = frozenset(
         50838, 50839,  # ImageJ metadata
     }
 )  # fmt: skip
+#: Tags whose meaning GDAL reads (GeoTIFF georeferencing, GDAL metadata and nodata): a file
+#: with one of them has its georeferencing read by rasterio (``io._raster``).
+GEO_TAGS = frozenset({33550, 33922, 34264, 34735, 42112, 42113})
 #: TIFF field types of the values read: ASCII (Software only), SHORT, LONG, LONG8. (tifffile
 #: reads some BYTE-typed values as bytes, so a file using them is left to TiffSource.)
 _TYPES = {2: "s", 3: "H", 4: "I", 16: "Q"}
@@ -126,6 +130,8 @@ class StripLayout:
     #: the file's bytes, as tifffile reads a contiguous page); None otherwise.
     contiguous_at: int | None = None
     byteorder: str = "<"
+    #: The file has GeoTIFF or GDAL tags (:data:`GEO_TAGS`).
+    geotagged: bool = False
 
 
 def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str, int] | None:
@@ -164,6 +170,8 @@ def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str, int]
         name = _VALUED.get(code)
         if name is None:
             if code in _DESCRIPTIVE:
+                if code in GEO_TAGS:
+                    tags["GeoTags"] = ()
                 continue
             return None
         ascii_ok = (kind == 2) == (name == "Software")  # ASCII for Software, numbers elsewhere
@@ -303,6 +311,7 @@ def _parse_layout(data: bytes, size: int) -> tuple[StripLayout | None, int]:
         bigtiff=bigtiff,
         contiguous_at=contiguous_at,
         byteorder=byteorder,
+        geotagged="GeoTags" in tags,
     )
     return layout, reach
 
@@ -320,6 +329,7 @@ class WholeTiffSource(Source):
     """
 
     format_name = "tiff"
+    reader = "libtiff (whole file)"
 
     def __init__(self, spec: SourceSpec, data: bytes, layout: StripLayout, path: Path) -> None:
         self.path = path
@@ -398,6 +408,14 @@ class WholeTiffSource(Source):
         import tifffile
 
         return tifffile.COMPRESSION(self._layout.compression).name
+
+    @property
+    def georef(self) -> Georef | None:
+        if not self._layout.geotagged:
+            return None
+        from tilewise.io._raster import tiff_georef
+
+        return tiff_georef(self.path)
 
     def info(self) -> dict[str, Any]:
         info = super().info()

@@ -25,6 +25,7 @@ class ZarrSource(Source):
     """A 2-D ``(H, W)`` or 3-D ``(H, W, bands)`` Zarr array read by window."""
 
     format_name = "zarr"
+    reader = "zarr"
 
     def __init__(self, spec: SourceSpec) -> None:
         self.path = Path(spec.path)

@@ -18,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from tilewise.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_WHOLE_PIXELS
-from tilewise.errors import ImageTooLargeError
+from tilewise.errors import ImageTooLargeError, UnsupportedFormatError
 from tilewise.geometry import Window
+from tilewise.io.georef import Georef
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -57,6 +58,8 @@ class Source(abc.ABC):
     shape: tuple[int, int]
     bands: int
     dtype: np.dtype[Any]
+    #: The library that decodes the pixels, for ``tilewise info``.
+    reader: str = ""
 
     @property
     def chunks(self) -> tuple[int, int] | None:
@@ -68,21 +71,42 @@ class Source(abc.ABC):
         """Name of the storage compression, if any."""
         return None
 
+    @property
+    def georef(self) -> Georef | None:
+        """Where the image lies on the map and what its bands mean; None for plain images."""
+        return None
+
+    @property
+    def overviews(self) -> list[int]:
+        """Decimation factors of the reduced-resolution copies the file holds (e.g. ``[2, 4]``)."""
+        return []
+
     @abc.abstractmethod
     def read(self, window: Window) -> Array:
         """Read the pixels of ``window``; never more than the blocks it touches."""
 
     def info(self) -> dict[str, Any]:
         """Facts about the source for ``tilewise info`` and reports."""
-        return {
+        info: dict[str, Any] = {
             "path": str(self.path),
             "format": self.format_name,
+            "reader": self.reader,
             "shape": list(self.shape),
             "bands": self.bands,
             "dtype": self.dtype.name,
             "chunks": list(self.chunks) if self.chunks else None,
             "compression": self.compression,
         }
+        try:
+            georef = self.georef
+        except UnsupportedFormatError as err:  # e.g. a GeoTIFF without rasterio installed
+            info["georef"] = f"not read: {err}"
+        else:
+            if georef is not None:
+                info.update(georef.facts(self.shape))
+        if self.overviews:
+            info["overviews"] = self.overviews
+        return info
 
     @property
     @abc.abstractmethod

@@ -3,7 +3,7 @@
 Importing this package registers every built-in op in :data:`REGISTRY`.
 """
 
-from tilewise.ops import convert, filters, geometry_ops, morphology, point, stamp
+from tilewise.ops import bandmath, convert, filters, geometry_ops, morphology, point, sar, stamp
 from tilewise.ops.base import REGISTRY, BoundOp, OpDefinition, Param, op, resolve
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "BoundOp",
     "OpDefinition",
     "Param",
+    "bandmath",
     "convert",
     "filters",
     "geometry_ops",
@@ -18,5 +19,6 @@ __all__ = [
     "op",
     "point",
     "resolve",
+    "sar",
     "stamp",
 ]

@@ -40,8 +40,8 @@ __all__ = [
 
 Array = npt.NDArray[Any]
 HaloRule = int | Callable[..., int]
-DtypeRule = Callable[[np.dtype[Any]], np.dtype[Any]] | None
-BandsRule = Callable[[int], int] | None
+DtypeRule = Callable[..., np.dtype[Any]] | None
+BandsRule = Callable[..., int] | None
 F = TypeVar("F", bound=Callable[..., Any])
 
 _NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)$")
@@ -136,6 +136,10 @@ class OpDefinition:
     #: The op needs the whole image at once (e.g. statistics over every pixel), so
     #: tiles cannot run it; ``tilewise batch`` can.
     whole_image: bool = False
+    #: The dtype and bands rules take the op's parameters as keywords too (``bands:1,3``
+    #: selects two bands; ``expr:...,dtype=uint8`` makes uint8), and may raise
+    #: :class:`~tilewise.errors.OpError` for an input they cannot take.
+    rules_take_params: bool = False
 
     @property
     def locator(self) -> str:
@@ -189,7 +193,10 @@ class BoundOp:
     def out_dtype(self, dtype: np.dtype[Any]) -> np.dtype[Any]:
         """Output dtype for an input of ``dtype`` (unchanged unless the op says otherwise)."""
         rule = self.definition.dtype
-        return np.dtype(dtype) if rule is None else np.dtype(rule(np.dtype(dtype)))
+        if rule is None:
+            return np.dtype(dtype)
+        params = self.params if self.definition.rules_take_params else {}
+        return np.dtype(rule(np.dtype(dtype), **params))
 
     @property
     def scale(self) -> tuple[int, int] | None:
@@ -204,7 +211,10 @@ class BoundOp:
     def out_bands(self, bands: int) -> int:
         """Output band count for an input of ``bands`` bands."""
         rule = self.definition.bands
-        return bands if rule is None else int(rule(bands))
+        if rule is None:
+            return bands
+        params = self.params if self.definition.rules_take_params else {}
+        return int(rule(bands, **params))
 
     def spec(self) -> str:
         """The op written back as a command-line string, e.g. ``gaussian:sigma=4``."""
