@@ -179,8 +179,10 @@ def test_lee_from_a_gdal_raster_tiles_exactly_in_workers(tmp_path, executor):
     src = write_raster(tmp_path / "scene.img", image, driver="ENVI")  # read by RasterSource
     ops = ["bands:3,2", "lee:size=7,looks=4", "db"]
     whole = Pipeline.from_specs(ops)(image)
-    options = {"workers": 2} if executor == "local" else {}
+    workers = 2 if executor == "local" else None
     for out in ("o.tif", "o.npy"):
-        report = tilewise.run(src, tmp_path / out, ops, tile="100x33", executor=executor, **options)
+        report = tilewise.run(
+            src, tmp_path / out, ops, tile="100x33", executor=executor, workers=workers
+        )
         assert report.ok
         np.testing.assert_array_equal(read_image(tmp_path / out), whole, err_msg=out)

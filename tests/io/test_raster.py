@@ -82,13 +82,17 @@ def test_geotiff_pixels_by_tifffile_georef_by_rasterio(
     assert source.reader == ("tifffile" if tiled else "libtiff (whole file)")
     np.testing.assert_array_equal(source.read(Window(3, 5, 100, 150)), image[3:103, 5:155])
     georef = source.georef
+    assert georef is not None and georef.transform is not None
+    assert georef.nodata is not None or nodata is None
     with rasterio.open(path) as ds:
         assert georef.crs == crs and georef.crs_epsg == ds.crs.to_epsg()
         assert georef.crs_wkt == ds.crs.to_wkt()
         assert georef.transform.coefficients() == tuple(ds.transform)[:6]
         assert georef.descriptions == names == ds.descriptions
         assert georef.colorinterp == tuple(c.name for c in ds.colorinterp)
-        assert georef.nodata == nodata or (math.isnan(nodata) and math.isnan(georef.nodata))
+        assert georef.nodata == nodata or (
+            nodata is not None and math.isnan(nodata) and math.isnan(georef.nodata or 0.0)
+        )
         facts = source.info()
         assert facts["crs"] == crs
         assert facts["bounds"] == list(ds.bounds)
@@ -103,7 +107,7 @@ def test_a_format_tifffile_does_not_read_goes_to_rasterio_and_reads_by_window(tm
     assert source.reader == "rasterio (GDAL ENVI driver)"
     assert (source.shape, source.bands, source.dtype) == ((157, 203), 2, np.dtype("int16"))
     np.testing.assert_array_equal(source.read(Window(150, 200, 7, 3)), image[150:, 200:])
-    assert source.georef.crs == "EPSG:32633"
+    assert source.georef is not None and source.georef.crs == "EPSG:32633"
 
 
 def test_a_vrt_is_read_through_the_file_it_points_to(tmp_path):
@@ -169,8 +173,9 @@ def test_georef_round_trips_through_a_dict_and_pickle(tmp_path):
         tmp_path / "in.tif", make_image((40, 50), "float32"), nodata=math.nan, descriptions=("hh",)
     )
     georef = io.open_source(path).georef
+    assert georef is not None
     again = type(georef).from_dict(georef.to_dict())
-    assert again.to_dict() == georef.to_dict() and math.isnan(again.nodata)
+    assert again.to_dict() == georef.to_dict() and math.isnan(again.nodata or 0.0)
     assert pickle.loads(pickle.dumps(georef)).to_dict() == georef.to_dict()
     attrs = georef.spatial_ref_attrs()
     assert attrs["crs_wkt"] == georef.crs_wkt
@@ -180,10 +185,13 @@ def test_georef_round_trips_through_a_dict_and_pickle(tmp_path):
 def test_window_and_scale_move_the_transform_as_rasterio_does(tmp_path):
     path = write_raster(tmp_path / "in.tif", make_image((40, 50), "uint8"))
     georef = io.open_source(path).georef
+    assert georef is not None
     with rasterio.open(path) as ds:
         expected = ds.transform @ Affine.translation(7, 3)  # rasterio.windows.transform
-        assert georef.window(Window(3, 7, 10, 10)).transform.coefficients() == tuple(expected)[:6]
+        moved = georef.window(Window(3, 7, 10, 10)).transform
         halved = georef.scaled(1, 2).transform
+        assert moved is not None and halved is not None
+        assert moved.coefficients() == tuple(expected)[:6]
         assert halved.bounds((20, 25)) == tuple(ds.bounds)
         assert halved.resolution == (20.0, 20.0)
 
