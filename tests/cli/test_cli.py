@@ -116,6 +116,21 @@ def test_run_writes_an_exact_output_and_a_report(tmp_path):
     assert data["pipeline"] == ["gaussian:sigma=2.0,truncate=4.0", "threshold:value=127.0"]
     assert data["grid"]["tiles"] == 16 and data["failures"] == []
     assert leftovers(tmp_path) == []
+    # where the time went: each done tile's stages, and their sums, within the busy time
+    stages = data["stages"]
+    per_tile = [t["stages"] for t in data["per_tile"]]
+    assert len(per_tile) == 16 and all(set(t) == {"read_s", "ops_s", "write_s"} for t in per_tile)
+    assert all(value >= 0 for t in per_tile for value in t.values())
+    for key in ("read_s", "ops_s", "write_s"):
+        assert stages[key] == pytest.approx(sum(t[key] for t in per_tile), abs=1e-3)
+    staged = stages["read_s"] + stages["ops_s"] + stages["write_s"]
+    assert 0 < staged <= stages["busy_s"] + 1e-3
+    assert stages["busy_s"] == pytest.approx(sum(t["seconds"] for t in data["per_tile"]), abs=1e-3)
+    assert stages["wait_s"] >= 0
+    summary = invoke("report", str(report))
+    assert summary.exit_code == 0, summary.output
+    assert "worker time: read+decode " in summary.output and " · ops " in summary.output
+    assert " · encode+write " in summary.output
 
 
 def test_existing_output_needs_overwrite(image_file, tmp_path):

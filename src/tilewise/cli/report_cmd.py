@@ -41,6 +41,10 @@ def report(report_path: str, png_path: str | None, verbose: int) -> None:
             f"in {data.get('seconds', 0):.1f} s on {data.get('workers')} {data.get('executor')} "
             "worker(s)"
         )
+        if data.get("stages"):
+            from tilewise.runner.report import format_stages
+
+            click.echo(f"  worker time: {format_stages(data['stages'])}")
         for failure in data.get("failures", []):
             click.echo(
                 f"  tile {failure['tile']}: {failure['cause']} "

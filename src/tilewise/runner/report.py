@@ -8,7 +8,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-__all__ = ["RunReport", "TileRecord"]
+__all__ = ["STAGES", "RunReport", "TileRecord", "format_stages"]
+
+#: The stages of a tile as a worker times them, and how reports name them.
+STAGES = {"read_s": "read+decode", "ops_s": "ops", "write_s": "encode+write"}
+
+
+def format_stages(stages: dict[str, float]) -> str:
+    """One line of where the workers' time went, from a report's ``stages``.
+
+    >>> format_stages({"read_s": 2, "ops_s": 1, "write_s": 0.5, "busy_s": 4, "wait_s": 0})
+    'read+decode 2.0 s (50%) · ops 1.0 s (25%) · encode+write 0.5 s (12%) · other 0.5 s (12%)'
+    """
+    staged = sum(stages.get(key, 0.0) for key in STAGES)
+    parts = [(name, stages.get(key, 0.0)) for key, name in STAGES.items()]
+    parts.append(("other", max(0.0, stages.get("busy_s", 0.0) - staged)))
+    parts.append(("waiting", stages.get("wait_s", 0.0)))
+    total = sum(seconds for _, seconds in parts) or 1.0
+    return " · ".join(
+        f"{name} {seconds:.1f} s ({100 * seconds / total:.0f}%)"
+        for name, seconds in parts
+        if seconds > 0 or name in ("read+decode", "ops", "encode+write")
+    )
 
 
 @dataclass
@@ -25,6 +46,8 @@ class TileRecord:
     kind: str = ""
     detail: str = ""
     history: list[str] = field(default_factory=list)
+    #: Seconds in each of :data:`STAGES`, in that order (done tiles only).
+    stages: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form, leaving out empty fields."""
@@ -33,6 +56,8 @@ class TileRecord:
             value = getattr(self, key)
             if value:
                 data[key] = value
+        if self.stages:
+            data["stages"] = dict(zip(STAGES, self.stages, strict=True))
         return data
 
 
@@ -66,6 +91,29 @@ class RunReport:
     def failures(self) -> list[TileRecord]:
         """The tiles that failed."""
         return [t for t in self.tiles if t.outcome == "failed"]
+
+    def stage_totals(self) -> dict[str, float]:
+        """Worker-seconds per stage over the tiles done in this run, and where the rest went.
+
+        ``read_s``, ``ops_s`` and ``write_s`` sum the stages the workers timed;
+        ``busy_s`` is the workers' time on those tiles as the executor measured it
+        (the stages plus the task's own handling, so never less than their sum);
+        ``wait_s`` is the rest of the workers' time during the run — start-up,
+        waiting for a task, and the idle end of the run — as
+        ``workers x tiles_s - busy_s``.
+        """
+        totals = dict.fromkeys(STAGES, 0.0)
+        busy = 0.0
+        for record in self.tiles:
+            if record.outcome == "done" and record.stages:
+                for key, value in zip(STAGES, record.stages, strict=True):
+                    totals[key] += value
+                busy += record.seconds
+        workers = self.executor.get("workers") or 1
+        wall = float(self.extra.get("phases", {}).get("tiles_s", self.seconds))
+        totals["busy_s"] = busy
+        totals["wait_s"] = max(0.0, workers * wall - busy)
+        return {key: round(value, 4) for key, value in totals.items()}
 
     @property
     def megapixels_per_second(self) -> float:
@@ -110,6 +158,7 @@ class RunReport:
             "executor_options": self.executor,
             "pipeline": self.pipeline,
             "grid": self.grid,
+            "stages": self.stage_totals(),
             "per_tile": [t.to_dict() for t in self.tiles],
             **self.extra,
         }

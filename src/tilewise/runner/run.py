@@ -14,7 +14,7 @@ from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import working
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
-from tilewise.runner.report import RunReport, TileRecord
+from tilewise.runner.report import STAGES, RunReport, TileRecord
 from tilewise.runner.work import TileCall, TileJob
 
 __all__ = ["execute_plan"]
@@ -156,6 +156,7 @@ def _record(
                 round(outcome.seconds, 4),
                 outcome.attempts,
                 history=list(outcome.history),
+                stages=tuple(outcome.value.get(key, 0.0) for key in STAGES),
             )
         )
         bar.advance(window.area)

@@ -84,6 +84,17 @@ def draw_tile_map(
     ax.set_xlabel("column (px)")
     ax.set_ylabel("row (px)")
     tiles = data["tiles"]
+    if data.get("stages"):
+        from tilewise.runner.report import format_stages
+
+        ax.text(
+            0.0,
+            -0.08,
+            f"worker time: {format_stages(data['stages'])}",
+            transform=ax.transAxes,
+            fontsize=8,
+            va="top",
+        )
     ax.set_title(
         f"{Path(str(data.get('input', ''))).name} — {tiles['total']} tiles: {tiles['done']} done, "
         f"{tiles['failed']} failed, {tiles['skipped']} earlier; {data.get('seconds', 0):.1f} s\n"
