@@ -239,3 +239,11 @@ def test_output_may_not_replace_the_input(image_file):
     src = image_file()
     proc = tilewise_cmd("run", str(src), str(src), "--op", "invert", "--overwrite")
     assert proc.returncode == 2 and "would replace the input" in proc.stderr
+
+
+def test_grayscale_on_seven_bands_is_refused_from_the_header(tmp_path):
+    src = write_image(tmp_path / "seven.npy", make_image((40, 30), bands=7))
+    result = invoke("run", str(src), str(tmp_path / "out.npy"), "--op", "grayscale", "-q")
+    assert result.exit_code == 2
+    assert "seven.npy" in result.output and "got 7 bands" in result.output
+    assert not (tmp_path / "out.npy").exists() and leftovers(tmp_path) == []
