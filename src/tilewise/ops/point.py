@@ -75,6 +75,8 @@ register(
         summary="invert intensities",
     )
 )
+
+
 def gray_bands(bands: int) -> int:
     """Band rule of ``grayscale``: 1, 3 (RGB) or 4 (RGBA) bands in, one out; else an error."""
     if bands not in _GRAY_INPUT_BANDS:
