@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tilewise import __version__
-from tilewise.cli import batch_cmd, demo, inspect_cmds, report_cmd, run_cmd
+from tilewise.cli import batch_cmd, demo, inspect_cmds, report_cmd, run_cmd, verify_cmd
 
 __all__ = ["cli"]
 
@@ -34,3 +34,4 @@ cli.add_command(inspect_cmds.ops)
 cli.add_command(demo.demo)
 cli.add_command(report_cmd.report)
 cli.add_command(batch_cmd.batch)
+cli.add_command(verify_cmd.verify)

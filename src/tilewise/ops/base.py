@@ -136,6 +136,9 @@ class OpDefinition:
     #: The op needs the whole image at once (e.g. statistics over every pixel), so
     #: tiles cannot run it; ``tilewise batch`` can.
     whole_image: bool = False
+    #: The op travels to workers pickled with its function (a ``functools.partial``
+    #: or a callable object), not by its import path.
+    by_value: bool = False
 
     @property
     def locator(self) -> str:
@@ -215,6 +218,8 @@ class BoundOp:
         return self.spec()
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if self.definition.by_value:
+            return (BoundOp, (self.definition, dict(self.params), self.halo))
         # Travel by name, not by value: halo/dtype rules may be lambdas, and the
         # worker must run the very function the main process resolved.
         return (_rebind, (self.definition.locator, dict(self.params), self.halo))
