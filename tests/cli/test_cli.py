@@ -32,7 +32,7 @@ def tilewise_cmd(*args: str, **kwargs):
     )
 
 
-@pytest.mark.parametrize("command", ["run", "plan", "info", "ops", "demo", "report", "verify"])
+@pytest.mark.parametrize("command", ["run", "plan", "info", "ops", "demo", "report", "verify", "bench"])
 def test_every_command_has_help(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
