@@ -381,7 +381,14 @@ def verify(
                 op.halo,
                 max((r["needed"][index] for r in seen), default=op.halo),
                 not any(r["variant"][index] for r in seen),
-                max((r["max_diff"] for r in seen if r["variant"][index]), default=0.0),
+                max(
+                    (
+                        r["max_diff"]
+                        for r in seen
+                        if r["variant"][index] or r["needed"][index] > op.halo
+                    ),
+                    default=0.0,
+                ),
             )
         )
     return verdict
