@@ -139,7 +139,7 @@ class BenchResult:
         ]
         for row in self.rows:
             lines.append(
-                f"| {row.workers} | {row.wall:.2f} | {row.mpix_per_s:.1f} | {row.speedup:.2f}x "
+                f"| {row.workers} | {row.wall:.2f} | {row.mpix_per_s:.3g} | {row.speedup:.2f}x "
                 f"| {row.efficiency:.0%} | {row.peak_tree_bytes / 2**20:.0f} |"
             )
         return "\n".join(lines)
@@ -246,7 +246,7 @@ def draw_scaling(result: BenchResult, png: str | os.PathLike[str], *, dpi: int =
     speed.plot(counts, [row.speedup for row in result.rows], "o-", label="measured")
     for row in result.rows:
         speed.annotate(
-            f"{row.mpix_per_s:.1f} MPix/s", (row.workers, row.speedup),
+            f"{row.mpix_per_s:.3g} MPix/s", (row.workers, row.speedup),
             textcoords="offset points", xytext=(4, -12), fontsize=8,
         )  # fmt: skip
     speed.set(xlabel="workers", ylabel=f"speed-up vs {base} worker(s)", xticks=counts)
