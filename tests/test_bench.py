@@ -51,3 +51,12 @@ def test_a_missing_matplotlib_gives_the_install_hint(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(UsageError, match=r"pip install 'tilewise\[report\]'"):
         draw_scaling(result, tmp_path / "s.png")
+
+
+def test_the_table_shows_the_best_wall_and_derived_figures():
+    rows = [Measurement(1, [2.5, 2.0], 4.0, 100 * 2**20), Measurement(2, [1.5, 1.25], 4.0, 2**28)]
+    rows[1].speedup, rows[1].efficiency = 1.6, 0.8
+    table = BenchResult("x.tif", (2000, 2000), ["invert"], "local", "512", 2, 2, rows).table()
+    assert "best of 2" in table
+    assert "| 1 | 2.00 | 2 | 1.00x | 100% | 100 |" in table
+    assert "| 2 | 1.25 | 3.2 | 1.60x | 80% | 256 |" in table
