@@ -12,6 +12,7 @@ from tilewise.executors.forkserver import worker_options
 from tilewise.geometry import Layout
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner import DEFAULT_TILE, Lifecycle, RunReport, execute_plan, make_plan
+from tilewise.verify import check_first_tile, has_user_ops
 
 __all__ = ["info", "plan", "run"]
 
@@ -54,8 +55,12 @@ def run(
     dst
         Output path; the format comes from the extension (``.tif``, ``.zarr``, ``.npy``).
     ops
-        Ops as strings (``"gaussian:sigma=4"``), functions decorated with
-        :func:`tilewise.op`, or a :class:`~tilewise.pipeline.Pipeline`.
+        Ops as strings (``"gaussian:sigma=4"``), functions (decorated with
+        :func:`tilewise.op` to declare halo, dtype and bands), any picklable
+        callable (``functools.partial(f, size=5)`` is the op ``f:size=5``), or a
+        :class:`~tilewise.pipeline.Pipeline`. When some op is not built in, the
+        first tile runs alone first: a dtype or band count other than declared
+        raises :class:`~tilewise.errors.PipelineError` before the other tiles run.
     tile
         Tile size: ``1024`` or ``"1024x512"`` (rows x cols).
     layout
@@ -104,6 +109,8 @@ def run(
             max_pixels=max_pixels,
             max_whole_pixels=max_whole_pixels,
         )
+        if has_user_ops(pipeline):  # their declarations are checked on the first tile
+            check_first_tile(the_plan, lifecycle.executor)
         result = execute_plan(
             the_plan,
             lifecycle.executor,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -113,6 +114,11 @@ def _as_op(item: OpLike) -> opbase.BoundOp:
         declared = getattr(item, "__tilewise_op__", None)
         if isinstance(declared, opbase.OpDefinition):
             return declared.bind()
+        if isinstance(item, functools.partial) and not item.args and _importable(item.func):
+            # partial(f, size=5) is f with size=5: it travels by name, as --op f:size=5 does
+            return _as_op(item.func) if not item.keywords else _with_params(item)
+        if isinstance(item, functools.partial) or not hasattr(item, "__qualname__"):
+            return _by_value(item)
         qualname = getattr(item, "__qualname__", "?")
         if "<lambda>" in qualname or "<locals>" in qualname:
             raise PipelineError(
@@ -122,6 +128,42 @@ def _as_op(item: OpLike) -> opbase.BoundOp:
         path = f"{getattr(item, '__module__', '?')}.{qualname}"
         return bind(path, {})
     raise OpError(f"not an op: {item!r}; give a string like 'gaussian:sigma=4' or a function")
+
+
+def _importable(item: Any) -> bool:
+    """Whether ``item`` is a function a worker can import by its dotted path."""
+    qualname = getattr(item, "__qualname__", None)
+    module = getattr(item, "__module__", None)
+    return isinstance(qualname, str) and "<" not in qualname and isinstance(module, str)
+
+
+def _with_params(item: functools.partial[Any]) -> opbase.BoundOp:
+    declared = getattr(item.func, "__tilewise_op__", None)
+    if isinstance(declared, opbase.OpDefinition):
+        return declared.bind(**item.keywords)
+    return bind(f"{item.func.__module__}.{item.func.__qualname__}", dict(item.keywords))
+
+
+def _by_value(item: Callable[..., Any]) -> opbase.BoundOp:
+    """An op that travels pickled with its callable (a partial with arguments, an object)."""
+    inner = item.func if isinstance(item, functools.partial) else type(item)
+    where = f"{getattr(inner, '__module__', '?')}.{getattr(inner, '__qualname__', '?')}"
+    try:
+        pickle.dumps(item)
+    except Exception as err:
+        raise PipelineError(
+            f"op {item!r} cannot be sent to worker processes ({err}); give a picklable "
+            "callable: a module-level function, a functools.partial of one, or an object "
+            "of a module-level class"
+        ) from err
+    definition = opbase.OpDefinition(
+        name=where if isinstance(item, functools.partial) else f"{where}()",
+        func=item,
+        equals=f"{item!r} on the whole image",
+        source=where,
+        by_value=True,
+    )
+    return opbase.BoundOp(definition, {}, 0)
 
 
 @dataclass(frozen=True)
@@ -256,7 +298,7 @@ class Pipeline:
                     "at module level in an importable module, not as a lambda or a local "
                     "function"
                 ) from err
-            if restored.definition.func is not op.definition.func:
+            if not op.definition.by_value and restored.definition.func is not op.definition.func:
                 raise PipelineError(
                     f"op {op.name} cannot be found again by its name "
                     f"{op.definition.locator!r} in a worker; define it at module level"

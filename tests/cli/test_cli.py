@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -32,7 +33,9 @@ def tilewise_cmd(*args: str, **kwargs):
     )
 
 
-@pytest.mark.parametrize("command", ["run", "plan", "info", "ops", "demo", "report"])
+@pytest.mark.parametrize(
+    "command", ["run", "plan", "info", "ops", "demo", "report", "verify", "bench"]
+)
 def test_every_command_has_help(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
@@ -254,3 +257,29 @@ def test_output_may_not_replace_the_input(image_file):
     src = image_file()
     proc = tilewise_cmd("run", str(src), str(src), "--op", "invert", "--overwrite")
     assert proc.returncode == 2 and "would replace the input" in proc.stderr
+
+
+def test_grayscale_on_seven_bands_is_refused_from_the_header(tmp_path):
+    src = write_image(tmp_path / "seven.npy", make_image((40, 30), bands=7))
+    result = invoke("run", str(src), str(tmp_path / "out.npy"), "--op", "grayscale", "-q")
+    assert result.exit_code == 2
+    assert "seven.npy" in result.output and "got 7 bands" in result.output
+    assert not (tmp_path / "out.npy").exists() and leftovers(tmp_path) == []
+
+
+def test_demo_writes_the_files_its_help_names(tmp_path):
+    help_text = " ".join(invoke("demo", "--help").output.split())
+    names = sorted(set(re.findall(r"DIR/([\w.-]+\.(?:tif|json|png))", help_text)))
+    assert names == [
+        "report.json",
+        "result.tif",
+        "sample-8192.tif",
+        "sample-SIZE.tif",
+        "tilemap.png",
+    ]
+    result = invoke("demo", "--size", "256", "--dir", str(tmp_path), "--tile", "128",
+                    "--workers", "1", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for name in names:
+        if name != "sample-8192.tif":
+            assert (tmp_path / name.replace("SIZE", "256")).exists(), name

@@ -117,3 +117,16 @@ def test_large_files_run_tiled_and_equal_the_whole_image_result(tmp_path):
     again = tilewise.batch(root, out=tmp_path / "o2", ops=OPS, workers=2, tile_above=20_000)
     assert [f.source for f in again.failures] == [str(root / "big.tif")]
     assert "raise --tile-above" in again.failures[0].cause
+
+
+def test_grayscale_and_resize_take_mixed_rgb_and_gray_files(tmp_path):
+    root = tmp_path / "in"
+    write_good(root, {"a.tif": GOOD["a.tif"], "c.tif": GOOD["nested/c.tif"]})
+    ops = ["grayscale", "resize:shape=16x16"]
+    result = tilewise.batch(root, stack=tmp_path / "s.npy", ops=ops, workers=1)
+    assert result.ok, result.failures
+    stack = np.load(tmp_path / "s.npy")
+    assert stack.shape == (2, 16, 16)
+    rows = {r["source"]: int(r["row"]) for r in read_index(tmp_path / "s.index.csv")}
+    for name in ("a.tif", "c.tif"):
+        np.testing.assert_array_equal(stack[rows[str(root / name)]], expected(root / name, ops))

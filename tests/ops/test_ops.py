@@ -158,11 +158,6 @@ def test_bad_ops_say_what_is_wrong(spec, message):
         run(spec, make_image((20, 20)))
 
 
-def test_grayscale_needs_colour():
-    with pytest.raises(OpError, match="RGB"):
-        run("grayscale", make_image((20, 20)))
-
-
 @pytest.mark.parametrize(
     ("spec", "params"),
     [
@@ -187,3 +182,16 @@ def test_op_strings_take_a_first_value_lists_and_quotes(spec, params):
     else:
         assert op.params["expr"] == "b1==b2"
     assert parse_op(op.spec()).spec() == op.spec()  # the spec string reads back
+
+
+def test_grayscale_of_a_gray_image_is_that_image():
+    for image in (make_image((20, 20)), make_image((20, 20))[..., None]):
+        np.testing.assert_array_equal(run("grayscale", image), image)
+    assert parse_op("grayscale").out_bands(1) == 1
+
+
+def test_grayscale_refuses_other_band_counts_from_the_header():
+    with pytest.raises(OpError, match="got 7 bands"):
+        parse_op("grayscale").out_bands(7)
+    with pytest.raises(OpError, match="got 2 bands"):
+        run("grayscale", make_image((20, 20), bands=2))

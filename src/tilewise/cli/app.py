@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from tilewise import __version__
-from tilewise.cli import batch_cmd, demo, inspect_cmds, report_cmd, run_cmd
+from tilewise.cli import (
+    batch_cmd,
+    bench_cmd,
+    demo,
+    inspect_cmds,
+    report_cmd,
+    run_cmd,
+    verify_cmd,
+)
 
 __all__ = ["cli"]
 
@@ -34,3 +42,5 @@ cli.add_command(inspect_cmds.ops)
 cli.add_command(demo.demo)
 cli.add_command(report_cmd.report)
 cli.add_command(batch_cmd.batch)
+cli.add_command(verify_cmd.verify)
+cli.add_command(bench_cmd.bench)

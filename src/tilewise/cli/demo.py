@@ -46,9 +46,11 @@ def demo(
 ) -> None:
     """Generate a SIZE x SIZE photo-like TIFF (offline) and blur + threshold it, tile by tile.
 
-    Writes DIR/sample.tif (kept for later runs), DIR/result.tif, DIR/report.json
-    and DIR/tilemap.png (which worker did which tile), then checks the tiled
-    result against the same ops run on the whole image when it fits in memory.
+    Writes DIR/sample-SIZE.tif (kept for later runs, e.g. DIR/sample-8192.tif),
+    DIR/result.tif, DIR/report.json and DIR/tilemap.png (which worker did which
+    tile; needs matplotlib, from tilewise[report]), then checks the tiled result
+    against the same ops run on the whole image when it fits in memory (SIZE up
+    to 16384).
     """
     from tilewise import api
     from tilewise.testing.samples import write_sample_tiff

@@ -8,6 +8,7 @@ so whatever the script imports, every worker imports too.
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
 
@@ -43,6 +44,11 @@ def _run() -> None:
     from tilewise.executors._native_threads import limit_native_threads
 
     limit_native_threads()
+    # As with ``python -m``, modules in the current folder can be named in --op; searched
+    # last, so a file there never shadows an installed package. Set before the fork
+    # server starts: it passes sys.path on to every worker.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     from tilewise.cli.warm import start_for_argv
 
     start_for_argv(sys.argv[1:])  # workers get ready while click and the commands load

@@ -84,6 +84,13 @@ tiling_options = [
     metavar="FILE.json",
     help="Write a JSON report of the run.",
 )
+@click.option(
+    "--verify",
+    "verify_first",
+    is_flag=True,
+    help="First check the ops' halo, dtype and bands on a sample of tiles, as 'tilewise "
+    "verify' does; stop with exit 2 before any output is written if one is wrong.",
+)
 @apply(verbosity_options)
 def run(
     input_path: str,
@@ -108,6 +115,7 @@ def run(
     max_pixels: int,
     max_whole_pixels: int,
     report_path: str | None,
+    verify_first: bool,
     quiet: bool,
     verbose: int,
     **_: Any,
@@ -137,6 +145,20 @@ def run(
     from tilewise import api
 
     with reporting_errors(verbose):
+        if verify_first:
+            from tilewise.cli.verify_cmd import check_before_run
+
+            check_before_run(
+                input_path,
+                list(ops),
+                tile=tile,
+                layout=layout,
+                workers=workers,
+                executor=executor,
+                max_pixels=max_pixels,
+                max_whole_pixels=max_whole_pixels,
+                **connection,
+            )
         result = api.run(
             input_path,
             output_path,

@@ -90,6 +90,7 @@ def _read(job: BatchJob, source: str) -> Array | tuple[int, int]:
     src = open_source(SourceSpec(source, job.max_pixels, job.max_whole_pixels))
     try:
         rows, cols = src.shape
+        job.pipeline.out_bands(src.bands)  # a band count the ops refuse fails here, undecoded
         if rows * cols > job.tile_above:
             return (rows, cols)
         return src.read(Window(0, 0, rows, cols))

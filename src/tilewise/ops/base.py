@@ -140,6 +140,9 @@ class OpDefinition:
     #: selects two bands; ``expr:...,dtype=uint8`` makes uint8), and may raise
     #: :class:`~tilewise.errors.OpError` for an input they cannot take.
     rules_take_params: bool = False
+    #: The op travels to workers pickled with its function (a ``functools.partial``
+    #: or a callable object), not by its import path.
+    by_value: bool = False
 
     @property
     def locator(self) -> str:
@@ -225,6 +228,8 @@ class BoundOp:
         return self.spec()
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if self.definition.by_value:
+            return (BoundOp, (self.definition, dict(self.params), self.halo))
         # Travel by name, not by value: halo/dtype rules may be lambdas, and the
         # worker must run the very function the main process resolved.
         return (_rebind, (self.definition.locator, dict(self.params), self.halo))

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tilewise.errors import OpError
-from tilewise.ops._bands import one_band, to_uint8
+from tilewise.ops._bands import to_uint8
 from tilewise.ops.base import OpDefinition, Param, register
 
 Array = npt.NDArray[Any]
@@ -35,12 +35,15 @@ def grayscale(image: Array) -> Array:
     Integer images use OpenCV's fixed-point conversion. Float images compute
     ``0.299 R + 0.587 G + 0.114 B`` in float32 with NumPy, which is
     position-independent (OpenCV's float path rounds differently at SIMD tails).
+    A one-band image is already gray: it comes back as it is, so collections of
+    mixed RGB and gray images go through the same pipeline.
     """
     import cv2
 
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        bands = 1 if image.ndim == 2 else image.shape[2]
-        raise OpError(f"grayscale needs an RGB or RGBA image, got {bands} band(s)")
+    bands = 1 if image.ndim == 2 else image.shape[2]
+    if bands == 1:
+        return image
+    gray_bands(bands)
     if np.issubdtype(image.dtype, np.floating):
         rgb = image[..., :3].astype(np.float32, copy=False)
         gray = rgb[..., 0] * np.float32(0.299)
@@ -72,13 +75,27 @@ register(
         summary="invert intensities",
     )
 )
+
+
+def gray_bands(bands: int) -> int:
+    """Band rule of ``grayscale``: 1, 3 (RGB) or 4 (RGBA) bands in, one out; else an error."""
+    if bands not in _GRAY_INPUT_BANDS:
+        raise OpError(
+            f"grayscale needs a gray (1 band), RGB (3) or RGBA (4) image, got {bands} bands; "
+            "pick the bands to combine first (e.g. with your own op), or leave out grayscale"
+        )
+    return 1
+
+
+_GRAY_INPUT_BANDS = (1, 3, 4)
+
 register(
     OpDefinition(
         name="grayscale",
         func=grayscale,
-        bands=one_band,
+        bands=gray_bands,
         params=(),
         equals="cv2.cvtColor(COLOR_RGB2GRAY) (integers); BT.601 weights in float32 (floats)",
-        summary="RGB(A) to one band",
+        summary="RGB(A) to one band (a one-band image stays as it is)",
     )
 )

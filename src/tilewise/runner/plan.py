@@ -13,7 +13,7 @@ import numpy as np
 
 from tilewise import io
 from tilewise.defaults import DEFAULT_TILE
-from tilewise.errors import UsageError
+from tilewise.errors import OpError, PipelineError, UsageError
 from tilewise.geometry import Grid, Layout, Window, parse_tile_shape
 from tilewise.io import SinkSpec, Source, SourceSpec
 from tilewise.pipeline import Pipeline
@@ -125,6 +125,10 @@ def make_plan(
     finally:
         source.close()
     pipeline.check_tileable()
+    try:
+        pipeline.out_bands(bands)
+    except OpError as err:
+        raise PipelineError(f"{src}: {bands}-band input: {err}") from err
     stages = pipeline.stage_map(image_shape) if pipeline.rescales else None
     out_shape = stages.output_shape if stages is not None else image_shape
     tile_shape = parse_tile_shape(tile)
