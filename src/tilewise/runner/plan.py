@@ -116,6 +116,7 @@ def make_plan(
     finally:
         source.close()
     pipeline.check_tileable()
+    pipeline.check_input(dtype, bands, source=str(src))
     stages = pipeline.stage_map(image_shape) if pipeline.rescales else None
     out_shape = stages.output_shape if stages is not None else image_shape
     tile_shape = parse_tile_shape(tile)
