@@ -12,6 +12,7 @@ from tilewise.executors import Executor, Supervision, make_executor
 from tilewise.geometry import Layout
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner import DEFAULT_TILE, RunReport, execute, make_plan
+from tilewise.runner.lock import holding
 
 __all__ = ["info", "plan", "run"]
 
@@ -102,7 +103,10 @@ def run(
             max_pixels=max_pixels,
             max_whole_pixels=max_whole_pixels,
         )
-        result = execute(the_plan, runner, overwrite=overwrite, resume=resume, progress=progress)
+        with holding(dst):  # one run per output at a time
+            result = execute(
+                the_plan, runner, overwrite=overwrite, resume=resume, progress=progress
+            )
     except BaseException as err:
         partial = getattr(err, "report", None)
         if report is not None and isinstance(partial, RunReport):

@@ -47,6 +47,7 @@ from tilewise.errors import PipelineError, TilewiseError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task, make_executor
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner import DEFAULT_TILE, Interrupted
+from tilewise.runner.lock import holding
 from tilewise.runner.progress import Progress
 from tilewise.runner.run import signals_as_exceptions
 
@@ -172,20 +173,23 @@ def batch(
     )
     try:
         runner.start()  # workers start up while the output is prepared
-        prepared = job.prepare(overwrite=overwrite, resume=resume)
-        result = job.execute(
-            prepared,
-            large_run={
-                "tile": tile,
-                "workers": workers,
-                "executor": executor,
-                "retries": retries,
-                "timeout": timeout,
-                "memory_limit": memory_limit,
-                "max_tasks_per_worker": max_tasks_per_worker,
-                **large_options,
-            },
-        )
+        if out is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)  # --out creates its parents
+        with holding(target):  # one batch per output at a time
+            prepared = job.prepare(overwrite=overwrite, resume=resume)
+            result = job.execute(
+                prepared,
+                large_run={
+                    "tile": tile,
+                    "workers": workers,
+                    "executor": executor,
+                    "retries": retries,
+                    "timeout": timeout,
+                    "memory_limit": memory_limit,
+                    "max_tasks_per_worker": max_tasks_per_worker,
+                    **large_options,
+                },
+            )
     except BaseException as err:
         partial = getattr(err, "report", None)
         if report is not None and isinstance(partial, BatchReport):
