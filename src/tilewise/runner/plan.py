@@ -13,7 +13,7 @@ import numpy as np
 
 from tilewise import io
 from tilewise.defaults import DEFAULT_TILE
-from tilewise.errors import UsageError
+from tilewise.errors import OutputError, UsageError
 from tilewise.geometry import Grid, Layout, parse_tile_shape
 from tilewise.io import SinkSpec, Source, SourceSpec
 from tilewise.pipeline import Pipeline
@@ -106,6 +106,12 @@ def make_plan(
     """
     if dst is not None and Path(dst).resolve() == Path(src).resolve():
         raise UsageError(f"{dst}: the output would replace the input; write to another path")
+    if dst is not None and Path(dst).is_symlink():
+        raise OutputError(
+            f"{dst}: is a symlink (to {os.readlink(dst)}); a finished output replaces whatever "
+            "is under its name, which would be the link, not what it points to: write to the "
+            "link's target path instead, or remove the link"
+        )
     spec = SourceSpec(str(src), max_pixels=max_pixels, max_whole_pixels=max_whole_pixels)
     source: Source = io.open_source(spec)
     try:
