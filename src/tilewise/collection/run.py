@@ -25,6 +25,7 @@ from tilewise.api import local_defaults
 from tilewise.collection import collect as collect_mod
 from tilewise.collection.big import run_large
 from tilewise.collection.collect import Item
+from tilewise.collection.overlap import check_apart
 from tilewise.collection.prepare import (
     Prepared,
     fingerprint,
@@ -152,6 +153,7 @@ def batch(
     items = collect_mod.collect([os.fspath(a) for a in arguments], exclude=[str(target)])
     if out is not None:
         items = collect_mod.unique_outputs(items, format)
+    check_apart([os.fspath(a) for a in arguments], items, target, folder=out is not None)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
     # files over the threshold run through tilewise.run, with its own default start method
     large_options = {} if isinstance(executor, Executor) else dict(executor_options)
