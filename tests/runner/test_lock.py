@@ -15,8 +15,9 @@ import pytest
 
 from tests.conftest import leftovers, make_image, read_image, write_image
 from tests.runner.helpers import start_cli, wait_for_journal
+from tilewise._procs import start_time
 from tilewise.errors import OutputError
-from tilewise.runner.lock import _start_time, holding, lock_path
+from tilewise.runner.lock import holding, lock_path
 
 SLOW = ["--op", "tests.faults.slow:seconds=0.05", "--op", "invert"]
 
@@ -95,7 +96,7 @@ def test_a_recorded_live_holder_refuses_even_where_flock_does_not_exclude(tmp_pa
     out = tmp_path / "out.tif"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        _record(out, pid=sleeper.pid, host=socket.gethostname(), start=_start_time(sleeper.pid))
+        _record(out, pid=sleeper.pid, host=socket.gethostname(), start=start_time(sleeper.pid))
         with pytest.raises(OutputError, match=f"another tilewise run \\(pid {sleeper.pid} on"):
             holding(out).__enter__()
     finally:

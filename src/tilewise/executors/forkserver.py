@@ -6,6 +6,8 @@ worker (or the replacement of a dead one) starts in milliseconds without
 importing anything. Starting the server does not wait for it: it imports in
 the background while the caller goes on (``tilewise batch`` starts it before
 loading most of tilewise), and only the first worker start waits for it.
+Starting it also removes the temp folders earlier, killed runs left
+(:mod:`tilewise.executors._pymp`).
 
 This module imports nothing heavy, so callers can use it first thing.
 """
@@ -37,3 +39,6 @@ def start_forkserver(preload: Iterable[str] = ()) -> None:
     modules = list(dict.fromkeys([*BASE_PRELOAD, *preload]))
     multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
     forkserver.ensure_running()
+    from tilewise.executors import _pymp  # imported once the server is on its way
+
+    _pymp.sweep(keep=_pymp.claim())  # the server's socket folder; killed runs left theirs

@@ -39,12 +39,12 @@ import fcntl
 import json
 import logging
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tilewise._procs import HOST, alive, identity
 from tilewise.errors import OutputError
 
 __all__ = ["holding", "lock_path"]
@@ -53,38 +53,12 @@ log = logging.getLogger(__name__)
 
 #: Attempts to lock the file found under the lock's name (it may be replaced meanwhile).
 _ATTEMPTS = 20
-_HOST = socket.gethostname()
 
 
 def lock_path(output: str | os.PathLike[str]) -> Path:
     """The lock file of an output: ``.NAME.lock`` beside it."""
     path = Path(output)
     return path.with_name(f".{path.name}.lock")
-
-
-def _start_time(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot), to tell a reused pid apart."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[19].decode() if len(fields) > 19 else None
-
-
-def _alive(holder: dict[str, Any]) -> bool:
-    """Whether the process ``holder`` records is running on this host."""
-    pid = holder.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    started = holder.get("start")
-    return started is None or started == _start_time(pid)
 
 
 def _read(fd: int) -> dict[str, Any]:
@@ -125,15 +99,15 @@ def _open(path: Path, output: Path) -> int:
 def _refuse_if_held(fd: int, path: Path, output: Path) -> None:
     """Refuse when the lock file names a run that may still be going (see the module notes)."""
     holder = _read(fd)
-    if not holder or (holder.get("pid") == os.getpid() and holder.get("host") == _HOST):
+    if not holder or (holder.get("pid") == os.getpid() and holder.get("host") == HOST):
         return
-    if holder.get("host") != _HOST:
+    if holder.get("host") != HOST:
         raise OutputError(
             f"{output}: the lock file {path} names a run on another host ({_describe(holder)}); "
             f"tilewise cannot tell from here whether it still runs. If no run on "
             f"{holder.get('host')} uses this output any more, delete {path} and run again"
         )
-    if _alive(holder):
+    if alive(holder):
         raise OutputError(
             f"{output}: another tilewise run ({_describe(holder)}) is writing this output; "
             "wait for it to finish, or stop it (its finished tiles are kept for --resume)"
@@ -160,12 +134,7 @@ def _acquire(output: Path) -> tuple[int, Path]:
                 os.close(fd)  # a finishing run deleted it after we opened it: lock the new one
                 continue
             _refuse_if_held(fd, path, output)
-            record = {
-                "pid": os.getpid(),
-                "host": _HOST,
-                "start": _start_time(os.getpid()),
-                "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-            }
+            record = {**identity(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(record).encode(), 0)
         except BaseException:
