@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+import tilewise
 from tests.conftest import leftovers, make_image, read_image, write_image
 from tests.runner.helpers import start_cli, wait_for_journal
 from tilewise._procs import start_time
@@ -114,3 +115,23 @@ def test_a_lock_file_from_another_host_is_not_taken_over(tmp_path):
     lock_path(out).unlink()
     with holding(out):
         pass
+
+
+def test_a_batch_is_refused_while_another_process_holds_its_output(tmp_path):
+    (tmp_path / "in").mkdir()
+    src = write_image(tmp_path / "in" / "a.npy", make_image((16, 16)))
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from tilewise.runner.lock import holding\n"
+         "with holding(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(OutputError, match=f"another tilewise run \\(pid {holder.pid} on"):
+            tilewise.batch(src.parent, out=out, ops=["invert"], workers=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not out.exists()
+    assert tilewise.batch(src.parent, out=out, ops=["invert"], workers=1).ok
