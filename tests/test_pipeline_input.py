@@ -99,3 +99,17 @@ def test_every_declared_dtype_and_band_count_runs(name):
             op.check_input(image.dtype, bands)
             result = op(image)
             assert result.dtype == op.out_dtype(image.dtype), (dtype, bands)
+
+
+def test_in_a_batch_only_the_file_an_op_cannot_take_fails_with_the_advice(tmp_path):
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "mask.npy", np.eye(8, dtype=bool))
+    np.save(tmp_path / "in" / "gray.npy", np.eye(8, dtype=np.uint8))
+    result = tilewise.batch(tmp_path / "in", out=tmp_path / "out", ops=["median:size=3"])
+    assert result.done == 1 and [f.source for f in result.failures] == [
+        str(tmp_path / "in" / "mask.npy")
+    ]
+    assert result.failures[0].cause == (
+        "op median takes uint8, uint16, int16, float32, float64 images, not bool; "
+        "add --op to_dtype:dtype=uint8,scale=auto first"
+    )
