@@ -178,17 +178,14 @@ class Pipeline:
             reason = op.refuses(dtype, bands)
             if reason is not None:
                 accepted = op.definition.dtypes
-                wrong_dtype = accepted is not None and dtype.name not in accepted
-                advice = _conversion_advice(dtype, accepted) if wrong_dtype else None
                 reached = "" if position == 0 else f" as it reaches it ({bands}-band {dtype.name})"
                 where = "first" if position == 0 else f"before --op {op.spec()}"
-                fix = (
-                    f"add --op {advice} {where}"
-                    if advice
-                    else "convert the image to one of those first"
-                    if wrong_dtype
-                    else "leave the op out, or give it an image it takes"
-                )
+                if accepted is None or dtype.name in accepted:
+                    fix = "leave the op out, or give it an image it takes"
+                elif (advice := _conversion_advice(dtype, accepted)) is not None:
+                    fix = f"add --op {advice} {where}"
+                else:
+                    fix = "convert the image to one of those first"
                 raise PipelineError(f"{source}: op {op.name} {reason}{reached}; {fix}")
             dtype = op.out_dtype(dtype)
             bands = op.out_bands(bands)

@@ -8,8 +8,8 @@ holds it until the output is final; a second run is refused with the holder's
 pid and host, which the lock file records.
 
 Why ``flock`` on an open file, not "create the file if absent": the kernel
-drops the lock when its holder dies, however it dies (SIGKILL, OOM killer,
-power loss of the process), so a lock left by a dead run is free, and the
+drops the lock when its holder dies, however it dies (SIGKILL, the OOM
+killer), so a lock left by a dead run is free, and the
 next run takes it over without anyone deleting files. The file itself may
 stay behind; it is only a name to lock. A finished run deletes it while
 still holding the lock; a run that locked a file which was deleted meanwhile
