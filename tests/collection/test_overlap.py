@@ -69,3 +69,14 @@ def test_a_backslash_in_a_file_name_is_an_ordinary_character(tmp_path, inputs):
     result = tilewise.batch(inputs, out=tmp_path / "out", ops=OPS, workers=1)
     assert result.ok and result.done == 3
     assert (tmp_path / "out" / "back\\slash.tif").is_file()
+
+
+def test_an_input_symlinked_into_the_output_folder_is_refused(tmp_path, inputs):
+    out = tmp_path / "out"
+    out.mkdir()
+    tifffile.imwrite(out / "x.tif", gray((24, 32), 4))
+    (inputs / "x.tif").symlink_to(out / "x.tif")
+    before = (out / "x.tif").read_bytes()
+    with pytest.raises(UsageError, match=r"output folder contains the input .*x\.tif"):
+        tilewise.batch(inputs, out=out, ops=OPS, overwrite=True, workers=1)
+    assert (out / "x.tif").read_bytes() == before

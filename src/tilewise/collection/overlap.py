@@ -75,8 +75,8 @@ def check_apart(
                 f"results would be read as inputs by the next batch; choose an --out outside "
                 f"{argument}"
             )
-    if not os.path.exists(out):
-        return  # nothing can lie inside an output that does not exist yet
+    if not os.path.exists(out) or (os.path.isdir(out) and not any(os.scandir(out))):
+        return  # nothing lies inside an output that does not exist yet, or is empty
     parents: dict[str, str] = {}
     for item in items:
         parent, name = os.path.split(item.source)
