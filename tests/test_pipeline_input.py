@@ -38,7 +38,7 @@ def test_a_dtype_an_op_cannot_take_is_refused_before_work_with_advice_that_works
     np.save(src, (np.arange(64 * 64).reshape(64, 64) % 3).astype(dtype))
     out = tmp_path / "out.zarr"
     runner = CliRunner()
-    args = ["run", str(src), str(out), "--tile", "32", "--workers", "1", "-q"]
+    args = ["run", str(src), str(out), "--tile", "32", "--executor", "serial", "-q"]
     result = runner.invoke(cli, [*args, "--op", "gaussian:sigma=1"])
     assert result.exit_code == 2, result.output
     message = result.output.strip()

@@ -18,6 +18,7 @@ from tests.conftest import leftovers, make_image, read_image, write_image
 from tests.runner.helpers import start_cli, wait_for_journal
 from tilewise._procs import start_time
 from tilewise.errors import OutputError
+from tilewise.executors._pymp import OWNER_FILE
 from tilewise.runner.lock import holding, lock_path
 
 SLOW = ["--op", "tests.faults.slow:seconds=0.05", "--op", "invert"]
@@ -66,17 +67,26 @@ def test_a_second_run_is_refused_while_the_first_holds_the_output(tmp_path, slow
     assert leftovers(tmp_path) == []
 
 
-def test_the_lock_of_a_killed_run_is_taken_over(tmp_path, slow_run):
+def test_the_lock_and_temp_folder_of_a_killed_run_are_taken_over_and_removed(tmp_path, slow_run):
     args, out, expected = slow_run
-    first = start_cli(*args)
+    temp = tmp_path / "tmp"  # multiprocessing's pymp-* folder of the killed run lands here
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    first = start_cli(*args, env=env)
     wait_for_journal(out, 1, first)
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
     assert json.loads(lock_path(out).read_text())["pid"] == first.pid
-    resumed = cli(*args, "--resume")
+    (left,) = temp.glob("pymp-*")
+    assert json.loads((left / OWNER_FILE).read_text())["pid"] == first.pid
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tilewise.cli.main", *args, "--resume"],
+        capture_output=True, text=True, timeout=240, env=env,
+    )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     np.testing.assert_array_equal(read_image(out), expected)
     assert leftovers(tmp_path) == []
+    assert list(temp.iterdir()) == []
 
 
 def _record(path, **fields):
