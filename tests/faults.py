@@ -93,6 +93,15 @@ def slow(image: np.ndarray[Any, Any], seconds: float = 0.05) -> np.ndarray[Any, 
 
 
 @tilewise.op(halo=0)
+def gate(image: np.ndarray[Any, Any], path: str = "", limit: float = 120.0) -> np.ndarray[Any, Any]:
+    """Wait until the file ``path`` exists (at most ``limit`` seconds): holds a run mid-way."""
+    deadline = time.monotonic() + limit
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return image.copy()
+
+
+@tilewise.op(halo=0)
 def return_lock(image: np.ndarray[Any, Any]) -> Any:
     """Return something that is not an array and cannot be pickled."""
     import threading

@@ -12,6 +12,7 @@ from tilewise.executors.forkserver import worker_options
 from tilewise.geometry import Layout
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner import DEFAULT_TILE, Lifecycle, RunReport, execute_plan, make_plan
+from tilewise.runner.lock import holding
 from tilewise.verify import check_first_tile, has_user_ops
 
 __all__ = ["info", "plan", "run"]
@@ -111,13 +112,14 @@ def run(
         )
         if has_user_ops(pipeline):  # their declarations are checked on the first tile
             check_first_tile(the_plan, lifecycle.executor)
-        result = execute_plan(
-            the_plan,
-            lifecycle.executor,
-            overwrite=overwrite,
-            resume=resume,
-            progress=progress,
-        )
+        with holding(dst):  # one run per output at a time
+            result = execute_plan(
+                the_plan,
+                lifecycle.executor,
+                overwrite=overwrite,
+                resume=resume,
+                progress=progress,
+            )
         lifecycle.write(result)
     return result
 

@@ -97,6 +97,7 @@ def process(
     if image.ndim not in (2, 3):
         raise UsageError(f"expected a (rows, cols) or (rows, cols, bands) array, got {image.shape}")
     pipeline.check_tileable()
+    pipeline.check_input(image.dtype, 1 if image.ndim == 2 else image.shape[2], source="image")
     stages = pipeline.stage_map(image.shape[:2]) if pipeline.rescales else None
     shape = stages.output_shape if stages is not None else image.shape[:2]
     grid = Grid(shape, parse_tile_shape(tile), Layout(layout),

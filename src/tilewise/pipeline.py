@@ -249,6 +249,35 @@ class Pipeline:
             bands = op.out_bands(bands)
         return bands
 
+    def check_input(self, dtype: np.dtype[Any], bands: int, *, source: str = "the input") -> None:
+        """Refuse an image no op chain can process, from its dtype and bands alone.
+
+        Each op that declares the dtypes or band counts it takes is checked
+        against what reaches it (the input's, as changed by the ops before it),
+        so a run fails here, before any output exists, instead of on every tile.
+
+        Raises
+        ------
+        PipelineError
+            Naming ``source``, the op, what it takes, and a conversion that works.
+        """
+        dtype = np.dtype(dtype)
+        for position, op in enumerate(self.ops):
+            reason = op.refuses(dtype, bands)
+            if reason is not None:
+                accepted = op.definition.dtypes
+                reached = "" if position == 0 else f" as it reaches it ({bands}-band {dtype.name})"
+                where = "first" if position == 0 else f"before --op {op.spec()}"
+                if accepted is None or dtype.name in accepted:
+                    fix = "leave the op out, or give it an image it takes"
+                elif (advice := _conversion_advice(dtype, accepted)) is not None:
+                    fix = f"add --op {advice} {where}"
+                else:
+                    fix = "convert the image to one of those first"
+                raise PipelineError(f"{source}: op {op.name} {reason}{reached}; {fix}")
+            dtype = op.out_dtype(dtype)
+            bands = op.out_bands(bands)
+
     def __call__(self, image: Array) -> Array:
         """Run every op in order on ``image`` (which is not modified)."""
         for op in self.ops:
@@ -309,6 +338,29 @@ class Pipeline:
 
     def __iter__(self) -> Any:
         return iter(self.ops)
+
+
+def _conversion_advice(dtype: np.dtype[Any], accepted: tuple[str, ...] | None) -> str | None:
+    """The ``to_dtype`` op that turns ``dtype`` into one ``accepted`` takes, if there is one.
+
+    Prefers a target that holds every value (uint8, uint16, float32 in this
+    order); 1-bit images become 0/255 (``scale=auto``).
+
+    >>> _conversion_advice(np.dtype("int8"), ("uint8", "float32"))
+    'to_dtype:dtype=float32'
+    >>> _conversion_advice(np.dtype("bool"), ("uint8", "float32"))
+    'to_dtype:dtype=uint8,scale=auto'
+    """
+    converter = opbase.resolve("to_dtype")[0]
+    if accepted is None or (converter.dtypes and dtype.name not in converter.dtypes):
+        return None
+    targets = [t for t in ("uint8", "uint16", "float32") if t in accepted]
+    if not targets:
+        return None
+    exact = [t for t in targets if np.can_cast(dtype, t, "safe")]
+    target = (exact or ["float32" if "float32" in targets else targets[0]])[0]
+    scale = ",scale=auto" if dtype.kind == "b" else ""
+    return f"to_dtype:dtype={target}{scale}"
 
 
 def as_pipeline(ops: Pipeline | Sequence[OpLike] | OpLike) -> Pipeline:

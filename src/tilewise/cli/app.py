@@ -29,7 +29,8 @@ def cli() -> None:
     Exit codes:
       0    every tile done
       1    the run stopped on an error after work started (resumable: --resume)
-      2    bad usage or bad input, found before work started
+      2    bad usage or bad input, found before work started; or the output
+           is in use by another run (named by pid and host)
       3    finished, but some tiles failed (named in the report; --resume retries them)
       130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM (resumable: --resume)
     """

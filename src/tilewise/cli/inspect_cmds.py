@@ -139,6 +139,15 @@ def _halo_text(definition: Any) -> str:
     return f"{definition.halo} px" if not callable(definition.halo) else "declared by the op"
 
 
+def _takes_text(definition: Any) -> str:
+    dtypes = "any dtype" if definition.dtypes is None else ", ".join(definition.dtypes)
+    if definition.in_bands is None:
+        return dtypes
+    from tilewise.ops.base import either
+
+    return f"{dtypes}; {either(definition.in_bands)} bands"
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def ops(as_json: bool) -> None:
@@ -154,6 +163,7 @@ def ops(as_json: bool) -> None:
                 "params": _param_text(d),
                 "halo": _halo_text(d),
                 "equals": d.equals,
+                "takes": _takes_text(d),
                 "summary": d.summary,
                 "exact": d.exact,
             }
@@ -165,6 +175,7 @@ def ops(as_json: bool) -> None:
         click.echo(f"{row['name']}:{row['params']}")
         click.echo(f"    {row['summary']}")
         click.echo(f"    halo: {row['halo']}")
+        click.echo(f"    takes: {row['takes']}")
         click.echo(f"    equals: {row['equals']}" + ("" if row["exact"] else "  [not exact]"))
     click.echo(
         "\nUser ops: --op package.module.function[:k=v,...]; the halo comes from "

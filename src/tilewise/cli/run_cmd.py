@@ -126,7 +126,8 @@ def run(
     tilewise[geo] any raster GDAL reads (JPEG2000, ENVI, VRT...). OUTPUT's extension
     picks the format: .tif (tiled BigTIFF), .zarr (Zarr v3) or .npy. OUTPUT
     appears under its name only once every tile is done; until then the work
-    is kept in .OUTPUT.partial with a journal, for --resume.
+    is kept in .OUTPUT.partial with a journal, for --resume. While a run works,
+    .OUTPUT.lock keeps a second run off OUTPUT (refused, exit 2).
 
     \b
     Example:

@@ -33,6 +33,7 @@ __all__ = [
     "Item",
     "check_name",
     "collect",
+    "is_zarr",
     "output_name",
 ]
 
@@ -78,7 +79,7 @@ def check_name(name: str) -> str:
         not name
         or "\x00" in name
         or name.startswith("/")
-        or "\\" in name
+        or (os.sep != "/" and "\\" in name)  # a separator there; on POSIX a plain character
         or any(p in ("", ".", "..") for p in parts)
     ):
         raise UsageError(
@@ -111,7 +112,8 @@ def output_name(name: str, fmt: str | None) -> str:
     return f"{stem}{FORMAT_SUFFIX[fmt]}"
 
 
-def _is_zarr(path: str) -> bool:
+def is_zarr(path: str) -> bool:
+    """Whether the folder ``path`` is a Zarr array (v3 or v2)."""
     return os.path.isfile(os.path.join(path, "zarr.json")) or os.path.isfile(
         os.path.join(path, ".zarray")
     )
@@ -133,7 +135,7 @@ def _walk(top: str, exclude: frozenset[str]) -> Iterator[str]:
             full = os.path.join(root, d)
             if d.startswith(".") or os.path.realpath(full) in exclude:
                 continue
-            if _is_zarr(full):
+            if is_zarr(full):
                 files.append(d)
             else:
                 kept.append(d)
@@ -142,7 +144,7 @@ def _walk(top: str, exclude: frozenset[str]) -> Iterator[str]:
             full = os.path.join(root, name)
             if name.startswith(".") or os.path.realpath(full) in exclude:
                 continue
-            if name.lower().endswith((*IMAGE_SUFFIXES, ".zarr")) or _is_zarr(full):
+            if name.lower().endswith((*IMAGE_SUFFIXES, ".zarr")) or is_zarr(full):
                 yield full
             else:
                 skipped += 1
@@ -183,7 +185,7 @@ def _expand(argument: str, exclude: frozenset[str]) -> list[Item]:
     if argument.startswith("@"):
         return _from_list(argument[1:])
     path = os.path.abspath(argument)
-    if os.path.isdir(path) and not _is_zarr(path):
+    if os.path.isdir(path) and not is_zarr(path):
         found = [Item(f, _relative(f, path)) for f in _walk(path, exclude)]
         if not found:
             raise UsageError(f"{argument}: no image files found in this folder")
@@ -196,7 +198,7 @@ def _expand(argument: str, exclude: frozenset[str]) -> list[Item]:
         items = []
         for match in matches:
             full = os.path.abspath(match)
-            if os.path.isdir(full) and not _is_zarr(full):
+            if os.path.isdir(full) and not is_zarr(full):
                 continue
             if os.path.realpath(full) not in exclude:
                 items.append(Item(full, _relative(full, root)))

@@ -23,6 +23,7 @@ from tilewise import io
 from tilewise.collection import collect as collect_mod
 from tilewise.collection.big import run_tiled, why_not_tiled
 from tilewise.collection.collect import Item, output_format
+from tilewise.collection.overlap import check_apart
 from tilewise.collection.prepare import (
     Prepared,
     fingerprint,
@@ -48,6 +49,7 @@ from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner import DEFAULT_TILE, Lifecycle
 from tilewise.runner.journal import Journal
 from tilewise.runner.lifecycle import working
+from tilewise.runner.lock import holding
 from tilewise.runner.progress import Progress
 
 __all__ = ["DEFAULT_FILES_PER_TASK", "DEFAULT_TILE_ABOVE", "batch"]
@@ -153,6 +155,7 @@ def batch(
     items = collect_mod.collect([os.fspath(a) for a in arguments], exclude=[str(target)])
     if out is not None:
         items = collect_mod.unique_outputs(items, format)
+    check_apart([os.fspath(a) for a in arguments], items, target, folder=out is not None)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
     # files over the threshold run through tilewise.run, with its own default start method
     large_options = {} if isinstance(executor, Executor) else dict(executor_options)
@@ -177,20 +180,23 @@ def batch(
             lifecycle=lifecycle,
             progress=progress,
         )
-        prepared = job.prepare(overwrite=overwrite, resume=resume)
-        result = job.execute(
-            prepared,
-            large_run={
-                "tile": tile,
-                "workers": workers,
-                "executor": executor,
-                "retries": retries,
-                "timeout": timeout,
-                "memory_limit": memory_limit,
-                "max_tasks_per_worker": max_tasks_per_worker,
-                **large_options,
-            },
-        )
+        if out is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)  # --out creates its parents
+        with holding(target):  # one batch per output at a time
+            prepared = job.prepare(overwrite=overwrite, resume=resume)
+            result = job.execute(
+                prepared,
+                large_run={
+                    "tile": tile,
+                    "workers": workers,
+                    "executor": executor,
+                    "retries": retries,
+                    "timeout": timeout,
+                    "memory_limit": memory_limit,
+                    "max_tasks_per_worker": max_tasks_per_worker,
+                    **large_options,
+                },
+            )
         lifecycle.write(result)
     return result
 

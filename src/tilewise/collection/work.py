@@ -106,6 +106,8 @@ def process_file(job: BatchJob, index: int, source: str, name: str) -> FileResul
         if isinstance(image, tuple):
             return FileResult(index, LARGE, shape=image, seconds=time.perf_counter() - start)
         pixels = int(image.shape[0] * image.shape[1])
+        bands = 1 if image.ndim == 2 else image.shape[2]
+        job.pipeline.check_input(image.dtype, bands, source=source)
         result = job.pipeline(image)
         del image
         shape = tuple(int(s) for s in result.shape)

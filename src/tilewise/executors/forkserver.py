@@ -11,6 +11,8 @@ The server starts once per process, with the preload of the first work asked
 for; a later start is a no-op — unless the server died (killed by a user or
 the OOM killer), in which case :func:`restart_forkserver` starts a new one
 with the same preload.
+Starting it also removes the temp folders earlier, killed runs left
+(:mod:`tilewise.executors._pymp`).
 
 This module imports nothing heavy, so callers can use it first thing.
 """
@@ -69,6 +71,9 @@ def start_forkserver(work: str | Iterable[str] = ()) -> None:
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload(work))
     forkserver.ensure_running()
     _started = True
+    from tilewise.executors import _pymp  # imported once the server is on its way
+
+    _pymp.sweep(keep=_pymp.claim())  # the server's socket folder; killed runs left theirs
 
 
 def restart_forkserver() -> None:

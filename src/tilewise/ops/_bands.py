@@ -13,6 +13,21 @@ from tilewise.errors import OpError
 Array = npt.NDArray[Any]
 
 OPENCV_MAX_BANDS = 4
+#: Every real pixel type: what ops written with plain NumPy arithmetic take.
+REAL_DTYPES = (
+    "bool",
+    "int8",
+    "uint8",
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+)
 
 
 def per_band(func: Callable[[Array], Array], image: Array, *, max_bands: int = 1) -> Array:

@@ -7,6 +7,9 @@ An op declares:
   ``K // 2``). The pipeline's halo is the sum of its ops' halos.
 * its output **dtype** and **band count** as functions of the input's, so the
   output can be created before any pixel is computed.
+* optionally, the input **dtypes** and **band counts** it takes, so a pipeline
+  refuses an image it cannot process from the header, before any tile runs
+  (an op that declares none is not checked).
 * the library function it **equals** on the whole image.
 
 Ops never touch files and never modify their input.
@@ -143,6 +146,10 @@ class OpDefinition:
     #: The op travels to workers pickled with its function (a ``functools.partial``
     #: or a callable object), not by its import path.
     by_value: bool = False
+    #: Input dtypes (names) the op takes; ``None``: not checked.
+    dtypes: tuple[str, ...] | None = None
+    #: Input band counts the op takes; ``None``: any.
+    in_bands: tuple[int, ...] | None = None
 
     @property
     def locator(self) -> str:
@@ -219,6 +226,16 @@ class BoundOp:
         params = self.params if self.definition.rules_take_params else {}
         return int(rule(bands, **params))
 
+    def refuses(self, dtype: np.dtype[Any], bands: int) -> str | None:
+        """Why this op cannot take ``bands`` bands of ``dtype``, or ``None`` if it can."""
+        accepted, counts = self.definition.dtypes, self.definition.in_bands
+        if accepted is not None and np.dtype(dtype).name not in accepted:
+            return f"takes {', '.join(accepted)} images, not {np.dtype(dtype).name}"
+        if counts is not None and bands not in counts:
+            wanted = "1 band" if counts == (1,) else f"{either(counts)} bands"
+            return f"takes {wanted}, not {bands} band{'s' if bands != 1 else ''}"
+        return None
+
     def spec(self) -> str:
         """The op written back as a command-line string, e.g. ``gaussian:sigma=4``."""
         args = ",".join(f"{k}={v}" for k, v in self.params.items())
@@ -233,6 +250,16 @@ class BoundOp:
         # Travel by name, not by value: halo/dtype rules may be lambdas, and the
         # worker must run the very function the main process resolved.
         return (_rebind, (self.definition.locator, dict(self.params), self.halo))
+
+
+def either(values: tuple[object, ...]) -> str:
+    """``"1, 3 or 4"``: values joined for a message.
+
+    >>> either((3, 4)), either((1, 3, 4))
+    ('3 or 4', '1, 3 or 4')
+    """
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 def _rebind(locator: str, params: dict[str, Any], halo: int) -> BoundOp:
@@ -261,6 +288,8 @@ def op(
     bands: BandsRule | int | None = None,
     name: str | None = None,
     scale: tuple[int, int] | Callable[..., tuple[int, int] | None] | None = None,
+    dtypes: tuple[str, ...] | None = None,
+    in_bands: tuple[int, ...] | None = None,
 ) -> Callable[[F], F]:
     """Declare a user function as a tilewise op.
 
@@ -281,6 +310,12 @@ def op(
         For ops that resize by an integer factor: ``(1, 2)`` halves each side,
         ``(2, 1)`` doubles it (or a function of the parameters returning that).
         The halo is then counted in the op's input pixels.
+    dtypes : tuple of str, optional
+        Input dtypes the op takes, e.g. ``("uint8", "float32")``. A run whose
+        image reaches the op in another dtype is refused before any tile runs.
+        Default: not checked.
+    in_bands : tuple of int, optional
+        Input band counts the op takes, e.g. ``(3, 4)``. Default: any.
 
     Examples
     --------
@@ -311,6 +346,8 @@ def op(
             source=f"{func.__module__}.{func.__qualname__}",
             changes_shape=scale is not None,
             scale=scale_rule,
+            dtypes=None if dtypes is None else tuple(np.dtype(d).name for d in dtypes),
+            in_bands=None if in_bands is None else tuple(in_bands),
         )
         return func
 

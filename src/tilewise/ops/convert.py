@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tilewise.errors import OpError
-from tilewise.ops._bands import to_float32
+from tilewise.ops._bands import REAL_DTYPES, to_float32
 from tilewise.ops.base import BoundOp, OpDefinition, Param, register
 
 __all__ = ["normalize", "to_dtype"]
@@ -138,6 +138,7 @@ register(
     _DtypeFromParam(
         name="to_dtype",
         func=to_dtype,
+        dtypes=REAL_DTYPES,
         params=(
             Param("dtype", str, "float32", help="uint8, uint16 or float32"),
             Param("scale", str, "none", help="none (keep values, clip) or auto (map ranges)"),
@@ -150,6 +151,7 @@ register(
     OpDefinition(
         name="normalize",
         func=normalize,
+        dtypes=REAL_DTYPES,
         dtype=to_float32,
         params=(
             Param("percentiles", str, "0:100", help="LOW:HIGH percentiles of the image"),

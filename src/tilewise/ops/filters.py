@@ -135,6 +135,7 @@ register(
     OpDefinition(
         name="gaussian",
         func=gaussian,
+        dtypes=_DTYPES,
         halo=gaussian_radius,
         halo_rule="int(truncate * sigma + 0.5)",
         params=(
@@ -149,6 +150,7 @@ register(
     OpDefinition(
         name="median",
         func=median,
+        dtypes=_DTYPES,
         halo=lambda size: size // 2,
         halo_rule="size // 2",
         params=(Param("size", int, help="odd window size", rule="odd"),),
@@ -160,6 +162,7 @@ register(
     OpDefinition(
         name="mean",
         func=mean,
+        dtypes=_DTYPES,
         halo=lambda size: size // 2,
         halo_rule="size // 2",
         params=(Param("size", int, help="odd window size", rule="odd"),),
@@ -171,6 +174,7 @@ register(
     OpDefinition(
         name="sobel",
         func=sobel,
+        dtypes=_DTYPES,
         halo=1,
         dtype=to_float32,
         params=(),

@@ -272,6 +272,7 @@ register(
     OpDefinition(
         name="resize",
         func=resize,
+        dtypes=_RESIZE_DTYPES,
         params=(
             Param("shape", str, "", help="output size HxW (rows x cols)"),
             Param("scale", float, 1.0, help="factor for both axes", rule="positive"),

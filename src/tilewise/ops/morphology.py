@@ -71,6 +71,7 @@ def _register(name: str, func: Any, halo: Any, equals: str, summary: str) -> Non
             params=(Param("size", int, help="odd structuring element size", rule="odd"),),
             equals=equals,
             summary=summary,
+            dtypes=_DTYPES,
         )
     )
 

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tilewise.errors import OpError
-from tilewise.ops._bands import to_uint8
+from tilewise.ops._bands import REAL_DTYPES, to_uint8
 from tilewise.ops.base import OpDefinition, Param, register
 
 Array = npt.NDArray[Any]
@@ -60,6 +60,7 @@ register(
     OpDefinition(
         name="threshold",
         func=threshold,
+        dtypes=REAL_DTYPES,
         dtype=to_uint8,
         params=(Param("value", float, help="pixels above this become 255"),),
         equals="cv2.threshold(THRESH_BINARY, maxval=255) as uint8",
@@ -70,6 +71,7 @@ register(
     OpDefinition(
         name="invert",
         func=invert,
+        dtypes=REAL_DTYPES,
         params=(),
         equals="skimage.util.invert",
         summary="invert intensities",
@@ -93,6 +95,8 @@ register(
     OpDefinition(
         name="grayscale",
         func=grayscale,
+        dtypes=("uint8", "uint16", "float16", "float32", "float64"),
+        in_bands=(1, 3, 4),
         bands=gray_bands,
         params=(),
         equals="cv2.cvtColor(COLOR_RGB2GRAY) (integers); BT.601 weights in float32 (floats)",

@@ -37,6 +37,8 @@ register(
     OpDefinition(
         name="stamp",
         func=stamp,
+        dtypes=("uint8",),  # cv2.putText draws on 8-bit images only
+        in_bands=(1, 3, 4),
         params=(Param("scale", float, 1.0, help="font scale"),),
         equals="cv2.putText of host:pid (not exact: depends on the worker)",
         summary="draw the worker's name on each tile",

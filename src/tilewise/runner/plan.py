@@ -13,7 +13,7 @@ import numpy as np
 
 from tilewise import io
 from tilewise.defaults import DEFAULT_TILE
-from tilewise.errors import OpError, PipelineError, UsageError
+from tilewise.errors import OpError, OutputError, PipelineError, UsageError
 from tilewise.geometry import Grid, Layout, Window, parse_tile_shape
 from tilewise.io import SinkSpec, Source, SourceSpec
 from tilewise.pipeline import Pipeline
@@ -115,6 +115,12 @@ def make_plan(
     """
     if dst is not None and Path(dst).resolve() == Path(src).resolve():
         raise UsageError(f"{dst}: the output would replace the input; write to another path")
+    if dst is not None and Path(dst).is_symlink():
+        raise OutputError(
+            f"{dst}: is a symlink (to {os.readlink(dst)}); a finished output replaces whatever "
+            "is under its name, which would be the link, not what it points to: write to the "
+            "link's target path instead, or remove the link"
+        )
     spec = SourceSpec(str(src), max_pixels=max_pixels, max_whole_pixels=max_whole_pixels)
     source: Source = io.open_source(spec)
     try:
@@ -125,6 +131,7 @@ def make_plan(
     finally:
         source.close()
     pipeline.check_tileable()
+    pipeline.check_input(dtype, bands, source=str(src))
     try:
         pipeline.out_bands(bands)
     except OpError as err:
