@@ -263,7 +263,9 @@ def test_grayscale_on_seven_bands_is_refused_from_the_header(tmp_path):
     src = write_image(tmp_path / "seven.npy", make_image((40, 30), bands=7))
     result = invoke("run", str(src), str(tmp_path / "out.npy"), "--op", "grayscale", "-q")
     assert result.exit_code == 2
-    assert "seven.npy" in result.output and "grayscale takes 1, 3 or 4 bands, not 7" in result.output
+    assert (
+        "seven.npy" in result.output and "grayscale takes 1, 3 or 4 bands, not 7" in result.output
+    )
     assert not (tmp_path / "out.npy").exists() and leftovers(tmp_path) == []
 
 
