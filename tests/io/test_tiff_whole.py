@@ -15,9 +15,10 @@ import tilewise
 from tilewise import io
 from tilewise.errors import CorruptInputError, ImageTooLargeError
 from tilewise.geometry import Window
-from tilewise.io import SourceSpec, _tiff_whole
+from tilewise.io import SourceSpec, _tiff_ifd, _tiff_whole
 from tilewise.io._tiff import TiffSource
-from tilewise.io._tiff_whole import WholeTiffSource, parse_layout
+from tilewise.io._tiff_ifd import parse_layout
+from tilewise.io._tiff_whole import WholeTiffSource
 
 SHAPE = (37, 53)  # not a multiple of any strip or tile below
 
@@ -221,14 +222,12 @@ def test_ineligible_files_are_read_by_tiffsource(tmp_path, kind):
 
 
 @pytest.mark.parametrize(
-    ("limit", "compression"), [("MAX_FILE_BYTES", None), ("MAX_DECODED_BYTES", None)]
+    ("module", "limit"), [(_tiff_whole, "MAX_FILE_BYTES"), (_tiff_ifd, "MAX_DECODED_BYTES")]
 )
-def test_files_over_the_size_limits_are_read_by_tiffsource(
-    tmp_path, monkeypatch, limit, compression
-):
-    path = write(tmp_path / "in.tif", random_image("uint16", 1), compression=compression)
+def test_files_over_the_size_limits_are_read_by_tiffsource(tmp_path, monkeypatch, module, limit):
+    path = write(tmp_path / "in.tif", random_image("uint16", 1), compression=None)
     assert type(io.open_source(path)) is WholeTiffSource
-    monkeypatch.setattr(_tiff_whole, limit, 37 * 53 * 2 - 1)
+    monkeypatch.setattr(module, limit, 37 * 53 * 2 - 1)
     assert type(io.open_source(path)) is TiffSource
 
 
@@ -449,11 +448,11 @@ def test_a_remembered_layout_is_only_reused_for_a_file_that_parses_the_same(para
     for where, byte in damage:
         changed[where % len(changed)] = byte
     parse_layout(data)  # remembered, if eligible
-    fresh, _ = _tiff_whole._parse_layout(bytes(changed), len(changed))
+    fresh, _ = _tiff_ifd._parse_layout(bytes(changed), len(changed))
     assert parse_layout(bytes(changed)) == fresh
     assert (
         parse_layout(bytes(changed[:-1]))
-        == _tiff_whole._parse_layout(bytes(changed[:-1]), len(changed) - 1)[0]
+        == _tiff_ifd._parse_layout(bytes(changed[:-1]), len(changed) - 1)[0]
     )
 
 
