@@ -13,9 +13,10 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from tilewise import io
 from tilewise.collection.collect import output_format
 from tilewise.collection.report import FileRecord
-from tilewise.collection.write import output_size, safe_parent
+from tilewise.collection.write import safe_parent
 from tilewise.errors import PipelineError, TilewiseError
 from tilewise.runner.journal import Journal
 from tilewise.runner.progress import Progress
@@ -28,19 +29,6 @@ __all__ = ["run_large"]
 log = logging.getLogger(__name__)
 
 _TILED_FORMATS = ("tiff", "zarr", "npy")
-
-
-def _creation_options(fmt: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The batch's ``--co`` options as the tiled runner takes them for ``fmt``."""
-    if fmt == "npy":
-        return {}
-    allowed = ("NONE", "LZW", "DEFLATE", "ZSTD") if fmt == "tiff" else ("NONE", "ZSTD", "BLOSC")
-    default = "DEFLATE" if fmt == "tiff" else "ZSTD"
-    compress = options.get("COMPRESS", default)
-    chosen: dict[str, Any] = {"COMPRESS": compress if compress in allowed else default}
-    if options.get("LEVEL") is not None:
-        chosen["LEVEL"] = options["LEVEL"]
-    return chosen
 
 
 def _why_not(state: _Batch, fmt: str) -> str | None:
@@ -88,7 +76,7 @@ def run_large(state: _Batch, journal: Journal, bar: Progress, settings: dict[str
                 state.pipeline,
                 overwrite=True,
                 resume=True,
-                creation_options=_creation_options(fmt, state.options),
+                creation_options=state.options[fmt],
                 max_pixels=state.limits[0],
                 max_whole_pixels=state.limits[1],
                 progress=False,
@@ -104,7 +92,7 @@ def run_large(state: _Batch, journal: Journal, bar: Progress, settings: dict[str
             )
             state.fail(FileRecord(index, item.source, cause, "exception"), bar)
             continue
-        journal.record(index, {"r": {"size": output_size(target)}})
+        journal.record(index, {"r": {"size": io.stored_size(target)}})
         state.report.done += 1
         state.report.pixels += rows * cols
         state.report.tiled.append(item.source)

@@ -42,7 +42,6 @@ from tilewise.collection.stack import (
     write_index,
 )
 from tilewise.collection.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
-from tilewise.collection.write import FORMATS, parse_write_options
 from tilewise.errors import PipelineError, TilewiseError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task, make_executor
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
@@ -133,8 +132,8 @@ def batch(
     """
     if (out is None) == (stack is None):
         raise UsageError("give exactly one of out= (a folder) or stack= (an .npy or .zarr file)")
-    if format is not None and format not in FORMATS:
-        raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format is not None and format not in io.FORMATS:
+        raise UsageError(f"format must be one of {', '.join(io.FORMATS)}, got {format!r}")
     if format is not None and stack is not None:
         raise UsageError("format= is for out=; a stack's format comes from its extension")
     if files_per_task < 1:
@@ -143,7 +142,6 @@ def batch(
         raise UsageError(f"the tiling threshold must be positive, got {tile_above}")
     pipeline = as_pipeline(ops)
     pipeline.check_portable()
-    options = parse_write_options(creation_options or {})
     arguments = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     target = Path(os.path.abspath(os.fspath(out if out is not None else stack)))  # type: ignore[arg-type]
     if target.name == "":
@@ -151,6 +149,10 @@ def batch(
     items = collect_mod.collect([os.fspath(a) for a in arguments], exclude=[str(target)])
     if out is not None:
         items = collect_mod.unique_outputs(items, format)
+        formats = {collect_mod.output_format(item.name, None) for item in items}
+    else:
+        formats = {stack_format(target)}
+    options = io.parse_options_for_formats(formats, creation_options or {})
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
     # files over the threshold run through tilewise.run, with its own default start method
     large_options = {} if isinstance(executor, Executor) else dict(executor_options)
@@ -270,7 +272,7 @@ class _Batch:
                 count=len(self.items),
                 row_shape=(),
                 dtype="",
-                options=self.options,
+                options=self.options[stack_format(self.target)],
                 token=uuid.uuid4().hex,
             )
             prepared = prepare_stack(self.target, spec, print_, overwrite=overwrite, resume=resume)

@@ -97,9 +97,9 @@ def create_stack(spec: StackSpec) -> StackSpec:
             return replace(spec, offset=offset)
         import zarr
 
-        from tilewise.collection.write import zarr_codec
+        from tilewise.io._zarr import compressor
 
-        codec = zarr_codec(spec.options)
+        codec = compressor(spec.options)
         zarr.create_array(
             target,
             shape=spec.shape,

@@ -34,7 +34,7 @@ from tilewise.errors import (
 from tilewise.geometry import Window
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec, too_many_pixels
 
-__all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block"]
+__all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block", "write_whole_tiff"]
 
 #: Largest single TIFF segment (strip or tile) tilewise will decode, in pixels.
 MAX_SEGMENT_PIXELS = 1 << 28
@@ -44,7 +44,6 @@ SEGMENT_CACHE_BYTES = 32 << 20
 
 #: ``--co COMPRESS=`` values and their TIFF compression codes.
 COMPRESSIONS = {"NONE": 1, "LZW": 5, "DEFLATE": 8, "ZSTD": 50000}
-_DEFAULT_LEVELS = {"DEFLATE": 6, "ZSTD": 3}
 _BLOCK_CHOICES = (512, 256, 128, 64, 32, 16)
 
 
@@ -229,23 +228,24 @@ def align_tile_for_tiff(
     )
 
 
-def parse_creation_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Check ``--co`` options for TIFF output: COMPRESS, LEVEL."""
-    known = {"COMPRESS", "LEVEL"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UsageError(
-            f"unknown TIFF creation option {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    compress = str(options.get("COMPRESS", "DEFLATE")).upper()
-    if compress not in COMPRESSIONS:
-        raise UsageError(
-            f"COMPRESS={compress} is not supported for TIFF; use one of {', '.join(COMPRESSIONS)}"
-        )
-    result: dict[str, Any] = {"COMPRESS": compress}
-    if compress in _DEFAULT_LEVELS:
-        result["LEVEL"] = int(options.get("LEVEL", _DEFAULT_LEVELS[compress]))
-    return result
+def write_whole_tiff(fh: Any, array: Array, options: dict[str, Any]) -> None:
+    """Write ``array`` as a classic, striped TIFF (a whole image; see :mod:`tilewise.io._whole`)."""
+    compress = options["COMPRESS"]
+    args: dict[str, Any] = {}
+    if compress != "NONE":
+        args["compression"] = COMPRESSIONS[compress]
+        if "LEVEL" in options:
+            args["compressionargs"] = {"level": options["LEVEL"]}
+    bands = 1 if array.ndim == 2 else array.shape[2]
+    tifffile.imwrite(
+        fh,
+        array,
+        photometric="rgb" if bands in (3, 4) else "minisblack",
+        extrasamples=(2,) if bands == 4 else None,
+        metadata=None,
+        software="tilewise",
+        **args,
+    )
 
 
 class TiffSink(Sink):
