@@ -28,9 +28,9 @@ class SourceTests:
         image = make_image((157, 203), self.dtype, self.bands)
         return image, write_image(tmp_path / self.name, image, **self.kwargs)
 
-    def test_shape_dtype_bands(self, image_and_path):
+    def test_shape_dtype_bands(self, image_and_path, opened):
         image, path = image_and_path
-        source = io.open_source(path)
+        source = opened(path)
         if self.source_class is not None:
             assert type(source).__name__ == self.source_class
         assert source.shape == image.shape[:2]
@@ -48,16 +48,16 @@ class SourceTests:
             Window(0, 150, 157, 53),
         ],
     )
-    def test_any_window_equals_slicing(self, image_and_path, window):
+    def test_any_window_equals_slicing(self, image_and_path, window, opened):
         image, path = image_and_path
-        got = io.open_source(path).read(window)
+        got = opened(path).read(window)
         np.testing.assert_array_equal(got, image[window.slices])
 
-    def test_info_is_json_ready(self, image_and_path):
+    def test_info_is_json_ready(self, image_and_path, opened):
         import json
 
         _, path = image_and_path
-        json.dumps(io.open_source(path).info())
+        json.dumps(opened(path).info())
 
     def test_cached_source_reopens_a_replaced_file(self, image_and_path, tmp_path):
         image, path = image_and_path
