@@ -170,8 +170,10 @@ def mismatch(spec: StackSpec, array: Array) -> str | None:
     return f"the pipeline gives {got}, but the stack's rows are {spec.describe()}"
 
 
-def _chunk_file(spec: StackSpec, row: int) -> str:
-    return os.path.join(spec.write_path, "c", str(row), *["0"] * len(spec.row_shape))
+def _chunk_file(spec: StackSpec, row: int) -> Path:
+    from tilewise.io._zarr import chunk_file
+
+    return chunk_file(spec.write_path, (row, *[0] * len(spec.row_shape)))
 
 
 def write_row(spec: StackSpec, row: int, array: Array) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from tilewise.errors import CorruptInputError, ImageTooLargeError, OutputError, 
 from tilewise.geometry import Window
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 
-__all__ = ["ZarrSink", "ZarrSource", "compressor", "write_whole_zarr", "zarr_chunks"]
+__all__ = ["ZarrSink", "ZarrSource", "chunk_file", "compressor", "write_whole_zarr", "zarr_chunks"]
 
 #: Strip layouts span a whole dimension; chunks along it needn't be that long.
 _MAX_CHUNK = 4096
@@ -75,6 +75,15 @@ def zarr_chunks(tile_shape: tuple[int, int], image_shape: tuple[int, int]) -> tu
     )
 
 
+def chunk_file(root: str | os.PathLike[str], key: tuple[int, ...]) -> Path:
+    """The file that holds chunk ``key`` of the Zarr v3 array at ``root`` (default key encoding).
+
+    >>> str(chunk_file("a.zarr", (3, 0, 1)))
+    'a.zarr/c/3/0/1'
+    """
+    return Path(root, "c", *map(str, key))
+
+
 def compressor(options: dict[str, Any]) -> Any:
     """The codec for options checked by :func:`tilewise.io.parse_creation_options`."""
     name = options["COMPRESS"]
@@ -126,13 +135,12 @@ class ZarrSink(Sink):
 
     def _chunk_files(self, window: Window) -> list[Path]:
         ch, cw = self.spec.chunks
-        root = self.spec.partial / "c"
-        files = []
-        for r in range(window.row // ch, (window.stop_row - 1) // ch + 1):
-            for c in range(window.col // cw, (window.stop_col - 1) // cw + 1):
-                parts = [str(r), str(c)] + (["0"] if self.spec.bands > 1 else [])
-                files.append(root.joinpath(*parts))
-        return files
+        band = (0,) if self.spec.bands > 1 else ()
+        return [
+            chunk_file(self.spec.partial, (r, c, *band))
+            for r in range(window.row // ch, (window.stop_row - 1) // ch + 1)
+            for c in range(window.col // cw, (window.stop_col - 1) // cw + 1)
+        ]
 
     def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
         try:
