@@ -116,7 +116,10 @@ def batch(
         Write into a non-empty folder / replace a stack; or continue a
         stopped batch from its journal (finished files are not redone).
     creation_options
-        ``COMPRESS``/``LEVEL`` (TIFF, Zarr), ``QUALITY`` (JPEG).
+        ``COMPRESS``/``LEVEL`` (TIFF, Zarr), ``LEVEL`` (PNG), ``QUALITY``
+        (JPEG); each output format takes the keys it knows, and a key none of
+        them takes, or a value one refuses, raises :class:`UsageError`
+        (:func:`tilewise.io.parse_options_for_formats`).
     max_pixels, max_whole_pixels
         Refuse inputs whose header declares more pixels.
     progress
