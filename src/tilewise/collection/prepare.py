@@ -59,6 +59,11 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _has_entries(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return any(entries)
+
+
 def prepare_tree(out: Path, print_: dict[str, Any], *, overwrite: bool, resume: bool) -> Prepared:
     """Create or reopen the output folder ``out`` and its journal."""
     jpath = journal_path(out)
@@ -71,7 +76,7 @@ def prepare_tree(out: Path, print_: dict[str, Any], *, overwrite: bool, resume: 
         )
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder; --out needs a folder")
-    if out.is_dir() and any(os.scandir(out)) and not overwrite:
+    if out.is_dir() and _has_entries(out) and not overwrite:
         if resume:
             raise OutputExistsError(
                 f"{out}: there is no unfinished batch to resume (no {jpath.name}) and the folder "
