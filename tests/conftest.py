@@ -93,3 +93,22 @@ def image_file(tmp_path: Path) -> Callable[..., Path]:
 def leftovers(directory: Path) -> list[str]:
     """Hidden temp/partial files tilewise might leave behind in ``directory``."""
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture
+def opened() -> Any:
+    """Factory: open a source for the test to look at (``io.open_source``, or ``cls(spec)``);
+    every source it opened is closed when the test ends."""
+    from tilewise import io
+
+    sources: list[Any] = []
+
+    def open_(target: Any, cls: Any = None) -> Any:
+        spec = target if isinstance(target, io.SourceSpec) else io.SourceSpec(str(target))
+        source = io.open_source(spec) if cls is None else cls(spec)
+        sources.append(source)
+        return source
+
+    yield open_
+    for source in sources:
+        source.close()

@@ -8,6 +8,7 @@ import tifffile
 
 from tests.conftest import make_image, write_image
 from tilewise import io
+from tilewise.errors import OutputError
 from tilewise.geometry import Grid, Window
 from tilewise.io import SinkSpec, SourceSpec, _tiff_whole
 
@@ -30,9 +31,9 @@ class SourceTests:
         image = make_image((157, 203), self.dtype, self.bands)
         return image, self.write(tmp_path / self.name, image)
 
-    def test_shape_dtype_bands(self, image_and_path):
+    def test_shape_dtype_bands(self, image_and_path, opened):
         image, path = image_and_path
-        source = io.open_source(path)
+        source = opened(path)
         if self.source_class is not None:
             assert type(source).__name__ == self.source_class
         assert source.shape == image.shape[:2]
@@ -50,16 +51,16 @@ class SourceTests:
             Window(0, 150, 157, 53),
         ],
     )
-    def test_any_window_equals_slicing(self, image_and_path, window):
+    def test_any_window_equals_slicing(self, image_and_path, window, opened):
         image, path = image_and_path
-        got = io.open_source(path).read(window)
+        got = opened(path).read(window)
         np.testing.assert_array_equal(got, image[window.slices])
 
-    def test_info_is_json_ready(self, image_and_path):
+    def test_info_is_json_ready(self, image_and_path, opened):
         import json
 
         _, path = image_and_path
-        json.dumps(io.open_source(path).info())
+        json.dumps(opened(path).info())
 
     def test_cached_source_reopens_a_replaced_file(self, image_and_path, tmp_path):
         image, path = image_and_path
@@ -151,11 +152,14 @@ class SinkTests:
     bands = 1
     dtype = "uint8"
 
+    def sink_class(self):
+        return io.sink_class(self.fmt)
+
     def spec(self, tmp_path, image):
         shape = image.shape[:2]
         tile = io.align_tile(self.fmt, self.tile, shape)
         return SinkSpec(
-            str(tmp_path / f"out.{'tif' if self.fmt == 'tiff' else self.fmt}"),
+            str(tmp_path / f"out{io.FORMATS[self.fmt].extensions[0]}"),
             self.fmt,
             shape,
             self.bands,
@@ -167,7 +171,7 @@ class SinkTests:
 
     def write_all(self, tmp_path, image, order=None):
         spec, tile = self.spec(tmp_path, image)
-        cls = io.sink_class(self.fmt)
+        cls = self.sink_class()
         cls.create(spec)
         sink = cls(spec)
         grid = Grid(image.shape[:2], tile)
@@ -231,6 +235,65 @@ class TestTiffSinkZstdFloat(TestTiffSink):
     options = {"COMPRESS": "ZSTD"}
     dtype = "float32"
     bands = 3
+
+
+class WholeImageSinkTests(SinkTests):
+    """Whole images (a batch's per-file outputs): one write of the whole image, any format."""
+
+    def sink_class(self):
+        from tilewise.io._whole import WholeImageSink
+
+        return WholeImageSink
+
+    def spec(self, tmp_path, image):
+        spec, _ = super().spec(tmp_path, image)
+        return spec, image.shape[:2]
+
+    def damage(self, spec, sink, grid):
+        found = sorted(spec.partial.rglob("*")) if spec.partial.is_dir() else [spec.partial]
+        files = [p for p in found if p.is_file() and p.name != "zarr.json"]
+        files[0].write_bytes(files[0].read_bytes()[:-1])
+
+    def test_only_the_whole_image_is_written(self, tmp_path):
+        image = make_image((30, 20), self.dtype, self.bands)
+        spec, _ = self.spec(tmp_path, image)
+        with pytest.raises(OutputError, match="in one piece"):
+            self.sink_class()(spec).write(0, Window(0, 0, 10, 20), image[:10])
+
+
+class TestWholeTiff(WholeImageSinkTests):
+    fmt = "tiff"
+    options = {"COMPRESS": "LZW"}
+
+    def read(self, spec):
+        with tifffile.TiffFile(spec.path) as tif:  # a classic TIFF in strips
+            assert not tif.is_bigtiff and not tif.pages.first.is_tiled
+            assert tif.pages.first.compression == tifffile.COMPRESSION.LZW
+            return tif.asarray()
+
+
+class TestWholePng(WholeImageSinkTests):
+    fmt = "png"
+    bands = 3
+    dtype = "uint16"
+
+    def read(self, spec):
+        import cv2
+
+        image = cv2.imread(spec.path, cv2.IMREAD_UNCHANGED)
+        assert image is not None
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class TestWholeNpy(WholeImageSinkTests):
+    fmt = "npy"
+    dtype = "float32"
+
+
+class TestWholeZarr(WholeImageSinkTests):
+    fmt = "zarr"
+    bands = 3
+    options = {"COMPRESS": "BLOSC", "LEVEL": 5}
 
 
 def test_tiff_output_is_tiled_bigtiff_with_the_chosen_compression(tmp_path):

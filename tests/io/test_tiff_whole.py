@@ -16,9 +16,10 @@ import tilewise
 from tilewise import io
 from tilewise.errors import CorruptInputError, ImageTooLargeError
 from tilewise.geometry import Window
-from tilewise.io import SourceSpec, _tiff_whole
+from tilewise.io import SourceSpec, _tiff_ifd, _tiff_whole
 from tilewise.io._tiff import TiffSource
-from tilewise.io._tiff_whole import WholeTiffSource, parse_layout
+from tilewise.io._tiff_ifd import parse_layout
+from tilewise.io._tiff_whole import WholeTiffSource
 
 SHAPE = (37, 53)  # not a multiple of any strip or tile below
 
@@ -168,7 +169,8 @@ def test_descriptive_tags_do_not_prevent_reading_whole(tmp_path):
 def _plain(**options):
     def make(path, image):
         tifffile.imwrite(path, image, **options)
-        return tifffile.TiffFile(path).pages.first.asarray()
+        with tifffile.TiffFile(path) as tif:
+            return tif.pages.first.asarray()
 
     return make
 
@@ -227,24 +229,24 @@ def test_ineligible_files_are_read_by_tiffsource(tmp_path, kind):
 
 
 @pytest.mark.parametrize(
-    ("limit", "compression"), [("MAX_FILE_BYTES", None), ("MAX_DECODED_BYTES", None)]
+    ("module", "limit"), [(_tiff_whole, "MAX_FILE_BYTES"), (_tiff_ifd, "MAX_DECODED_BYTES")]
 )
 def test_files_over_the_size_limits_are_read_by_tiffsource(
-    tmp_path, monkeypatch, limit, compression
+    tmp_path, monkeypatch, module, limit, opened
 ):
-    path = write(tmp_path / "in.tif", random_image("uint16", 1), compression=compression)
-    assert type(io.open_source(path)) is WholeTiffSource
-    monkeypatch.setattr(_tiff_whole, limit, 37 * 53 * 2 - 1)
-    assert type(io.open_source(path)) is TiffSource
+    path = write(tmp_path / "in.tif", random_image("uint16", 1), compression=None)
+    assert type(opened(path)) is WholeTiffSource
+    monkeypatch.setattr(module, limit, 37 * 53 * 2 - 1)
+    assert type(opened(path)) is TiffSource
 
 
-def test_a_short_uncompressed_strip_is_left_to_tiffsource(tmp_path):
+def test_a_short_uncompressed_strip_is_left_to_tiffsource(tmp_path, opened):
     # libtiff would read past the declared byte count; TiffSource calls the strip corrupt
     path = write(tmp_path / "in.tif", random_image("uint8", 1), rowsperstrip=8)
     with tifffile.TiffFile(path, mode="r+") as tif:
         tag = tif.pages.first.tags["StripByteCounts"]
         tag.overwrite((tag.value[0], tag.value[1] - 1, *tag.value[2:]))
-    source = io.open_source(path)
+    source = opened(path)
     assert type(source) is TiffSource
     with pytest.raises(CorruptInputError, match=r"corrupt strip 1 \(rows 8:, cols 0:\)"):
         source.read(Window(0, 0, *SHAPE))
@@ -261,13 +263,13 @@ def test_the_pixel_budget_is_checked_from_the_header_with_tiffsources_message(tm
     assert "37 x 53 = 1,961 pixels" in str(whole.value) and "--max-pixels" in str(whole.value)
 
 
-def test_a_truncated_small_tiff_fails_with_tiffsources_error(tmp_path):
+def test_a_truncated_small_tiff_fails_with_tiffsources_error(tmp_path, opened):
     image = random_image("uint8", 1)
     path = write(tmp_path / "in.tif", image, compression="deflate", rowsperstrip=8)
     with tifffile.TiffFile(path) as tif:
         cut = tif.pages.first.dataoffsets[2] + 3
     path.write_bytes(path.read_bytes()[:cut])
-    source = io.open_source(path)
+    source = opened(path)
     assert type(source) is TiffSource  # strips past the end: not eligible
     np.testing.assert_array_equal(source.read(Window(0, 0, 8, 53)), image[:8])
     with pytest.raises(CorruptInputError, match="truncated") as err:
@@ -285,21 +287,21 @@ def _corrupt_strip(path, index):
 
 
 @pytest.mark.parametrize("compression", ["deflate", "zstd", "packbits", "lzw"])
-def test_a_corrupt_compressed_strip_is_always_named(tmp_path, compression):
+def test_a_corrupt_compressed_strip_is_always_named(tmp_path, compression, opened):
     """Compressed files are read by segment: libtiff would cut some damaged segments short
     without an error (module docstring), TiffSource names them."""
     image = random_image("uint8", 1)
     path = write(tmp_path / "in.tif", image, compression=compression, rowsperstrip=8)
     assert parse_layout(path.read_bytes()) is None
     _corrupt_strip(path, 1)
-    source = io.open_source(path)
+    source = opened(path)
     assert type(source) is TiffSource
     with pytest.raises(CorruptInputError) as whole:
         source.read(Window(0, 0, *SHAPE))
     # as with TiffSource, windows away from the corrupt strip still read
     np.testing.assert_array_equal(source.read(Window(0, 20, 8, 3)), image[0:8, 20:23])
     with pytest.raises(CorruptInputError) as by_segment:
-        TiffSource(SourceSpec(str(path))).read(Window(0, 0, *SHAPE))
+        opened(path, TiffSource).read(Window(0, 0, *SHAPE))
     assert str(whole.value) == str(by_segment.value)
     assert str(whole.value).startswith(f"{path}: corrupt strip 1 (rows 8:, cols 0:): ")
 
@@ -313,7 +315,7 @@ def test_a_corrupt_strip_fails_only_the_tiles_that_touch_it(tmp_path):
     assert all("corrupt strip 2 (rows 32:, cols 0:)" in f.cause for f in report.failures)
 
 
-def test_decoding_is_lazy_and_happens_once(tmp_path, monkeypatch):
+def test_decoding_is_lazy_and_happens_once(tmp_path, monkeypatch, opened):
     path = write(tmp_path / "in.tif", random_image("uint16", 3), tile=(16, 16))  # libtiff's
     calls = []
     decode = imagecodecs.tiff_decode
@@ -323,7 +325,7 @@ def test_decoding_is_lazy_and_happens_once(tmp_path, monkeypatch):
         return decode(data)
 
     monkeypatch.setattr(imagecodecs, "tiff_decode", counted)
-    source = io.open_source(path)
+    source = opened(path)
     assert source.info()["shape"] == [37, 53] and calls == []
     first = source.read(Window(0, 0, 10, 10))
     second = source.read(Window(0, 0, 37, 53))
@@ -460,11 +462,11 @@ def test_a_remembered_layout_is_only_reused_for_a_file_that_parses_the_same(para
     for where, byte in damage:
         changed[where % len(changed)] = byte
     parse_layout(data)  # remembered, if eligible
-    fresh, _ = _tiff_whole._parse_layout(bytes(changed), len(changed))
+    fresh, _ = _tiff_ifd._parse_layout(bytes(changed), len(changed))
     assert parse_layout(bytes(changed)) == fresh
     assert (
         parse_layout(bytes(changed[:-1]))
-        == _tiff_whole._parse_layout(bytes(changed[:-1]), len(changed) - 1)[0]
+        == _tiff_ifd._parse_layout(bytes(changed[:-1]), len(changed) - 1)[0]
     )
 
 
@@ -479,12 +481,12 @@ def test_files_written_alike_share_one_parse(tmp_path):
         assert_read_like_tiffsource(path)
 
 
-def test_the_bench_like_collection_file_reads_whole(tmp_path):
+def test_the_bench_like_collection_file_reads_whole(tmp_path, opened):
     """The case this source exists for: 512 x 512 uint8, one uncompressed strip."""
     image = random_image("uint8", 1, shape=(512, 512))
     path = write(tmp_path / "in.tif", image)
     assert_read_like_tiffsource(path)
-    assert io.open_source(path).info()["chunks"] == [512, 512]
+    assert opened(path).info()["chunks"] == [512, 512]
 
 
 @pytest.mark.parametrize("byteorder", ["<", ">"])
@@ -517,10 +519,10 @@ def test_strips_out_of_order_are_not_read_as_a_view(tmp_path):
     assert_read_like_tiffsource(path)
 
 
-def test_a_file_cut_short_after_it_was_opened_names_the_missing_rows(tmp_path):
+def test_a_file_cut_short_after_it_was_opened_names_the_missing_rows(tmp_path, opened):
     image = random_image("uint8", 1)
     path = write(tmp_path / "in.tif", image)
-    source = io.open_source(path)
+    source = opened(path)
     assert type(source) is WholeTiffSource
     path.write_bytes(path.read_bytes()[:-100])  # e.g. rewritten while the batch runs
     np.testing.assert_array_equal(source.read(Window(0, 0, 10, 53)), image[:10])

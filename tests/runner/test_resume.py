@@ -9,6 +9,7 @@ import subprocess
 import sys
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def test_row14_main_process_sigkill_then_resume_redoes_nothing_finished(tmp_path
     proc = start_cli(*args)
     done_before = wait_for_journal(out, 32, proc)  # half of 64 tiles
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)  # also closes its pipes
     assert wait_session_empty(proc.pid) == [], "worker processes outlived the killed run"
     assert not out.exists()
     journaled = journal_lines(out)
@@ -170,6 +171,35 @@ def test_row22_missing_or_truncated_zarr_chunks_are_found_and_redone(tmp_path):
     assert again.ok
     assert sorted(again.extra["redone_damaged"]) == [0, 5]
     assert sorted(t.tile for t in again.tiles) == [0, 5, 7]
+    np.testing.assert_array_equal(read_image(out), image)
+
+
+def test_the_sink_opened_to_verify_a_resume_is_closed(tmp_path, monkeypatch):
+    src, image = marked_file(tmp_path)
+    out = tmp_path / "out.zarr"
+    fixed = tmp_path / "fixed"
+    ops = [f"tests.faults.raise_on_marker:fixed={fixed}"]
+    assert tilewise.run(src, out, ops, tile=64, workers=2, retries=0).failed == 1
+    fixed.write_text("fixed")
+    from tilewise.io._zarr import ZarrSink
+
+    opened: list[Any] = []
+    closed: list[Any] = []
+    init, close = ZarrSink.__init__, ZarrSink.close
+
+    def counted_init(sink: ZarrSink, spec: Any) -> None:
+        opened.append(sink)
+        init(sink, spec)
+
+    def counted_close(sink: ZarrSink) -> None:
+        closed.append(sink)
+        close(sink)
+
+    monkeypatch.setattr(ZarrSink, "__init__", counted_init)
+    monkeypatch.setattr(ZarrSink, "close", counted_close)
+    again = tilewise.run(src, out, ops, tile=64, workers=2, resume=True)  # workers elsewhere
+    assert again.ok
+    assert len(opened) == 1 and closed == opened  # the main process's verifying sink
     np.testing.assert_array_equal(read_image(out), image)
 
 

@@ -21,7 +21,25 @@ from tilewise.cli.warm import start_workers_early
 
 __all__ = ["batch"]
 
-_FORMATS = ("tiff", "png", "jpeg", "npy", "zarr")
+
+class _OutputFormat(click.ParamType):
+    """A name from :data:`tilewise.io.FORMATS`, looked up on use (the CLI loads without NumPy)."""
+
+    name = "format"
+
+    @staticmethod
+    def _names() -> list[str]:
+        from tilewise.io import FORMATS
+
+        return list(FORMATS)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return f"[{'|'.join(self._names())}]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value in self._names():
+            return str(value)
+        self.fail(f"{value!r} is not one of {', '.join(self._names())}.", param, ctx)
 
 
 @click.command(
@@ -66,7 +84,7 @@ _FORMATS = ("tiff", "png", "jpeg", "npy", "zarr")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(_FORMATS),
+    type=_OutputFormat(),
     default=None,
     help="Format of the files written to --out [default: each input's own].",
 )
@@ -116,8 +134,10 @@ _FORMATS = ("tiff", "png", "jpeg", "npy", "zarr")
     "creation",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Output option: COMPRESS=NONE|LZW|DEFLATE|ZSTD (TIFF) or ZSTD|BLOSC|NONE (Zarr), "
-    "LEVEL=N, QUALITY=1-100 (JPEG, default 95).",
+    help="Output option: COMPRESS=NONE|LZW|DEFLATE|ZSTD (TIFF, default DEFLATE) or "
+    "ZSTD|BLOSC|NONE (Zarr, default ZSTD), LEVEL=N (the codec's level; PNG 0-9), "
+    "QUALITY=1-100 (JPEG, default 95). Each output format takes the keys it knows; a key "
+    "none of them takes, or a value one refuses, is an error.",
 )
 @apply(supervision_options)
 @apply(input_limits)

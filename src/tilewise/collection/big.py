@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tilewise.collection.collect import Item, output_format
+from tilewise.collection.collect import Item
 from tilewise.collection.write import safe_parent
 from tilewise.errors import PipelineError, TilewiseError
 from tilewise.pipeline import Pipeline
@@ -20,19 +20,6 @@ from tilewise.pipeline import Pipeline
 __all__ = ["run_tiled", "why_not_tiled"]
 
 _TILED_FORMATS = ("tiff", "zarr", "npy")
-
-
-def _creation_options(fmt: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The batch's ``--co`` options as the tiled runner takes them for ``fmt``."""
-    if fmt == "npy":
-        return {}
-    allowed = ("NONE", "LZW", "DEFLATE", "ZSTD") if fmt == "tiff" else ("NONE", "ZSTD", "BLOSC")
-    default = "DEFLATE" if fmt == "tiff" else "ZSTD"
-    compress = options.get("COMPRESS", default)
-    chosen: dict[str, Any] = {"COMPRESS": compress if compress in allowed else default}
-    if options.get("LEVEL") is not None:
-        chosen["LEVEL"] = options["LEVEL"]
-    return chosen
 
 
 def why_not_tiled(pipeline: Pipeline, fmt: str) -> str | None:
@@ -59,6 +46,8 @@ def run_tiled(
 ) -> tuple[str, str | None]:
     """Run one file through :func:`tilewise.api.run` into the folder ``root``.
 
+    ``options`` are the batch's creation options for the file's output format.
+
     Returns
     -------
     tuple
@@ -66,7 +55,6 @@ def run_tiled(
     """
     from tilewise import api
 
-    fmt = output_format(item.name, None)
     try:
         parent = safe_parent(root, item.name)
         target = os.path.join(parent, item.name.rsplit("/", 1)[-1])
@@ -76,7 +64,7 @@ def run_tiled(
             pipeline,
             overwrite=True,
             resume=True,
-            creation_options=_creation_options(fmt, options),
+            creation_options=options,
             max_pixels=limits[0],
             max_whole_pixels=limits[1],
             progress=False,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from tilewise.errors import UsageError
+from tilewise.io import FORMATS, format_for_suffix
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -40,19 +41,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".png", ".jpg", ".jpeg", ".npy")
-#: Output formats and the extension a renamed output gets.
-FORMAT_SUFFIX = {"tiff": ".tif", "png": ".png", "jpeg": ".jpg", "npy": ".npy", "zarr": ".zarr"}
-_SUFFIX_FORMAT = {
-    ".tif": "tiff",
-    ".tiff": "tiff",
-    ".btf": "tiff",
-    ".tf8": "tiff",
-    ".png": "png",
-    ".jpg": "jpeg",
-    ".jpeg": "jpeg",
-    ".npy": "npy",
-    ".zarr": "zarr",
-}
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -93,7 +81,7 @@ def output_format(name: str, fmt: str | None) -> str:
     """The format an output is written in: ``fmt``, or the one its input's extension names."""
     if fmt is not None:
         return fmt
-    return _SUFFIX_FORMAT.get(PurePosixPath(name).suffix.lower(), "tiff")
+    return format_for_suffix(PurePosixPath(name).suffix) or "tiff"
 
 
 def output_name(name: str, fmt: str | None) -> str:
@@ -105,11 +93,11 @@ def output_name(name: str, fmt: str | None) -> str:
     ('a/b.png', 'a/b.tif', 'c.dat.tif')
     """
     path = PurePosixPath(name)
-    known = path.suffix.lower() in _SUFFIX_FORMAT
+    known = format_for_suffix(path.suffix) is not None
     if fmt is None:
         return name if known else f"{name}.tif"
     stem = path.with_suffix("") if known else path
-    return f"{stem}{FORMAT_SUFFIX[fmt]}"
+    return f"{stem}{FORMATS[fmt].extensions[0]}"
 
 
 def is_zarr(path: str) -> bool:

@@ -51,6 +51,11 @@ def fingerprint(items: list[Item], pipeline: list[str], output: dict[str, Any]) 
     }
 
 
+def _has_entries(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return any(entries)
+
+
 def prepare_tree(out: Path, print_: dict[str, Any], *, overwrite: bool, resume: bool) -> Prepared:
     """Create or reopen the output folder ``out`` and its journal."""
     jpath = journal_path(out)
@@ -63,7 +68,7 @@ def prepare_tree(out: Path, print_: dict[str, Any], *, overwrite: bool, resume: 
         )
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder; --out needs a folder")
-    if out.is_dir() and any(os.scandir(out)) and not overwrite:
+    if out.is_dir() and _has_entries(out) and not overwrite:
         if resume:
             raise OutputExistsError(
                 f"{out}: there is no unfinished batch to resume (no {jpath.name}) and the folder "

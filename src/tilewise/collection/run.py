@@ -41,7 +41,6 @@ from tilewise.collection.stack import (
     write_index,
 )
 from tilewise.collection.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
-from tilewise.collection.write import FORMATS, output_size, parse_write_options
 from tilewise.errors import StackMismatchError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task
 from tilewise.executors.forkserver import worker_options
@@ -119,7 +118,10 @@ def batch(
         Write into a non-empty folder / replace a stack; or continue a
         stopped batch from its journal (finished files are not redone).
     creation_options
-        ``COMPRESS``/``LEVEL`` (TIFF, Zarr), ``QUALITY`` (JPEG).
+        ``COMPRESS``/``LEVEL`` (TIFF, Zarr), ``LEVEL`` (PNG), ``QUALITY``
+        (JPEG); each output format takes the keys it knows, and a key none of
+        them takes, or a value one refuses, raises :class:`UsageError`
+        (:func:`tilewise.io.parse_options_for_formats`).
     max_pixels, max_whole_pixels
         Refuse inputs whose header declares more pixels.
     progress
@@ -135,8 +137,8 @@ def batch(
     """
     if (out is None) == (stack is None):
         raise UsageError("give exactly one of out= (a folder) or stack= (an .npy or .zarr file)")
-    if format is not None and format not in FORMATS:
-        raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format is not None and format not in io.FORMATS:
+        raise UsageError(f"format must be one of {', '.join(io.FORMATS)}, got {format!r}")
     if format is not None and stack is not None:
         raise UsageError("format= is for out=; a stack's format comes from its extension")
     if files_per_task < 1:
@@ -145,7 +147,6 @@ def batch(
         raise UsageError(f"the tiling threshold must be positive, got {tile_above}")
     pipeline = as_pipeline(ops)
     pipeline.check_portable()
-    options = parse_write_options(creation_options or {})
     arguments = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     chosen = out if out is not None else stack
     assert chosen is not None  # exactly one was given, checked above
@@ -155,6 +156,10 @@ def batch(
     items = collect_mod.collect([os.fspath(a) for a in arguments], exclude=[str(target)])
     if out is not None:
         items = collect_mod.unique_outputs(items, format)
+        formats = {collect_mod.output_format(item.name, None) for item in items}
+    else:
+        formats = {stack_format(target)}
+    options = io.parse_options_for_formats(formats, creation_options or {})
     check_apart([os.fspath(a) for a in arguments], items, target, folder=out is not None)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
     # files over the threshold run through tilewise.run, with its own default start method
@@ -271,7 +276,7 @@ class _Batch:
                 count=len(self.items),
                 row_shape=(),
                 dtype="",
-                options=self.options,
+                options=self.options[stack_format(self.target)],
                 token=uuid.uuid4().hex,
             )
             prepared = prepare_stack(self.target, spec, print_, overwrite=overwrite, resume=resume)
@@ -413,13 +418,14 @@ class _Batch:
                 self.fail(FileRecord(index, item.source, over, "input"), bar)
                 continue
             log.info("%s: %d x %d pixels, processing it tile by tile", item.source, rows, cols)
+            fmt = output_format(item.name, None)
             target, cause = run_tiled(
-                item, self.root, self.pipeline, self.options, self.limits, settings
+                item, self.root, self.pipeline, self.options[fmt], self.limits, settings
             )
             if cause is not None:
                 self.fail(FileRecord(index, item.source, cause, "exception"), bar)
                 continue
-            journal.record(index, {"r": {"size": output_size(target)}})
+            journal.record(index, {"r": {"size": io.stored_size(target)}})
             self.report.done += 1
             self.report.pixels += rows * cols
             self.report.tiled.append(item.source)

@@ -97,9 +97,9 @@ def create_stack(spec: StackSpec) -> StackSpec:
             return replace(spec, offset=offset)
         import zarr
 
-        from tilewise.collection.write import zarr_codec
+        from tilewise.io._zarr import compressor
 
-        codec = zarr_codec(spec.options)
+        codec = compressor(spec.options)
         zarr.create_array(
             target,
             shape=spec.shape,
@@ -170,8 +170,10 @@ def mismatch(spec: StackSpec, array: Array) -> str | None:
     return f"the pipeline gives {got}, but the stack's rows are {spec.describe()}"
 
 
-def _chunk_file(spec: StackSpec, row: int) -> str:
-    return os.path.join(spec.write_path, "c", str(row), *["0"] * len(spec.row_shape))
+def _chunk_file(spec: StackSpec, row: int) -> Path:
+    from tilewise.io._zarr import chunk_file
+
+    return chunk_file(spec.write_path, (row, *[0] * len(spec.row_shape)))
 
 
 def write_row(spec: StackSpec, row: int, array: Array) -> dict[str, Any]:

@@ -56,7 +56,8 @@ class BatchJob:
 
     pipeline: Pipeline
     root: str | None
-    options: dict[str, Any]
+    #: Creation options by output format (:func:`tilewise.io.parse_options_for_formats`).
+    options: dict[str, dict[str, Any]]
     stack: StackSpec | None
     max_pixels: int
     max_whole_pixels: int
@@ -122,7 +123,8 @@ def process_file(job: BatchJob, index: int, source: str, name: str) -> FileResul
             receipt = write_row(job.stack, index, result)
         else:
             assert job.root is not None
-            receipt = write_output(job.root, name, output_format(name, None), result, job.options)
+            fmt = output_format(name, None)
+            receipt = write_output(job.root, name, fmt, result, job.options[fmt])
     except Exception as err:  # every failure is reported; the next file goes on
         kind, cause, detail = _cause(err, source)
         return FileResult(

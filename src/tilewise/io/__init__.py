@@ -5,9 +5,16 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
 
 from tilewise.errors import InputError, UnsupportedFormatError, UsageError
+from tilewise.io._formats import (
+    FORMATS,
+    OutputFormat,
+    format_for_suffix,
+    parse_creation_options,
+    parse_options_for_formats,
+)
+from tilewise.io._whole import image_intact, write_image
 from tilewise.io.base import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_WHOLE_PIXELS,
@@ -17,12 +24,14 @@ from tilewise.io.base import (
     Source,
     SourceSpec,
     partial_path,
+    stored_size,
 )
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_WHOLE_PIXELS",
-    "OUTPUT_FORMATS",
+    "FORMATS",
+    "OutputFormat",
     "Receipt",
     "Sink",
     "SinkSpec",
@@ -31,17 +40,18 @@ __all__ = [
     "align_tile",
     "cached_sink",
     "cached_source",
+    "format_for_suffix",
+    "image_intact",
     "open_source",
     "output_format",
     "parse_creation_options",
+    "parse_options_for_formats",
     "partial_path",
     "sink_chunks",
     "sink_class",
+    "stored_size",
+    "write_image",
 ]
-
-_TIFF_EXT = (".tif", ".tiff", ".btf", ".tf8")
-_SIMPLE_EXT = (".png", ".jpg", ".jpeg")
-OUTPUT_FORMATS = {"tiff": _TIFF_EXT, "zarr": (".zarr",), "npy": (".npy",)}
 
 
 def _sniff(path: Path) -> tuple[str, bytes, int]:
@@ -141,16 +151,17 @@ def _gdal_source(
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
-    """The output format named by ``path``'s extension."""
+    """The format of a tiled output (``tilewise run``), named by ``path``'s extension."""
     suffix = Path(path).suffix.lower()
-    for name, extensions in OUTPUT_FORMATS.items():
-        if suffix in extensions:
-            return name
-    if suffix in _SIMPLE_EXT:
+    fmt = format_for_suffix(suffix)
+    tiled = ", ".join(f.extensions[0] for f in FORMATS.values() if f.tiled)
+    if fmt is not None and FORMATS[fmt].tiled:
+        return fmt
+    if fmt is not None:
         raise UsageError(
-            f"{path}: tilewise does not write {suffix} (it is not tiled); write .tif, .zarr or .npy"
+            f"{path}: tilewise does not write {suffix} (it is not tiled); write {tiled}"
         )
-    raise UsageError(f"{path}: unknown output extension {suffix!r}; use .tif, .zarr or .npy")
+    raise UsageError(f"{path}: unknown output extension {suffix!r}; use {tiled}")
 
 
 def sink_class(fmt: str) -> type[Sink]:
@@ -168,22 +179,6 @@ def sink_class(fmt: str) -> type[Sink]:
 
         return NpySink
     raise UsageError(f"no writer for format {fmt!r}")
-
-
-def parse_creation_options(fmt: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``--co KEY=VALUE`` options for ``fmt`` and fill in defaults."""
-    options = {k.upper(): v for k, v in options.items()}
-    if fmt == "tiff":
-        from tilewise.io._tiff import parse_creation_options as tiff_options
-
-        return tiff_options(options)
-    if fmt == "zarr":
-        from tilewise.io._zarr import parse_creation_options as zarr_options
-
-        return zarr_options(options)
-    if options:
-        raise UsageError(f".npy output takes no creation options, got {', '.join(options)}")
-    return {}
 
 
 def align_tile(

@@ -35,7 +35,7 @@ from tilewise.geometry import Window
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec, too_many_pixels
 from tilewise.io.georef import Georef
 
-__all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block"]
+__all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block", "write_whole_tiff"]
 
 #: Largest single TIFF segment (strip or tile) tilewise will decode, in pixels.
 MAX_SEGMENT_PIXELS = 1 << 28
@@ -47,7 +47,6 @@ SEGMENT_CACHE_BYTES = 32 << 20
 _MAX_OVERVIEW_PAGES = 64
 #: ``--co COMPRESS=`` values and their TIFF compression codes.
 COMPRESSIONS = {"NONE": 1, "LZW": 5, "DEFLATE": 8, "ZSTD": 50000}
-_DEFAULT_LEVELS = {"DEFLATE": 6, "ZSTD": 3}
 _BLOCK_CHOICES = (512, 256, 128, 64, 32, 16)
 
 
@@ -120,7 +119,7 @@ class TiffSource(Source):
 
     @property
     def georef(self) -> Georef | None:
-        from tilewise.io._tiff_whole import GEO_TAGS
+        from tilewise.io._tiff_ifd import GEO_TAGS
 
         if not any(code in self._page.tags for code in GEO_TAGS):
             return None
@@ -252,23 +251,24 @@ def align_tile_for_tiff(
     )
 
 
-def parse_creation_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Check ``--co`` options for TIFF output: COMPRESS, LEVEL."""
-    known = {"COMPRESS", "LEVEL"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UsageError(
-            f"unknown TIFF creation option {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    compress = str(options.get("COMPRESS", "DEFLATE")).upper()
-    if compress not in COMPRESSIONS:
-        raise UsageError(
-            f"COMPRESS={compress} is not supported for TIFF; use one of {', '.join(COMPRESSIONS)}"
-        )
-    result: dict[str, Any] = {"COMPRESS": compress}
-    if compress in _DEFAULT_LEVELS:
-        result["LEVEL"] = int(options.get("LEVEL", _DEFAULT_LEVELS[compress]))
-    return result
+def write_whole_tiff(fh: Any, array: Array, options: dict[str, Any]) -> None:
+    """Write ``array`` as a classic, striped TIFF (a whole image; see :mod:`tilewise.io._whole`)."""
+    compress = options["COMPRESS"]
+    args: dict[str, Any] = {}
+    if compress != "NONE":
+        args["compression"] = COMPRESSIONS[compress]
+        if "LEVEL" in options:
+            args["compressionargs"] = {"level": options["LEVEL"]}
+    bands = 1 if array.ndim == 2 else array.shape[2]
+    tifffile.imwrite(
+        fh,
+        array,
+        photometric="rgb" if bands in (3, 4) else "minisblack",
+        extrasamples=(2,) if bands == 4 else None,
+        metadata=None,
+        software="tilewise",
+        **args,
+    )
 
 
 class TiffSink(Sink):

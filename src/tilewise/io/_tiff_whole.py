@@ -2,26 +2,15 @@
 
 Why this exists: in a collection of small images (say 512 x 512 uint8 in one
 strip), opening each file with :class:`tifffile.TiffFile` costs more than
-decoding its pixels. This source reads the file's bytes once, parses the first
-IFD with a few ``struct`` calls, and decodes the whole image with
-``imagecodecs.tiff_decode`` (libtiff) on the first :meth:`~WholeTiffSource.read`.
-
-Eligible files, and only these, are read this way:
-
-- at most :data:`MAX_FILE_BYTES` long, classic TIFF or BigTIFF, either byte order;
-- exactly one IFD, without SubIFDs, ImageDepth above 1 or FillOrder 2, and with
-  no tag outside :data:`_VALUED` and :data:`_DESCRIPTIVE` (another tag may make
-  tifffile read the page differently);
-- MinIsBlack, or RGB with at least 3 samples; contiguous samples, all of one
-  8/16/32/64-bit unsigned or signed integer type or 32/64-bit float;
-- uncompressed (see below for why compressed files are not);
-- striped or tiled, every segment present, inside the file and as long as its
-  pixels, and at most :data:`MAX_DECODED_BYTES` decoded.
-
-Anything else is opened by :class:`~tilewise.io._tiff.TiffSource`. So is a file
-that libtiff fails to decode, or decodes to another shape or dtype than its
-header promised: TiffSource then reads it, or names what is corrupt exactly as
-it always has.
+decoding its pixels. This source reads the file's first bytes, parses the first
+IFD with a few ``struct`` calls (:mod:`tilewise.io._tiff_ifd`, which lists the
+files eligible), and reads the rows a window needs straight from the file, or
+decodes the whole image with ``imagecodecs.tiff_decode`` (libtiff) on the first
+:meth:`~WholeTiffSource.read`. Files over :data:`MAX_FILE_BYTES` and files the
+parser does not accept are opened by :class:`~tilewise.io._tiff.TiffSource`. So
+is a file that libtiff fails to decode, or decodes to another shape or dtype than
+its header promised: TiffSource then reads it, or names what is corrupt exactly
+as it always has.
 
 Compressed files are left to TiffSource on purpose. libtiff decodes LZW,
 Deflate, PackBits and Zstd losslessly, but a damaged segment that decodes to
@@ -34,8 +23,6 @@ gained least (about 1.15x; LZW 1.7x), as decoding dominates their cost.
 from __future__ import annotations
 
 import os
-import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,277 +30,19 @@ import numpy as np
 
 from tilewise.errors import CorruptInputError
 from tilewise.geometry import Window
+from tilewise.io._tiff_ifd import StripLayout, parse_layout
 from tilewise.io.base import Array, Source, SourceSpec, too_many_pixels
 from tilewise.io.georef import Georef
 
 if TYPE_CHECKING:
     from tilewise.io._tiff import TiffSource
 
-__all__ = ["MAX_DECODED_BYTES", "MAX_FILE_BYTES", "StripLayout", "WholeTiffSource", "parse_layout"]
+__all__ = ["HEAD_BYTES", "MAX_FILE_BYTES", "WholeTiffSource"]
 
 #: Largest file read whole (bigger files are read by segment by TiffSource).
 MAX_FILE_BYTES = 16 << 20
-#: Largest image (or single tile) decoded whole, in bytes.
-MAX_DECODED_BYTES = 64 << 20
 #: Bytes read first: a header found in them is parsed without reading the rest.
 HEAD_BYTES = 8192
-
-#: Tags whose values decide eligibility and layout.
-_VALUED = {
-    256: "ImageWidth",
-    257: "ImageLength",
-    258: "BitsPerSample",
-    259: "Compression",
-    262: "Photometric",
-    266: "FillOrder",
-    273: "StripOffsets",
-    277: "SamplesPerPixel",
-    278: "RowsPerStrip",
-    279: "StripByteCounts",
-    284: "PlanarConfig",
-    305: "Software",
-    317: "Predictor",
-    322: "TileWidth",
-    323: "TileLength",
-    324: "TileOffsets",
-    325: "TileByteCounts",
-    339: "SampleFormat",
-    32997: "ImageDepth",
-}
-#: Tags that only describe the image; neither reader's pixels depend on them.
-_DESCRIPTIVE = frozenset(
-    {
-        254, 255,  # NewSubfileType, SubfileType
-        269, 270, 271, 272, 285, 306, 315, 316, 33432,  # names, text, dates, Copyright
-        274, 282, 283, 286, 287, 296, 297,  # Orientation, resolution, position, PageNumber
-        280, 281, 338, 340, 341,  # (S)Min/MaxSampleValue, ExtraSamples
-        318, 319, 34675,  # WhitePoint, PrimaryChromaticities, ICC profile
-        700, 33723, 34377, 34665, 34853,  # XMP, IPTC, Photoshop, Exif IFD, GPS IFD
-        33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113,  # GeoTIFF, GDAL metadata/nodata
-        50838, 50839,  # ImageJ metadata
-    }
-)  # fmt: skip
-#: Tags whose meaning GDAL reads (GeoTIFF georeferencing, GDAL metadata and nodata): a file
-#: with one of them has its georeferencing read by rasterio (``io._raster``).
-GEO_TAGS = frozenset({33550, 33922, 34264, 34735, 42112, 42113})
-#: TIFF field types of the values read: ASCII (Software only), SHORT, LONG, LONG8. (tifffile
-#: reads some BYTE-typed values as bytes, so a file using them is left to TiffSource.)
-_TYPES = {2: "s", 3: "H", 4: "I", 16: "Q"}
-_TYPE_BYTES = {2: 1, 3: 2, 4: 4, 16: 8}
-#: Compressions read whole: none only (module docstring: libtiff truncates some damaged
-#: compressed segments silently). libtiff also decodes LZW 5, Deflate 8/32946, PackBits
-#: 32773 and Zstd 50000 bit-exactly; the checks below keep them safe if they are added back.
-_COMPRESSIONS = frozenset({1})
-#: Those libtiff applies a Predictor to (it ignores one with none or PackBits; tifffile does not).
-_PREDICTED = frozenset({5, 8, 32946, 50000})
-#: (SampleFormat, BitsPerSample) -> dtype.
-_DTYPES = {
-    **{(1, bits): f"u{bits // 8}" for bits in (8, 16, 32, 64)},
-    **{(2, bits): f"i{bits // 8}" for bits in (8, 16, 32, 64)},
-    (3, 32): "f4",
-    (3, 64): "f8",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class StripLayout:
-    """What an eligible file's header promises."""
-
-    shape: tuple[int, int]
-    bands: int
-    dtype: np.dtype[Any]
-    block: tuple[int, int]
-    tiled: bool
-    compression: int
-    bigtiff: bool
-    #: Where the pixels start when the strips lie back to back (the image is then a view of
-    #: the file's bytes, as tifffile reads a contiguous page); None otherwise.
-    contiguous_at: int | None = None
-    byteorder: str = "<"
-    #: The file has GeoTIFF or GDAL tags (:data:`GEO_TAGS`).
-    geotagged: bool = False
-
-
-def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str, int] | None:
-    """The values of the :data:`_VALUED` tags of the only IFD, whether it is BigTIFF,
-    the byte order (``"<"`` or ``">"``), and how far into ``data`` the parse read.
-
-    None when the file has more than one IFD, a tag outside the known ones, a
-    repeated tag or a valued tag of an unexpected type. Raises ``struct.error``
-    (or ``OverflowError``) when an offset or count points outside ``data``.
-    """
-    order = {b"II": "<", b"MM": ">"}.get(data[:2])
-    if order is None:
-        return None
-    (magic,) = struct.unpack_from(order + "H", data, 2)
-    if magic == 42:
-        bigtiff, count_fmt, entry_fmt, pointer_fmt = False, "H", "HHI", "I"
-        (ifd,) = struct.unpack_from(order + "I", data, 4)
-    elif magic == 43 and struct.unpack_from(order + "HH", data, 4) == (8, 0):
-        bigtiff, count_fmt, entry_fmt, pointer_fmt = True, "Q", "HHQ", "Q"
-        (ifd,) = struct.unpack_from(order + "Q", data, 8)
-    else:
-        return None
-    entry = struct.Struct(order + entry_fmt)  # tag, type, count; then the value or its offset
-    pointer = struct.Struct(order + pointer_fmt)
-    head, inline = entry.size, pointer.size
-    (entries,) = struct.unpack_from(order + count_fmt, data, ifd)
-    first = ifd + struct.calcsize(order + count_fmt)
-    end = first + entries * (head + inline)
-    (next_ifd,) = pointer.unpack_from(data, end)
-    if next_ifd:
-        return None
-    reach = end + inline
-    tags: dict[str, tuple[Any, ...]] = {}
-    for pos in range(first, end, head + inline):
-        code, kind, count = entry.unpack_from(data, pos)
-        name = _VALUED.get(code)
-        if name is None:
-            if code in _DESCRIPTIVE:
-                if code in GEO_TAGS:
-                    tags["GeoTags"] = ()
-                continue
-            return None
-        ascii_ok = (kind == 2) == (name == "Software")  # ASCII for Software, numbers elsewhere
-        if name in tags or kind not in _TYPES or not ascii_ok:
-            return None
-        where = pos + head
-        if count * _TYPE_BYTES[kind] > inline:
-            (where,) = pointer.unpack_from(data, where)
-            reach = max(reach, where + count * _TYPE_BYTES[kind])
-        tags[name] = struct.unpack_from(f"{order}{count}{_TYPES[kind]}", data, where)
-    return tags, bigtiff, order, reach
-
-
-def parse_layout(data: bytes, size: int | None = None) -> StripLayout | None:
-    """The layout of a TIFF file's bytes if it is eligible (module docstring), else None.
-
-    Parameters
-    ----------
-    data : bytes
-        The whole file, or its first bytes: then None unless the header lies within them.
-    size : int, optional
-        The file's size when ``data`` holds only its first bytes.
-
-    Returns
-    -------
-    StripLayout or None
-        Shape, bands, dtype and segment shape, as TiffSource would report them.
-
-    Notes
-    -----
-    The layout depends only on the bytes the parse reads and on the file's
-    size, so the last eligible one is remembered with those bytes: the files
-    of a collection, written alike, then cost one comparison each.
-    """
-    size = len(data) if size is None else size
-    global _last
-    key = (size, MAX_DECODED_BYTES)
-    if _last is not None:
-        known_key, known_head, known = _last
-        if key == known_key and data[: len(known_head)] == known_head:
-            return known
-    layout, reach = _parse_layout(data, size)
-    if layout is not None:
-        _last = (key, data[:reach], layout)
-    return layout
-
-
-#: The last eligible layout parsed: (file size, decoding limit), the bytes it depends on,
-#: and the layout.
-_last: tuple[tuple[int, int], bytes, StripLayout] | None = None
-
-
-def _parse_layout(data: bytes, size: int) -> tuple[StripLayout | None, int]:
-    """:func:`parse_layout` without the memory; also how far into ``data`` it read."""
-    try:
-        parsed = _first_ifd(data)
-    except (struct.error, OverflowError):
-        return None, 0
-    if parsed is None:
-        return None, 0
-    tags, bigtiff, byteorder, reach = parsed
-
-    def value(name: str, default: int) -> int:
-        values = tags.get(name, (default,))
-        return int(values[0]) if len(values) == 1 else -1  # -1 fails every check below
-
-    length, width = value("ImageLength", 0), value("ImageWidth", 0)
-    samples = value("SamplesPerPixel", 1)
-    bits = set(tags.get("BitsPerSample", (1,)))
-    formats = set(tags.get("SampleFormat", (1,)))
-    if len(bits) != 1 or len(formats) != 1:
-        return None, 0
-    dtype_code = _DTYPES.get((formats.pop(), bits.pop()))
-    photometric = value("Photometric", -1)
-    compression = value("Compression", 1)
-    predictor = value("Predictor", 1)
-    if not (
-        length > 0
-        and width > 0
-        and samples > 0
-        and dtype_code is not None
-        # tifffile reads IndicaLabs' 32-bit samples without SampleFormat as float
-        and not (
-            dtype_code == "u4"
-            and "SampleFormat" not in tags
-            and tags.get("Software", (b"",))[0].startswith(b"IndicaLabs")
-        )
-        and compression in _COMPRESSIONS
-        and (photometric == 1 or (photometric == 2 and samples >= 3))
-        and (samples == 1 or value("PlanarConfig", 1) == 1)
-        and (predictor == 1 or (predictor in (2, 3) and compression in _PREDICTED))
-        and value("FillOrder", 1) == 1
-        and value("ImageDepth", 1) == 1
-    ):
-        return None, 0
-    dtype = np.dtype(dtype_code)
-
-    tile_tags = {"TileWidth", "TileLength", "TileOffsets", "TileByteCounts"}
-    strip_tags = {"StripOffsets", "StripByteCounts"}
-    if tile_tags <= tags.keys() and not strip_tags & tags.keys():
-        tiled, kind = True, "Tile"
-        block = (value("TileLength", 0), value("TileWidth", 0))
-    elif strip_tags <= tags.keys() and not tile_tags & tags.keys():
-        tiled, kind = False, "Strip"
-        block = (min(value("RowsPerStrip", 2**32 - 1), length), width)
-    else:
-        return None, 0
-    if block[0] <= 0 or block[1] <= 0:
-        return None, 0
-    pixel_bytes = samples * dtype.itemsize
-    if max(length * width, block[0] * block[1]) * pixel_bytes > MAX_DECODED_BYTES:
-        return None, 0
-    offsets, counts = tags[f"{kind}Offsets"], tags[f"{kind}ByteCounts"]
-    segments = -(-length // block[0]) * -(-width // block[1])
-    if len(offsets) != segments or len(counts) != segments:
-        return None, 0
-    if not all(o > 0 and c > 0 and o + c <= size for o, c in zip(offsets, counts, strict=True)):
-        return None, 0
-    contiguous_at = None
-    if compression == 1:
-        # libtiff reads past a short uncompressed segment; TiffSource calls it corrupt
-        needed = [block[0] * block[1] * pixel_bytes] * segments
-        if not tiled:
-            needed[-1] = (length - (segments - 1) * block[0]) * width * pixel_bytes
-        if any(c < n for c, n in zip(counts, needed, strict=True)):
-            return None, 0
-        ends = [o + n for o, n in zip(offsets, needed, strict=True)]
-        if not tiled and all(o == end for o, end in zip(offsets[1:], ends, strict=False)):
-            contiguous_at = offsets[0]
-    layout = StripLayout(
-        shape=(length, width),
-        bands=samples,
-        dtype=dtype,
-        block=block,
-        tiled=tiled,
-        compression=compression,
-        bigtiff=bigtiff,
-        contiguous_at=contiguous_at,
-        byteorder=byteorder,
-        geotagged="GeoTags" in tags,
-    )
-    return layout, reach
 
 
 class WholeTiffSource(Source):

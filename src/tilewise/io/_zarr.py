@@ -15,7 +15,7 @@ from tilewise.errors import CorruptInputError, ImageTooLargeError, OutputError, 
 from tilewise.geometry import Window
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 
-__all__ = ["ZarrSink", "ZarrSource", "zarr_chunks"]
+__all__ = ["ZarrSink", "ZarrSource", "chunk_file", "compressor", "write_whole_zarr", "zarr_chunks"]
 
 #: Strip layouts span a whole dimension; chunks along it needn't be that long.
 _MAX_CHUNK = 4096
@@ -76,31 +76,35 @@ def zarr_chunks(tile_shape: tuple[int, int], image_shape: tuple[int, int]) -> tu
     )
 
 
-def _compressor(options: dict[str, Any]) -> Any:
-    name = str(options.get("COMPRESS", "ZSTD")).upper()
-    level = int(options.get("LEVEL", 3))
-    if name == "ZSTD":
-        return ZstdCodec(level=level)
-    if name == "BLOSC":
-        return BloscCodec(cname="zstd", clevel=level)
+def chunk_file(root: str | os.PathLike[str], key: tuple[int, ...]) -> Path:
+    """The file that holds chunk ``key`` of the Zarr v3 array at ``root`` (default key encoding).
+
+    >>> str(chunk_file("a.zarr", (3, 0, 1)))
+    'a.zarr/c/3/0/1'
+    """
+    return Path(root, "c", *map(str, key))
+
+
+def compressor(options: dict[str, Any]) -> Any:
+    """The codec for options checked by :func:`tilewise.io.parse_creation_options`."""
+    name = options["COMPRESS"]
     if name == "NONE":
         return None
-    raise UsageError(f"COMPRESS={name} is not supported for Zarr; use ZSTD, BLOSC or NONE")
+    if name == "BLOSC":
+        return BloscCodec(cname="zstd", clevel=options["LEVEL"])
+    return ZstdCodec(level=options["LEVEL"])
 
 
-def parse_creation_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Check ``--co`` options for Zarr output: COMPRESS (ZSTD, BLOSC, NONE), LEVEL."""
-    unknown = sorted(set(options) - {"COMPRESS", "LEVEL"})
-    if unknown:
-        raise UsageError(
-            f"unknown Zarr creation option {', '.join(unknown)}; known: COMPRESS, LEVEL"
-        )
-    result = {
-        "COMPRESS": str(options.get("COMPRESS", "ZSTD")).upper(),
-        "LEVEL": int(options.get("LEVEL", 3)),
-    }
-    _compressor(result)
-    return result
+def write_whole_zarr(path: Path, array: Array, options: dict[str, Any]) -> None:
+    """Write ``array`` as a Zarr array of one chunk (a whole image: :mod:`tilewise.io._whole`)."""
+    codec = compressor(options)
+    zarr.create_array(
+        path,
+        data=array,
+        chunks=array.shape,
+        compressors=None if codec is None else [codec],
+        overwrite=True,
+    )
 
 
 class ZarrSink(Sink):
@@ -115,14 +119,14 @@ class ZarrSink(Sink):
     @classmethod
     def create(cls, spec: SinkSpec) -> None:
         chunks = spec.chunks if spec.bands == 1 else (*spec.chunks, spec.bands)
-        compressor = _compressor(spec.options)
+        codec = compressor(spec.options)
         try:
             zarr.create_array(
                 spec.partial,
                 shape=spec.array_shape,
                 dtype=spec.dtype,
                 chunks=chunks,
-                compressors=None if compressor is None else [compressor],
+                compressors=None if codec is None else [codec],
                 fill_value=0,
                 dimension_names=("row", "col") if spec.bands == 1 else ("row", "col", "band"),
                 overwrite=True,
@@ -132,13 +136,12 @@ class ZarrSink(Sink):
 
     def _chunk_files(self, window: Window) -> list[Path]:
         ch, cw = self.spec.chunks
-        root = self.spec.partial / "c"
-        files = []
-        for r in range(window.row // ch, (window.stop_row - 1) // ch + 1):
-            for c in range(window.col // cw, (window.stop_col - 1) // cw + 1):
-                parts = [str(r), str(c)] + (["0"] if self.spec.bands > 1 else [])
-                files.append(root.joinpath(*parts))
-        return files
+        band = (0,) if self.spec.bands > 1 else ()
+        return [
+            chunk_file(self.spec.partial, (r, c, *band))
+            for r in range(window.row // ch, (window.stop_row - 1) // ch + 1)
+            for c in range(window.col // cw, (window.stop_col - 1) // cw + 1)
+        ]
 
     def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
         try:

@@ -31,6 +31,7 @@ __all__ = [
     "Source",
     "SourceSpec",
     "partial_path",
+    "stored_size",
     "too_many_pixels",
 ]
 
@@ -205,6 +206,11 @@ class Sink(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
+
+
+def stored_size(path: str | os.PathLike[str]) -> int:
+    """Bytes of a file, or of every file under a directory (Zarr)."""
+    return int(_stat_tree(Path(path))["size"])
 
 
 def _stat_tree(path: Path) -> dict[str, Any]:

@@ -57,12 +57,15 @@ def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journ
 def _verify_journal(plan: Plan, journal: Journal) -> list[int]:
     """Check every journaled tile is still intact in the partial output; forget the damaged."""
     assert plan.sink is not None
-    sink = io.cached_sink(plan.sink)
+    sink = io.sink_class(plan.sink.format)(plan.sink)
     damaged = []
-    for index, entry in list(journal.done.items()):
-        if not sink.verify(plan.grid.tile(index).core, entry.get("receipt", {})):
-            journal.forget(index)
-            damaged.append(index)
+    try:
+        for index, entry in list(journal.done.items()):
+            if not sink.verify(plan.grid.tile(index).core, entry.get("receipt", {})):
+                journal.forget(index)
+                damaged.append(index)
+    finally:
+        sink.close()
     if damaged:
         log.warning(
             "%d tile(s) listed as done are missing or damaged in the output and will be redone: %s",
