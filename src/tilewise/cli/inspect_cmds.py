@@ -98,13 +98,18 @@ def plan(
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @apply(input_limits)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-@click.option("-v", "--verbose", count=True, help="Tracebacks on errors.")
+@click.option("-v", "--verbose", count=True, help="Tracebacks on errors; libraries' notes.")
 def info(
     input_path: str, max_pixels: int, max_whole_pixels: int, as_json: bool, verbose: int
 ) -> None:
-    """Show INPUT's shape, dtype, bands, blocks (tiles/strips/chunks) and compression."""
+    """Show INPUT's shape, dtype, bands, blocks (tiles/strips/chunks) and compression.
+
+    Also what its samples mean (photometric, bits per sample, alpha) and any
+    conversion tilewise applies when reading it (e.g. MinIsWhite inverted).
+    """
     from tilewise import api
 
+    setup_logging(verbose, False)
     with reporting_errors(verbose):
         facts = api.info(input_path, max_pixels=max_pixels)
     if as_json:
