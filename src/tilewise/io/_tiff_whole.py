@@ -77,6 +77,7 @@ _VALUED = {
     324: "TileOffsets",
     325: "TileByteCounts",
     339: "SampleFormat",
+    338: "ExtraSamples",
     32997: "ImageDepth",
 }
 #: Tags that only describe the image; neither reader's pixels depend on them.
@@ -85,7 +86,7 @@ _DESCRIPTIVE = frozenset(
         254, 255,  # NewSubfileType, SubfileType
         269, 270, 271, 272, 285, 306, 315, 316, 33432,  # names, text, dates, Copyright
         274, 282, 283, 286, 287, 296, 297,  # Orientation, resolution, position, PageNumber
-        280, 281, 338, 340, 341,  # (S)Min/MaxSampleValue, ExtraSamples
+        280, 281, 340, 341,  # (S)Min/MaxSampleValue
         318, 319, 34675,  # WhitePoint, PrimaryChromaticities, ICC profile
         700, 33723, 34377, 34665, 34853,  # XMP, IPTC, Photoshop, Exif IFD, GPS IFD
         33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113,  # GeoTIFF, GDAL metadata/nodata
@@ -126,6 +127,10 @@ class Layout:
     #: the file's bytes, as tifffile reads a contiguous page); None otherwise.
     contiguous_at: int | None = None
     byteorder: str = "<"
+    #: PhotometricInterpretation: 1 (MinIsBlack) or 2 (RGB).
+    photometric: int = 1
+    #: Whether the last sample is alpha (ExtraSamples 1 or 2).
+    alpha: bool = False
 
 
 def _first_ifd(data: bytes) -> tuple[dict[str, tuple[Any, ...]], bool, str, int] | None:
@@ -303,6 +308,8 @@ def _parse_layout(data: bytes, size: int) -> tuple[Layout | None, int]:
         bigtiff=bigtiff,
         contiguous_at=contiguous_at,
         byteorder=byteorder,
+        photometric=photometric,
+        alpha=tags.get("ExtraSamples", (0,))[-1] in (1, 2),
     )
     return layout, reach
 
@@ -326,6 +333,8 @@ class WholeTiffSource(Source):
         self.shape = layout.shape
         self.bands = layout.bands
         self.dtype = layout.dtype
+        self.photometric = "rgb" if layout.photometric == 2 else "minisblack"
+        self.alpha = layout.alpha
         self._spec = spec
         self._data = data
         self._layout = layout
