@@ -1,6 +1,7 @@
 """What a TIFF's samples mean travels with them, or the file is refused (issue 16: 3, 6, 7).
 
-Photometric interpretation, bit depth and damaged header tags, decided from the header.
+Photometric interpretation, bit depth and damaged header tags, decided from the header; and
+errors that are not about the file (MemoryError) keep their meaning when reading TIFF or Zarr.
 """
 
 from __future__ import annotations
@@ -183,3 +184,18 @@ def test_library_log_lines_are_restored_after_reading(tmp_path):
     with pytest.raises(CorruptInputError):
         tilewise.info(path)
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+def test_a_memory_error_reading_zarr_is_not_a_corrupt_chunk(tmp_path, monkeypatch):
+    import zarr
+
+    zarr.create_array(tmp_path / "in.zarr", shape=(32, 32), dtype="uint8", chunks=(16, 16))
+    source = io.open_source(tmp_path / "in.zarr")
+
+    class Exhausted:
+        def __getitem__(self, key):
+            raise MemoryError
+
+    monkeypatch.setattr(source, "_array", Exhausted())
+    with pytest.raises(MemoryError):
+        source.read(Window(0, 0, 8, 8))
