@@ -128,3 +128,22 @@ def test_a_decoded_copy_that_cannot_be_written_falls_back_to_memory(tmp_path, mo
     image = RNG.integers(0, 256, (20, 30), dtype=np.uint8)
     Image.fromarray(image).save(path)
     np.testing.assert_array_equal(read(path, Window(1, 2, 5, 6)), image[1:6, 2:8])
+
+
+def test_a_full_disk_for_the_decoded_copy_means_decoding_in_memory(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    monkeypatch.setattr(_simple, "decoded_dir", lambda: tmp_path / "decoded")
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    path = tmp_path / "in.png"
+    image = RNG.integers(0, 256, (20, 30), dtype=np.uint8)
+    Image.fromarray(image).save(path)
+    np.testing.assert_array_equal(read(path, Window(1, 2, 5, 6)), image[1:6, 2:8])
+    assert not list((tmp_path / "decoded").glob("*.npy")) + list(
+        (tmp_path / "decoded").glob("*.tmp")
+    )

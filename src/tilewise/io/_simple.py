@@ -16,8 +16,9 @@ one per worker. Decoding happens under a file lock, so workers that start togeth
 wait for the first one instead of decoding too; the file is written under a
 temporary name and renamed, so a worker never maps a half-written image. Files
 unused for :data:`KEEP_SECONDS` are removed by the next worker that decodes one.
-If the temporary directory cannot be written (full, read-only), the worker decodes
-into its own memory, as a batch does.
+If the temporary directory cannot be written (full, read-only; the file's blocks are
+reserved before decoding, so a full disk is found then), the worker decodes into its
+own memory, as a batch does.
 """
 
 from __future__ import annotations
@@ -138,6 +139,10 @@ class SimpleSource(Source):
                     out = np.lib.format.open_memmap(
                         tmp, mode="w+", dtype=self.dtype, shape=self._array_shape
                     )
+                    # reserve the blocks now: a full disk is an OSError here (and a decode
+                    # in memory instead), not a SIGBUS when a mapped page is first written
+                    with open(tmp, "r+b") as fh:
+                        os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
                     self._decode_into(out)
                     out.flush()
                     del out
