@@ -190,7 +190,8 @@ class TiffSource(Source):
         except NotImplementedError as err:
             raise UnsupportedFormatError(f"{self.path}: cannot decode {where}: {err}") from err
         except DECODE_ERRORS as err:
-            raise CorruptInputError(f"{self.path}: corrupt {where}: {_cause(err, notes)}") from err
+            said = f" (tifffile: {_cause(None, notes)})" if notes else ""
+            raise CorruptInputError(f"{self.path}: corrupt {where}: {err}{said}") from err
         return segment
 
     def read(self, window: Window) -> Array:
