@@ -207,10 +207,11 @@ INELIGIBLE = {
     "multi-page": _multipage,
     "SubIFDs": _subifds,
     "JPEG": _plain(compression="jpeg"),
-    "MinIsWhite": _plain(photometric="miniswhite"),
+    # read inverted to MinIsBlack (io/_tiff_header.py)
+    "MinIsWhite": lambda p, im: 255 - _plain(photometric="miniswhite")(p, im),
     "planar separate": _planar_separate,
     "float16": lambda p, im: _plain()(p, im.astype(np.float16)),
-    "1-bit": lambda p, im: _plain()(p, im > 128),
+    "1-bit": lambda p, im: _plain(photometric="minisblack")(p, im > 128),
     "PackBits with a predictor": _plain(compression="packbits", predictor=2),
     "a private tag": _plain(extratags=[(65000, "s", 0, "x", True)]),
     "a sparse tile": _sparse_tile,

@@ -98,7 +98,7 @@ def plan(
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @apply(input_limits)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-@click.option("-v", "--verbose", count=True, help="Tracebacks on errors.")
+@click.option("-v", "--verbose", count=True, help="Tracebacks on errors; libraries' notes.")
 def info(
     input_path: str, max_pixels: int, max_whole_pixels: int, as_json: bool, verbose: int
 ) -> None:
@@ -107,9 +107,13 @@ def info(
     For georeferenced images also the CRS (EPSG code when there is one), the
     transform (a, b, c, d, e, f as rasterio's Affine), resolution, bounds (left,
     bottom, right, top), nodata, band descriptions and overviews.
+
+    Also what its samples mean (photometric, bits per sample, alpha) and any
+    conversion tilewise applies when reading it (e.g. MinIsWhite inverted).
     """
     from tilewise import api
 
+    setup_logging(verbose, False)
     with reporting_errors(verbose):
         facts = api.info(input_path, max_pixels=max_pixels)
     if as_json:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
@@ -63,14 +62,10 @@ def parse_key_values(items: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
-    """-v shows info, -vv debug; -q shows errors only."""
-    level = (
-        logging.ERROR
-        if quiet
-        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    )
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
-    logging.getLogger("tilewise").setLevel(level)
+    """-v shows info, -vv debug; -q shows errors only (see :mod:`tilewise.cli.logs`)."""
+    from tilewise.cli.logs import route_logging
+
+    route_logging(verbose, quiet)
 
 
 SIZE = SizeType()

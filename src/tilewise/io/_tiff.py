@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -28,10 +27,15 @@ from tilewise.errors import (
     CorruptInputError,
     ImageTooLargeError,
     OutputError,
+    TilewiseError,
     UnsupportedFormatError,
     UsageError,
 )
 from tilewise.geometry import Window
+from tilewise.io._reading import DECODE_ERRORS, library_notes
+from tilewise.io._tiff_header import cause as _cause
+from tilewise.io._tiff_header import check_tags as _check_tags
+from tilewise.io._tiff_header import meaning as _meaning
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec, too_many_pixels
 from tilewise.io.georef import Georef
 
@@ -51,27 +55,52 @@ _BLOCK_CHOICES = (512, 256, 128, 64, 32, 16)
 
 
 class TiffSource(Source):
-    """A TIFF or BigTIFF read by window (first page; tiled or striped, contiguous or planar)."""
+    """A TIFF or BigTIFF read by window (first page; tiled or striped, contiguous or planar).
+
+    What the samples mean is checked from the header (see :func:`_meaning`): MinIsBlack
+    and RGB are read as stored; MinIsWhite is inverted and 2- and 4-bit samples are
+    scaled to 8 bits, both said in :meth:`info`; other interpretations (CMYK, CIELab,
+    palette, ...) and bit depths are refused, as no output would label them truly.
+    """
 
     format_name = "tiff"
     reader = "tifffile"
 
     def __init__(self, spec: SourceSpec) -> None:
         self.path = Path(spec.path)
-        try:
-            self._tif = tifffile.TiffFile(self.path)
-            page = self._tif.pages.first
-        except (tifffile.TiffFileError, struct.error, ValueError, IndexError) as err:
-            raise CorruptInputError(f"{self.path}: not a readable TIFF ({err})") from err
+        with library_notes("tifffile") as notes:
+            try:
+                self._open(spec, notes)
+            except TilewiseError:
+                self.close()
+                raise
+            except DECODE_ERRORS as err:
+                self.close()
+                raise CorruptInputError(
+                    f"{self.path}: not a readable TIFF, its header is damaged "
+                    f"({_cause(err, notes)})"
+                ) from err
+
+    def _open(self, spec: SourceSpec, notes: list[str]) -> None:
+        self._tif = tifffile.TiffFile(self.path)
+        if not self._tif.pages:
+            raise CorruptInputError(
+                f"{self.path}: not a readable TIFF: no image in it ({_cause(None, notes)})"
+            )
+        page = self._tif.pages.first
+        _check_tags(self.path, page, notes)
         self._page = page
         self._fh = self._tif.filehandle
         self._filesize = self._fh.size
         separate, depth, length, width, contig = page.shaped
+        if length < 1 or width < 1:
+            raise CorruptInputError(
+                f"{self.path}: damaged TIFF header: image of {length} x {width} pixels"
+                + (f" ({_cause(None, notes)})" if notes else "")
+            )
         if depth != 1:
-            self.close()
             raise UnsupportedFormatError(f"{self.path}: volumetric (depth {depth}) TIFF pages")
         if page.dtype is None:
-            self.close()
             raise UnsupportedFormatError(
                 f"{self.path}: unsupported sample format "
                 f"({page.bitspersample}-bit, SampleFormat {page.sampleformat})"
@@ -80,15 +109,19 @@ class TiffSource(Source):
         self.bands = int(separate * contig)
         self.dtype = np.dtype(page.dtype)
         self._separate = int(separate)
+        self._convert = _meaning(self, page)
         if self.shape[0] * self.shape[1] > spec.max_pixels:
-            self.close()
             raise too_many_pixels(self.path, self.shape, spec.max_pixels)
         if page.is_tiled:
             self._block = (int(page.tilelength), int(page.tilewidth))
         else:
             self._block = (min(int(page.rowsperstrip or length), int(length)), int(width))
+        if self._block[0] < 1 or self._block[1] < 1:
+            raise CorruptInputError(
+                f"{self.path}: damaged TIFF header: {'tiles' if page.is_tiled else 'strips'} "
+                f"of {self._block[0]} x {self._block[1]} pixels"
+            )
         if self._block[0] * self._block[1] > MAX_SEGMENT_PIXELS:
-            self.close()
             raise ImageTooLargeError(
                 f"{self.path}: one {'tile' if page.is_tiled else 'strip'} holds "
                 f"{self._block[0]} x {self._block[1]} pixels, more than tilewise decodes at "
@@ -99,10 +132,9 @@ class TiffSource(Source):
         self._per_plane = -(-self.shape[0] // self._block[0]) * self._across
         expected = self._per_plane * self._separate
         if len(page.dataoffsets) < expected:
-            self.close()
             raise CorruptInputError(
                 f"{self.path}: header lists {len(page.dataoffsets)} segments, "
-                f"the image needs {expected}"
+                f"the image needs {expected}" + (f" ({_cause(None, notes)})" if notes else "")
             )
         self._decode = page.decode
         self._cache: OrderedDict[int, Array | None] = OrderedDict()
@@ -175,9 +207,13 @@ class TiffSource(Source):
         self._fh.seek(offset)
         data = self._fh.read(count)
         try:
-            segment, _, _ = self._decode(data, index, jpegtables=self._page.jpegtables)
-        except Exception as err:
-            raise CorruptInputError(f"{self.path}: corrupt {where}: {err}") from err
+            with library_notes("tifffile") as notes:
+                segment, _, _ = self._decode(data, index, jpegtables=self._page.jpegtables)
+        except NotImplementedError as err:
+            raise UnsupportedFormatError(f"{self.path}: cannot decode {where}: {err}") from err
+        except DECODE_ERRORS as err:
+            said = f" (tifffile: {_cause(None, notes)})" if notes else ""
+            raise CorruptInputError(f"{self.path}: corrupt {where}: {err}{said}") from err
         return segment
 
     def read(self, window: Window) -> Array:
@@ -211,10 +247,12 @@ class TiffSource(Source):
                         out[(*dst, plane)] = src if segment is None else src[..., 0]
                     else:
                         out[(*dst, slice(0, contig))] = src
-        return out
+        return out if self._convert is None else self._convert(out)
 
     def close(self) -> None:
-        self._tif.close()
+        tif = getattr(self, "_tif", None)  # None when the file did not open
+        if tif is not None:
+            tif.close()
 
 
 def tiff_block(tile_shape: tuple[int, int], image_shape: tuple[int, int]) -> tuple[int, int]:

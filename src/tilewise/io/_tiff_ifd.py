@@ -60,6 +60,7 @@ _VALUED = {
     324: "TileOffsets",
     325: "TileByteCounts",
     339: "SampleFormat",
+    338: "ExtraSamples",
     32997: "ImageDepth",
 }
 #: Tags that only describe the image; neither reader's pixels depend on them.
@@ -68,7 +69,7 @@ _DESCRIPTIVE = frozenset(
         254, 255,  # NewSubfileType, SubfileType
         269, 270, 271, 272, 285, 306, 315, 316, 33432,  # names, text, dates, Copyright
         274, 282, 283, 286, 287, 296, 297,  # Orientation, resolution, position, PageNumber
-        280, 281, 338, 340, 341,  # (S)Min/MaxSampleValue, ExtraSamples
+        280, 281, 340, 341,  # (S)Min/MaxSampleValue
         318, 319, 34675,  # WhitePoint, PrimaryChromaticities, ICC profile
         700, 33723, 34377, 34665, 34853,  # XMP, IPTC, Photoshop, Exif IFD, GPS IFD
         33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113,  # GeoTIFF, GDAL metadata/nodata
@@ -112,6 +113,10 @@ class StripLayout:
     #: the file's bytes, as tifffile reads a contiguous page); None otherwise.
     contiguous_at: int | None = None
     byteorder: str = "<"
+    #: PhotometricInterpretation: 1 (MinIsBlack) or 2 (RGB).
+    photometric: int = 1
+    #: Whether the last sample is alpha (ExtraSamples 1 or 2).
+    alpha: bool = False
     #: The file has GeoTIFF or GDAL tags (:data:`GEO_TAGS`).
     geotagged: bool = False
 
@@ -293,6 +298,8 @@ def _parse_layout(data: bytes, size: int) -> tuple[StripLayout | None, int]:
         bigtiff=bigtiff,
         contiguous_at=contiguous_at,
         byteorder=byteorder,
+        photometric=photometric,
+        alpha=tags.get("ExtraSamples", (0,))[-1] in (1, 2),
         geotagged="GeoTags" in tags,
     )
     return layout, reach

@@ -65,6 +65,8 @@ class WholeTiffSource(Source):
         self.shape = layout.shape
         self.bands = layout.bands
         self.dtype = layout.dtype
+        self.photometric = "rgb" if layout.photometric == 2 else "minisblack"
+        self.alpha = layout.alpha
         self._spec = spec
         self._data = data
         self._layout = layout

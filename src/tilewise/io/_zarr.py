@@ -11,8 +11,15 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from tilewise.errors import CorruptInputError, ImageTooLargeError, OutputError, UsageError
+from tilewise.errors import (
+    CorruptInputError,
+    ImageTooLargeError,
+    InputError,
+    OutputError,
+    UsageError,
+)
 from tilewise.geometry import Window
+from tilewise.io._reading import DECODE_ERRORS
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 
 __all__ = ["ZarrSink", "ZarrSource", "chunk_file", "compressor", "write_whole_zarr", "zarr_chunks"]
@@ -31,7 +38,9 @@ class ZarrSource(Source):
         self.path = Path(spec.path)
         try:
             self._array = zarr.open_array(self.path, mode="r")
-        except Exception as err:
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot open the Zarr array: {err}") from err
+        except DECODE_ERRORS as err:
             raise CorruptInputError(f"{self.path}: not a readable Zarr array ({err})") from err
         shape = self._array.shape
         if len(shape) not in (2, 3):
@@ -61,8 +70,10 @@ class ZarrSource(Source):
     def read(self, window: Window) -> Array:
         try:
             return np.asarray(self._array[window.slices])
-        except Exception as err:
-            raise CorruptInputError(f"{self.path}: cannot read {window}: {err}") from err
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot read {window}: {err}") from err
+        except DECODE_ERRORS as err:
+            raise CorruptInputError(f"{self.path}: corrupt chunk in {window}: {err}") from err
 
 
 def zarr_chunks(tile_shape: tuple[int, int], image_shape: tuple[int, int]) -> tuple[int, int]:

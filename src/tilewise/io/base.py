@@ -61,6 +61,15 @@ class Source(abc.ABC):
     dtype: np.dtype[Any]
     #: The library that decodes the pixels, for ``tilewise info``.
     reader: str = ""
+    #: What the samples mean as read: ``"minisblack"`` (grey; several bands are separate
+    #: channels) or ``"rgb"``; None when the format does not say (Zarr, .npy).
+    photometric: str | None = None
+    #: Bits per sample in the file, when fewer than the dtype holds (a 4-bit TIFF read as uint8).
+    bits_per_sample: int | None = None
+    #: Whether the last band is an alpha channel.
+    alpha: bool = False
+    #: A conversion applied on read, in words (e.g. MinIsWhite inverted), or None.
+    conversion: str | None = None
 
     @property
     def chunks(self) -> tuple[int, int] | None:
@@ -95,6 +104,11 @@ class Source(abc.ABC):
             "shape": list(self.shape),
             "bands": self.bands,
             "dtype": self.dtype.name,
+            "bits_per_sample": self.bits_per_sample
+            or (1 if self.dtype == bool else self.dtype.itemsize * 8),
+            "photometric": self.photometric,
+            "alpha": self.alpha,
+            "conversion": self.conversion,
             "chunks": list(self.chunks) if self.chunks else None,
             "compression": self.compression,
         }
