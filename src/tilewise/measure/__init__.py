@@ -1,0 +1,23 @@
+"""Measurements across tiles: peaks, regions and statistics equal to the whole-image answer.
+
+Each detector runs per tile (after the ops) and returns a small part; one
+merger in the main process turns the parts into the result. :func:`tiled`
+drives both over an in-memory array. See ``docs/measure.md``.
+"""
+
+from tilewise.measure._driver import tiled
+from tilewise.measure._table import Table, concat, to_frame, write_table
+from tilewise.measure.base import Detector, Merger
+from tilewise.measure.peaks import Peaks, skimage_order
+
+__all__ = [
+    "Detector",
+    "Merger",
+    "Peaks",
+    "Table",
+    "concat",
+    "skimage_order",
+    "tiled",
+    "to_frame",
+    "write_table",
+]
