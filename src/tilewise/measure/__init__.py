@@ -6,16 +6,22 @@ drives both over an in-memory array. See ``docs/measure.md``.
 """
 
 from tilewise.measure._driver import tiled
+from tilewise.measure._regions_merge import RegionsMerge, relabel
 from tilewise.measure._table import Table, concat, to_frame, write_table
 from tilewise.measure.base import Detector, Merger
-from tilewise.measure.peaks import Peaks, skimage_order
+from tilewise.measure.peaks import Peaks, PeaksMerge, skimage_order
+from tilewise.measure.regions import Regions
 
 __all__ = [
     "Detector",
     "Merger",
     "Peaks",
+    "PeaksMerge",
+    "Regions",
+    "RegionsMerge",
     "Table",
     "concat",
+    "relabel",
     "skimage_order",
     "tiled",
     "to_frame",
