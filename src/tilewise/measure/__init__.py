@@ -11,18 +11,23 @@ from tilewise.measure._table import Table, concat, to_frame, write_table
 from tilewise.measure.base import Detector, Merger
 from tilewise.measure.peaks import Peaks, PeaksMerge, skimage_order
 from tilewise.measure.regions import Regions
+from tilewise.measure.stats import BandStats, Stats, StatsMerge, stats_table
 
 __all__ = [
+    "BandStats",
     "Detector",
     "Merger",
     "Peaks",
     "PeaksMerge",
     "Regions",
     "RegionsMerge",
+    "Stats",
+    "StatsMerge",
     "Table",
     "concat",
     "relabel",
     "skimage_order",
+    "stats_table",
     "tiled",
     "to_frame",
     "write_table",
