@@ -1,4 +1,4 @@
-"""Peaks per tile equal ``skimage.feature.peak_local_max`` on the whole image — plateaus included."""
+"""Peaks per tile equal ``skimage.feature.peak_local_max`` on the whole image, plateaus too."""
 
 from __future__ import annotations
 

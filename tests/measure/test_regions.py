@@ -123,8 +123,8 @@ def test_parameters_and_missing_tiles_are_checked():
         Regions(0, min_area=-1)
     grid = Grid((8, 8), (4, 4), Layout.GRID)
     merger = Regions(0).merger(grid)
+    merger.add(Regions(0).detect(np.ones((4, 4)), grid.tile(0), (8, 8)))
     with pytest.raises(UsageError, match="3 of 4 tiles were never merged"):
-        merger.add(Regions(0).detect(np.ones((4, 4)), grid.tile(0), (8, 8)))
         merger.finish()
     with pytest.raises(UsageError, match="one band"):
         Regions(0).detect(np.ones((4, 4, 2)), grid.tile(0), (8, 8))
