@@ -87,7 +87,8 @@ def test_plateau_inside_one_core_is_decided_in_its_tile():
 @pytest.mark.parametrize("fill", [5, 0])
 def test_constant_image_has_no_peaks_but_a_constant_tile_has(fill):
     image = np.full((24, 24), 5, np.uint8)
-    assert len(tiled(image, detect=Peaks(1, 2, False), tile=5)["row"]) == 0
+    for d, tile in ((2, 5), (1, 5), (2, 30)):  # a whole plateau in one core; no groups at d=1
+        assert len(tiled(image, detect=Peaks(1, d, False), tile=tile)["row"]) == 0
     image[23, 23] = fill + 1 if fill == 5 else 0  # one other value far from most tiles
     np.testing.assert_array_equal(
         tiled_coords(image, Peaks(1, 2, False), 5), whole(image, 2, 1, False)

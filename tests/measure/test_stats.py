@@ -13,6 +13,8 @@ from tilewise.geometry import Grid, Layout
 from tilewise.measure import Stats, stats_table, tiled
 
 Q = (0.0, 1.0, 5.0, 33.3, 50.0, 95.0, 99.9, 100.0)
+#: many fractions, so both of NumPy's interpolation formulas (below and above 0.5) are used
+FINE = tuple(np.linspace(0, 100, 203).tolist())
 
 
 def integer_image(dtype, shape=(41, 37), bands=2, seed=0):
@@ -26,7 +28,7 @@ def integer_image(dtype, shape=(41, 37), bands=2, seed=0):
 def test_small_integers_are_exact(dtype):
     image = integer_image(dtype)
     nodata = int(image[0, 0, 0])
-    result = tiled(image, detect=Stats(nodata=nodata, percentiles=Q), tile=(6, 11))
+    result = tiled(image, detect=Stats(nodata=nodata, percentiles=FINE), tile=(6, 11))
     for band, got in enumerate(result):
         plane = image[:, :, band].ravel()
         v = plane[plane != nodata]
@@ -35,7 +37,7 @@ def test_small_integers_are_exact(dtype):
         assert (got.minimum, got.maximum) == (v.min(), v.max())
         assert got.mean == np.mean(v)
         assert got.std == pytest.approx(np.std(v), rel=1e-12)
-        assert [got.percentiles[q] for q in Q] == np.percentile(v, Q).tolist()
+        assert [got.percentiles[q] for q in FINE] == np.percentile(v, FINE).tolist()
         hist, edges = np.histogram(v, 256)
         np.testing.assert_array_equal(got.histogram, hist)
         np.testing.assert_array_equal(got.bin_edges, edges)
@@ -103,3 +105,9 @@ def test_parameters_are_checked():
         Stats(range=(5.0, 1.0))
     with pytest.raises(UsageError, match="bins"):
         Stats(bins=0)
+
+
+def test_percentiles_between_distant_values_match_numpy_to_the_last_bit():
+    image = np.random.default_rng(3).integers(0, 65536, (7, 9)).astype(np.uint16)
+    got = tiled(image, detect=Stats(percentiles=FINE), tile=4)[0]
+    assert [got.percentiles[q] for q in FINE] == np.percentile(image, FINE).tolist()
