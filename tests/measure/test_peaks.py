@@ -118,8 +118,9 @@ def test_gaussian_then_peaks_on_a_real_microscopy_image():
 
 
 def test_parameters_are_checked():
-    with pytest.raises(UsageError, match="threshold"):
-        Peaks(None)  # type: ignore[arg-type]
+    for bad in (None, "3", float("nan")):
+        with pytest.raises(UsageError, match="threshold"):
+            Peaks(bad)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="min_distance"):
         Peaks(0, 0)
     with pytest.raises(UsageError, match="exclude_border"):

@@ -13,6 +13,7 @@ tile's border, not with its area.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy.typing as npt
 from tilewise.errors import GeometryError, UsageError
 from tilewise.geometry import Grid, Tile
 
-__all__ = ["Detector", "Merger", "plane"]
+__all__ = ["Detector", "Merger", "finite", "plane"]
 
 Array = npt.NDArray[Any]
 
@@ -48,6 +49,20 @@ class Detector(Protocol):
 
     def merger(self, grid: Grid) -> Merger:
         """A fresh merger for the tiles of ``grid``."""
+
+
+def finite(value: object) -> bool:
+    """Whether ``value`` is a finite real number (not a bool or a string).
+
+    >>> finite(3), finite("3"), finite(float("nan")), finite(None)
+    (True, False, False, False)
+    """
+    if value is None or isinstance(value, bool | str):
+        return False
+    try:
+        return math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def plane(image: Array, tile: Tile, what: str) -> Array:

@@ -37,7 +37,6 @@ tile borders), not with the image.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +48,7 @@ from tilewise.errors import GeometryError, UsageError
 from tilewise.geometry import Grid, Tile, Window
 from tilewise.measure._spacing import conflict_groups, greedy_spacing
 from tilewise.measure._table import Table, concat, empty, take
+from tilewise.measure.base import finite as _finite
 from tilewise.measure.base import plane
 
 __all__ = ["Peaks", "PeaksMerge", "PeaksPart", "skimage_order"]
@@ -98,11 +98,10 @@ class Peaks:
         d = self.min_distance
         if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
             raise UsageError(f"peaks: min_distance must be an integer >= 1, got {d!r}")
-        t = self.threshold
-        if t is None or isinstance(t, bool) or not math.isfinite(float(t)):
+        if not _finite(self.threshold):
             raise UsageError(
-                f"peaks: threshold must be a finite number, got {t!r} (skimage's default, "
-                "the image minimum, needs a first pass: take it from stats)"
+                f"peaks: threshold must be a finite number, got {self.threshold!r} (skimage's "
+                "default, the image minimum, needs a first pass: take it from stats)"
             )
         b = self.exclude_border
         widths = b if isinstance(b, tuple) else (b, b)

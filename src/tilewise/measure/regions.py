@@ -20,6 +20,7 @@ from scipy import ndimage as ndi
 
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Tile
+from tilewise.measure.base import finite as _finite
 from tilewise.measure.base import plane
 
 if TYPE_CHECKING:
@@ -84,8 +85,8 @@ class Regions:
             raise UsageError(f"regions: min_area must be an integer, got {self.min_area!r}")
         if self.min_area < 0:
             raise UsageError(f"regions: min_area must be >= 0, got {self.min_area}")
-        if self.threshold is None or np.isnan(float(self.threshold)):
-            raise UsageError(f"regions: threshold must be a number, got {self.threshold!r}")
+        if not _finite(self.threshold):
+            raise UsageError(f"regions: threshold must be a finite number, got {self.threshold!r}")
 
     @property
     def halo(self) -> int:
