@@ -11,6 +11,7 @@ from tilewise.measure._table import Table, concat, to_frame, write_table
 from tilewise.measure.base import Detector, Merger
 from tilewise.measure.peaks import Peaks, PeaksMerge, skimage_order
 from tilewise.measure.regions import Regions
+from tilewise.measure.spec import parse_detector
 from tilewise.measure.stats import BandStats, Stats, StatsMerge, stats_table
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "StatsMerge",
     "Table",
     "concat",
+    "parse_detector",
     "relabel",
     "skimage_order",
     "stats_table",
