@@ -83,6 +83,10 @@ def test_separate_intensity_image():
         )
         merger.add(part)
     assert_same_table(merger.finish(), mask, 1, 1, intensity)
+    by_driver = tiled(mask, detect=Regions(1), tile=(4, 6), intensity=intensity)
+    assert_same_table(by_driver, mask, 1, 1, intensity)
+    with pytest.raises(UsageError, match="intensity image is"):
+        tiled(mask, detect=Regions(1), tile=4, intensity=intensity[:5])
 
 
 @pytest.mark.parametrize("connectivity", [1, 2])

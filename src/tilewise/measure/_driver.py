@@ -11,6 +11,7 @@ from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Layout, parse_tile_shape
 from tilewise.measure._table import Table, concat
 from tilewise.measure.base import Detector
+from tilewise.measure.regions import Regions
 
 __all__ = ["tiled"]
 
@@ -21,6 +22,7 @@ def tiled(
     detect: Detector,
     tile: Any = 1024,
     layout: str | Layout = Layout.GRID,
+    intensity: npt.NDArray[Any] | None = None,
 ) -> Any:
     """Measure an in-memory image tile by tile; equal to measuring it whole.
 
@@ -37,6 +39,9 @@ def tiled(
         or ``Stats()``.
     tile, layout
         As in :func:`tilewise.process`.
+    intensity : ndarray, optional
+        For ``Regions``: a second image of the same rows and columns whose
+        values are measured instead of ``image``'s.
 
     Returns
     -------
@@ -48,11 +53,21 @@ def tiled(
     if array.ndim not in (2, 3):
         raise UsageError(f"expected a (rows, cols) or (rows, cols, bands) array, got {array.shape}")
     shape = (int(array.shape[0]), int(array.shape[1]))
+    extra: dict[str, Any] = {}
+    if intensity is not None:
+        if not isinstance(detect, Regions):
+            raise UsageError(f"only regions measure a second intensity image, not {detect!r}")
+        if np.shape(intensity)[:2] != shape:
+            raise UsageError(
+                f"the intensity image is {np.shape(intensity)}, the image {array.shape}"
+            )
     grid = Grid(shape, parse_tile_shape(tile), Layout(layout), halo=detect.halo)
     merger = detect.merger(grid)
     streamed: list[Table] = []
     for t in grid:
-        rows = merger.add(detect.detect(array[t.read.slices], t, shape))
+        if intensity is not None:
+            extra["intensity"] = intensity[t.read.slices]
+        rows = merger.add(detect.detect(array[t.read.slices], t, shape, **extra))
         if rows is not None:
             streamed.append(rows)
     rest = merger.finish()
