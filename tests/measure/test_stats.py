@@ -93,6 +93,11 @@ def test_all_nodata_band_and_table_and_json():
     assert (got.count, got.nodata_count) == (0, 36)
     assert np.isnan(got.mean)
     json.dumps(got.to_dict())
+    image[3:, 2:] = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20  # tiles of only nodata too
+    [got] = tiled(image, detect=Stats(nodata=7, percentiles=Q), tile=2)
+    v = image[image != 7]
+    assert (got.count, got.minimum, got.maximum) == (v.size, v.min(), v.max())
+    assert [got.percentiles[q] for q in Q] == np.percentile(v, Q).tolist()
     table = stats_table(tiled(integer_image("uint8"), detect=Stats(), tile=9))
     assert table["band"].tolist() == [0, 1]
     assert "p50" in table

@@ -7,8 +7,9 @@ and returns a small *part*: the rows of the objects this tile owns (anchored in
 its core, in global coordinates) plus the border state the merge needs. The
 main process feeds the parts, in any order, to one :class:`Merger`, which
 returns rows as soon as they are final and the rest from :meth:`Merger.finish`.
-Parts are a few hundred bytes to a few kilobytes: their size grows with the
-tile's border, not with its area.
+Parts are small: those of peaks and regions grow with the tile's border and
+the objects in it, not with its area; a stats part holds one count per value
+between the tile's min and max (integers) or per occupied bin (floats).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Two methods, chosen by dtype:
 
 * **exact** — integers of up to 16 bits (``uint8``, ``int8``, ``uint16``,
-  ``int16``): each tile counts every value (a full histogram, at most 65,536
-  bins). Counts add, so the merged histogram is the whole image's. count,
+  ``int16``): each tile counts every value between its min and max (a full
+  histogram, at most 65,536 bins). Counts add, so the merged histogram is the whole image's. count,
   min, max, percentiles and the histogram equal NumPy's exactly; the mean is
   the exact sum over the count (what NumPy gets, its float64 sums of integers
   being exact); the std is computed from exact integer sums and rounded once
@@ -54,8 +54,9 @@ class BandPart:
 
     dtype: np.dtype[Any]
     nodata_count: int
-    #: exact method: counts of every value from the dtype's minimum up
+    #: exact method: counts of the values ``value_low``, ``value_low + 1``, … (the tile's range)
     value_counts: Array | None = None
+    value_low: int = 0
     #: streamed method
     count: int = 0
     mean: float = 0.0
@@ -173,11 +174,9 @@ class Stats:
         v = values[valid]
         nodata = int(values.size - v.size)
         if values.dtype in _EXACT:
-            low = np.iinfo(values.dtype).min
-            counts = np.bincount(
-                (v.astype(np.int64) - low), minlength=256**values.dtype.itemsize
-            ).astype(np.int64)
-            return BandPart(values.dtype, nodata, value_counts=counts)
+            low = int(v.min()) if v.size else 0
+            counts = np.bincount(v.astype(np.int64) - low).astype(np.int64)
+            return BandPart(values.dtype, nodata, value_counts=counts, value_low=low)
         if not v.size:
             return BandPart(values.dtype, nodata)
         ordered = np.sort(v)
@@ -226,7 +225,18 @@ def _combine(a: BandPart, b: BandPart) -> BandPart:
     """Two parts of one band as one (associative)."""
     nodata = a.nodata_count + b.nodata_count
     if a.value_counts is not None and b.value_counts is not None:
-        return BandPart(a.dtype, nodata, value_counts=a.value_counts + b.value_counts)
+        if not b.value_counts.size or not a.value_counts.size:
+            keep = a if a.value_counts.size else b
+            return BandPart(**{**_fields(keep), "nodata_count": nodata})
+        low = min(a.value_low, b.value_low)
+        high = max(a.value_low + a.value_counts.size, b.value_low + b.value_counts.size)
+        counts = np.zeros(high - low, dtype=np.int64)
+        for start, part in (
+            (a.value_low - low, a.value_counts),
+            (b.value_low - low, b.value_counts),
+        ):
+            counts[start : start + part.size] += part
+        return BandPart(a.dtype, nodata, value_counts=counts, value_low=low)
     if not b.count:
         return BandPart(**{**_fields(a), "nodata_count": nodata})
     if not a.count:
@@ -295,9 +305,8 @@ class StatsMerge:
     def _result(self, band: int, part: BandPart) -> BandStats:
         det = self.detector
         if part.value_counts is not None:
-            low = np.iinfo(part.dtype).min
             present = np.flatnonzero(part.value_counts)
-            values = (present + low).astype(part.dtype)
+            values = (present + part.value_low).astype(part.dtype)
             counts = part.value_counts[present]
             return _exact(band, part, values, counts, det)
         n = part.count
