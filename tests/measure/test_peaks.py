@@ -95,6 +95,14 @@ def test_constant_image_has_no_peaks_but_a_constant_tile_has(fill):
     )
 
 
+def test_a_single_pixel_image_is_not_constant_for_skimage():
+    image = np.full((1, 1), 3.0)
+    np.testing.assert_array_equal(
+        tiled_coords(image, Peaks(1, 1, False), 1), whole(image, 1, 1, False)
+    )
+    assert len(whole(image, 1, 1, False)) == 1
+
+
 def test_unsigned_order_matches_skimage_negated_key():
     image = np.zeros((9, 9), np.uint8)
     image[2, 2], image[6, 6] = 200, 50

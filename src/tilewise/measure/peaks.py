@@ -245,7 +245,8 @@ class PeaksMerge:
         if missing:
             raise UsageError(f"peaks: {missing} of {len(self.grid)} tiles were never merged")
         out = empty({"row": np.int64, "col": np.int64, "value": self._dtype})
-        if self._min == self._max:  # a constant image has no peaks (skimage's rule)
+        rows, cols = self.grid.image_shape
+        if self._min == self._max and rows * cols > 1:  # skimage: a constant image has no peaks
             return out
         parts = [out, *self._held]
         if self._contested:
