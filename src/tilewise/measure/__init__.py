@@ -1,0 +1,36 @@
+"""Measurements across tiles: peaks, regions and statistics equal to the whole-image answer.
+
+Each detector runs per tile (after the ops) and returns a small part; one
+merger in the main process turns the parts into the result. :func:`tiled`
+drives both over an in-memory array. See ``docs/measure.md``.
+"""
+
+from tilewise.measure._driver import tiled
+from tilewise.measure._regions_merge import RegionsMerge, relabel
+from tilewise.measure._table import Table, concat, to_frame, write_table
+from tilewise.measure.base import Detector, Merger
+from tilewise.measure.peaks import Peaks, PeaksMerge, skimage_order
+from tilewise.measure.regions import Regions
+from tilewise.measure.spec import parse_detector
+from tilewise.measure.stats import BandStats, Stats, StatsMerge, stats_table
+
+__all__ = [
+    "BandStats",
+    "Detector",
+    "Merger",
+    "Peaks",
+    "PeaksMerge",
+    "Regions",
+    "RegionsMerge",
+    "Stats",
+    "StatsMerge",
+    "Table",
+    "concat",
+    "parse_detector",
+    "relabel",
+    "skimage_order",
+    "stats_table",
+    "tiled",
+    "to_frame",
+    "write_table",
+]

@@ -1,0 +1,116 @@
+"""Tables of measurements: a plain dict of equal-length NumPy columns, and writing them.
+
+A table is ``dict[str, numpy.ndarray]``, one 1-D array per column, all of one
+length. pandas is optional: :func:`to_frame` builds a DataFrame only when asked
+(``pip install 'tilewise[measure]'``). CSV is always available; Parquet needs
+pyarrow (the same extra).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tilewise.errors import OutputError, UsageError
+
+__all__ = ["Table", "concat", "empty", "take", "to_frame", "write_table"]
+
+Table = dict[str, npt.NDArray[Any]]
+
+_INSTALL = "pip install 'tilewise[measure]'"
+
+
+def empty(columns: Mapping[str, npt.DTypeLike]) -> Table:
+    """A table with no rows and the given column dtypes.
+
+    >>> empty({"row": np.int64})["row"].shape
+    (0,)
+    """
+    return {name: np.empty(0, dtype=dtype) for name, dtype in columns.items()}
+
+
+def _length(table: Mapping[str, npt.NDArray[Any]]) -> int:
+    lengths = {len(col) for col in table.values()}
+    if len(lengths) > 1:
+        raise UsageError(f"table columns differ in length: {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
+
+
+def concat(tables: Sequence[Mapping[str, npt.NDArray[Any]]]) -> Table:
+    """Rows of ``tables`` one after another; every table must have the same columns.
+
+    >>> t = concat([{"a": np.array([1])}, {"a": np.array([2, 3])}])
+    >>> t["a"].tolist()
+    [1, 2, 3]
+    """
+    if not tables:
+        raise UsageError("concat() needs at least one table")
+    names = list(tables[0])
+    for t in tables[1:]:
+        if list(t) != names:
+            raise UsageError(f"tables have different columns: {names} and {list(t)}")
+    return {name: np.concatenate([t[name] for t in tables]) for name in names}
+
+
+def take(table: Mapping[str, npt.NDArray[Any]], index: npt.NDArray[Any]) -> Table:
+    """The rows ``index`` (an integer or boolean array) of ``table``."""
+    return {name: col[index] for name, col in table.items()}
+
+
+def to_frame(table: Mapping[str, npt.NDArray[Any]]) -> Any:
+    """The table as a pandas DataFrame (pandas is an optional dependency)."""
+    try:
+        import pandas as pd
+    except ImportError as err:
+        raise UsageError(f"a DataFrame needs pandas: {_INSTALL}") from err
+    _length(table)
+    return pd.DataFrame({name: np.asarray(col) for name, col in table.items()})
+
+
+def write_table(table: Mapping[str, npt.NDArray[Any]], path: str | os.PathLike[str]) -> Path:
+    """Write ``table`` to ``path``: ``.csv`` always, ``.parquet`` with pyarrow.
+
+    The file is written under a temporary name and renamed into place, so a
+    failed write leaves no partial table.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise UsageError(f"{path}: a table is written as .csv or .parquet, not {suffix!r}")
+    rows = _length(table)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        if suffix == ".csv":
+            _write_csv(table, rows, tmp)
+        else:
+            _write_parquet(table, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write the table: {err}") from err
+    return path
+
+
+def _write_csv(table: Mapping[str, npt.NDArray[Any]], rows: int, path: Path) -> None:
+    columns = [np.asarray(col).tolist() for col in table.values()]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(list(table))
+        for i in range(rows):
+            writer.writerow([col[i] for col in columns])
+
+
+def _write_parquet(table: Mapping[str, npt.NDArray[Any]], path: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise UsageError(f"writing .parquet needs pyarrow: {_INSTALL}") from err
+    arrow = pa.table({name: pa.array(np.asarray(col)) for name, col in table.items()})
+    pq.write_table(arrow, path)
