@@ -57,8 +57,8 @@ def test_what_reaches_an_op_is_checked_after_the_ops_before_it():
         pipeline.check_input(np.dtype("uint8"), 3, source="x.tif")
     assert "x.tif: op stamp takes uint8 images, not float32 as it reaches it" in str(caught.value)
     assert "add --op to_dtype:dtype=uint8 before --op stamp" in str(caught.value)
-    with pytest.raises(PipelineError, match="takes 3 or 4 bands, not 1 band"):
-        Pipeline.from_specs(["grayscale"]).check_input(np.dtype("uint8"), 1)
+    with pytest.raises(PipelineError, match="takes 1, 3 or 4 bands, not 2 bands"):
+        Pipeline.from_specs(["grayscale"]).check_input(np.dtype("uint8"), 2)
     Pipeline.from_specs(["grayscale", "stamp"]).check_input(np.dtype("uint8"), 3)
 
 
