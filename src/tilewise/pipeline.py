@@ -111,8 +111,8 @@ def _as_op(item: OpLike) -> opbase.BoundOp:
     if isinstance(item, str):
         return parse_op(item)
     if callable(item):
-        declared = getattr(item, "__tilewise_op__", None)
-        if isinstance(declared, opbase.OpDefinition):
+        declared = opbase.declaration(item)
+        if declared is not None:
             return declared.bind()
         if isinstance(item, functools.partial) and not item.args and _importable(item.func):
             # partial(f, size=5) is f with size=5: it travels by name, as --op f:size=5 does
@@ -138,8 +138,8 @@ def _importable(item: Any) -> bool:
 
 
 def _with_params(item: functools.partial[Any]) -> opbase.BoundOp:
-    declared = getattr(item.func, "__tilewise_op__", None)
-    if isinstance(declared, opbase.OpDefinition):
+    declared = opbase.declaration(item.func)
+    if declared is not None:
         return declared.bind(**item.keywords)
     return bind(f"{item.func.__module__}.{item.func.__qualname__}", dict(item.keywords))
 

@@ -31,10 +31,12 @@ import numpy.typing as npt
 from tilewise.errors import OpError
 
 __all__ = [
+    "DECLARATION",
     "REGISTRY",
     "BoundOp",
     "OpDefinition",
     "Param",
+    "declaration",
     "op",
     "parse_value",
     "register",
@@ -281,6 +283,16 @@ def register(definition: OpDefinition) -> OpDefinition:
     return definition
 
 
+#: The attribute :func:`op` sets on a function it declares (as click marks its commands).
+DECLARATION = "__tilewise_op__"
+
+
+def declaration(func: object) -> OpDefinition | None:
+    """The op definition :func:`op` attached to ``func``, or None if it has none."""
+    declared = getattr(func, DECLARATION, None)
+    return declared if isinstance(declared, OpDefinition) else None
+
+
 def op(
     halo: HaloRule = 0,
     *,
@@ -335,7 +347,7 @@ def op(
     scale_rule = _Constant(tuple(scale)) if isinstance(scale, tuple) else scale
 
     def decorate(func: F) -> F:
-        func.__tilewise_op__ = OpDefinition(  # type: ignore[attr-defined]
+        definition = OpDefinition(
             name=name or f"{func.__module__}.{func.__qualname__}",
             func=func,
             halo=halo,
@@ -349,6 +361,7 @@ def op(
             dtypes=None if dtypes is None else tuple(np.dtype(d).name for d in dtypes),
             in_bands=None if in_bands is None else tuple(in_bands),
         )
+        setattr(func, DECLARATION, definition)  # read back by declaration()
         return func
 
     return decorate
@@ -395,8 +408,8 @@ def resolve(name: str) -> tuple[OpDefinition, bool]:
         known = ", ".join(sorted(REGISTRY))
         raise OpError(f"unknown op {name!r}; built-in ops are: {known} (or give a dotted path)")
     func = _import_dotted(name)
-    declared = getattr(func, "__tilewise_op__", None)
-    if isinstance(declared, OpDefinition):
+    declared = declaration(func)
+    if declared is not None:
         return declared, False
     definition = OpDefinition(
         name=name,
