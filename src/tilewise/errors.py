@@ -12,6 +12,7 @@ refines, so ``except OSError`` still catches a failed read::
     │       └── StackMismatchError         a result that does not fit a stack's rows
     ├── InputError (OSError)               an input cannot be used
     │   ├── UnsupportedFormatError         not an image format tilewise reads
+    │   │   └── NoDecoderError             a reader cannot decode it; another may (GDAL)
     │   ├── CorruptInputError              truncated/corrupt file or tile
     │   └── ImageTooLargeError             header declares more pixels than allowed
     ├── OutputError (OSError)              an output cannot be created or written
@@ -44,6 +45,7 @@ __all__ = [
     "ImageTooLargeError",
     "InputError",
     "Interrupted",
+    "NoDecoderError",
     "OpError",
     "OutputError",
     "OutputExistsError",
@@ -107,6 +109,15 @@ class InputError(TilewiseError, OSError):
 
 class UnsupportedFormatError(InputError):
     """The file is not in a format tilewise reads."""
+
+
+class NoDecoderError(UnsupportedFormatError):
+    """The reader tried cannot decode the file's samples; another reader may.
+
+    Raised for what a reader lacks (tifffile has no NumPy type for a sample
+    format), never for what tilewise refuses on purpose (a CMYK or palette
+    image): only this error lets a TIFF fall back to GDAL.
+    """
 
 
 class CorruptInputError(InputError):

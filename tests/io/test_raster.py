@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from tests.conftest import make_image
 from tilewise import api, io
 from tilewise.cli.app import cli
-from tilewise.errors import UnsupportedFormatError
+from tilewise.errors import NoDecoderError, UnsupportedFormatError
 from tilewise.geometry import Window
 from tilewise.io import _raster
 
@@ -63,7 +63,7 @@ GEOTIFFS = [
 @pytest.mark.parametrize(("crs", "transform", "dtype", "bands", "nodata"), GEOTIFFS)
 @pytest.mark.parametrize("tiled", [True, False])
 def test_geotiff_pixels_by_tifffile_georef_by_rasterio(
-    tmp_path, crs, transform, dtype, bands, nodata, tiled
+    tmp_path, crs, transform, dtype, bands, nodata, tiled, opened
 ):
     image = make_image((157, 203), dtype, bands)
     names = tuple(f"B{b + 1}" for b in range(bands))
@@ -78,7 +78,7 @@ def test_geotiff_pixels_by_tifffile_georef_by_rasterio(
         descriptions=names,
         **(layout if tiled else {}),
     )
-    source = io.open_source(path)
+    source = opened(path)
     assert source.reader == ("tifffile" if tiled else "libtiff (whole file)")
     np.testing.assert_array_equal(source.read(Window(3, 5, 100, 150)), image[3:103, 5:155])
     georef = source.georef
@@ -99,10 +99,10 @@ def test_geotiff_pixels_by_tifffile_georef_by_rasterio(
         assert facts["resolution"] == list(ds.res)
 
 
-def test_a_format_tifffile_does_not_read_goes_to_rasterio_and_reads_by_window(tmp_path):
+def test_a_format_tifffile_does_not_read_goes_to_rasterio_and_reads_by_window(tmp_path, opened):
     image = make_image((157, 203), "int16", 2)
     path = write_raster(tmp_path / "scene.tif", image, driver="ENVI")  # not a TIFF, despite .tif
-    source = io.open_source(path)
+    source = opened(path)
     assert type(source).__name__ == "RasterSource"
     assert source.reader == "rasterio (GDAL ENVI driver)"
     assert (source.shape, source.bands, source.dtype) == ((157, 203), 2, np.dtype("int16"))
@@ -110,7 +110,7 @@ def test_a_format_tifffile_does_not_read_goes_to_rasterio_and_reads_by_window(tm
     assert source.georef is not None and source.georef.crs == "EPSG:32633"
 
 
-def test_a_vrt_is_read_through_the_file_it_points_to(tmp_path):
+def test_a_vrt_is_read_through_the_file_it_points_to(tmp_path, opened):
     image = make_image((157, 203), "uint8")
     base = write_raster(tmp_path / "base.tif", image)
     vrt = tmp_path / "crop.vrt"
@@ -121,7 +121,7 @@ def test_a_vrt_is_read_through_the_file_it_points_to(tmp_path):
             from rasterio.shutil import copy
 
             copy(warped, vrt, driver="VRT")
-    source = io.open_source(vrt)
+    source = opened(vrt)
     assert source.info()["driver"] == "VRT"
     np.testing.assert_array_equal(source.read(Window(0, 0, 157, 203)), image)
 
@@ -150,7 +150,7 @@ def test_not_a_raster_names_the_file_and_gdals_reason(tmp_path):
         io.open_source(path)
 
 
-def test_without_rasterio_the_error_says_how_to_install_it(tmp_path, monkeypatch):
+def test_without_rasterio_the_error_says_how_to_install_it(tmp_path, monkeypatch, opened):
     jp2 = write_raster(
         tmp_path / "in.jp2", make_image((64, 64), "uint8"), driver="JP2OpenJPEG", QUALITY=100
     )
@@ -159,20 +159,20 @@ def test_without_rasterio_the_error_says_how_to_install_it(tmp_path, monkeypatch
     _raster._tiff_georef.cache_clear()
     with pytest.raises(UnsupportedFormatError, match=r"JPEG2000.*pip install 'tilewise\[geo\]'"):
         io.open_source(jp2)
-    source = io.open_source(geotiff)  # the pixels still read; the georeferencing cannot
+    source = opened(geotiff)  # the pixels still read; the georeferencing cannot
     with pytest.raises(UnsupportedFormatError, match=r"geo.tif: a GeoTIFF.*tilewise\[geo\]"):
         _ = source.georef
     assert "tilewise[geo]" in source.info()["georef"]
     _raster._tiff_georef.cache_clear()
 
 
-def test_georef_round_trips_through_a_dict_and_pickle(tmp_path):
+def test_georef_round_trips_through_a_dict_and_pickle(tmp_path, opened):
     import pickle
 
     path = write_raster(
         tmp_path / "in.tif", make_image((40, 50), "float32"), nodata=math.nan, descriptions=("hh",)
     )
-    georef = io.open_source(path).georef
+    georef = opened(path).georef
     assert georef is not None
     again = type(georef).from_dict(georef.to_dict())
     assert again.to_dict() == georef.to_dict() and math.isnan(again.nodata or 0.0)
@@ -182,9 +182,9 @@ def test_georef_round_trips_through_a_dict_and_pickle(tmp_path):
     assert attrs["GeoTransform"] == "500000.0 10.0 0.0 4200000.0 0.0 -10.0"
 
 
-def test_window_and_scale_move_the_transform_as_rasterio_does(tmp_path):
+def test_window_and_scale_move_the_transform_as_rasterio_does(tmp_path, opened):
     path = write_raster(tmp_path / "in.tif", make_image((40, 50), "uint8"))
-    georef = io.open_source(path).georef
+    georef = opened(path).georef
     assert georef is not None
     with rasterio.open(path) as ds:
         expected = ds.transform @ Affine.translation(7, 3)  # rasterio.windows.transform
@@ -196,17 +196,17 @@ def test_window_and_scale_move_the_transform_as_rasterio_does(tmp_path):
         assert halved.resolution == (20.0, 20.0)
 
 
-def test_a_tiff_tifffile_refuses_goes_to_rasterio(tmp_path, monkeypatch):
+def test_a_tiff_tifffile_refuses_goes_to_rasterio(tmp_path, monkeypatch, opened):
     from tilewise.io import _tiff
 
     image = make_image((64, 80), "uint16", 3)
     path = write_raster(tmp_path / "in.tif", image, compress="deflate")  # not read whole
 
     def refuse(self, spec):
-        raise UnsupportedFormatError(f"{spec.path}: unsupported sample format (stand-in)")
+        raise NoDecoderError(f"{spec.path}: unsupported sample format (stand-in)")
 
     monkeypatch.setattr(_tiff.TiffSource, "__init__", refuse)
-    source = io.open_source(path)
+    source = opened(path)
     assert source.reader == "rasterio (GDAL GTiff driver)"
     np.testing.assert_array_equal(source.read(Window(0, 0, 64, 80)), image)
     monkeypatch.setitem(sys.modules, "rasterio", None)

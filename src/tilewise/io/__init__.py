@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from tilewise.errors import InputError, UnsupportedFormatError, UsageError
+from tilewise.errors import InputError, NoDecoderError, UnsupportedFormatError, UsageError
 from tilewise.io._formats import (
     FORMATS,
     OutputFormat,
@@ -106,8 +106,8 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
             return whole
         try:
             return TiffSource(spec)
-        except UnsupportedFormatError as err:
-            return _gdal_source(spec, err)  # e.g. a sample format tifffile has no type for
+        except NoDecoderError as err:  # a sample format tifffile has no type for; not a refusal
+            return _gdal_source(spec, err)
     if kind == "gdal":
         return _gdal_source(spec, None, head)
     if kind == "zarr":

@@ -26,6 +26,7 @@ import tifffile
 from tilewise.errors import (
     CorruptInputError,
     ImageTooLargeError,
+    NoDecoderError,
     OutputError,
     TilewiseError,
     UnsupportedFormatError,
@@ -101,7 +102,7 @@ class TiffSource(Source):
         if depth != 1:
             raise UnsupportedFormatError(f"{self.path}: volumetric (depth {depth}) TIFF pages")
         if page.dtype is None:
-            raise UnsupportedFormatError(
+            raise NoDecoderError(
                 f"{self.path}: unsupported sample format "
                 f"({page.bitspersample}-bit, SampleFormat {page.sampleformat})"
             )
