@@ -40,6 +40,8 @@ def run(
     max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
     progress: bool = False,
     report: PathLike | None = None,
+    allow_failed: bool = False,
+    fill: float = 0,
     **executor_options: Any,
 ) -> RunReport:
     """Run a pipeline over an image too big for memory, tile by tile, in parallel.
@@ -87,6 +89,11 @@ def run(
         Show a progress bar on stderr.
     report
         Write the JSON report to this path.
+    allow_failed, fill
+        Finalize the output even when some tiles failed on every attempt: their
+        windows are filled with ``fill`` (default 0), listed in the report
+        (``report.extra["filled"]``) and in ``NAME.failed.json`` beside the output;
+        ``report.ok`` stays false. By default an output with failed tiles stays partial.
 
     Returns
     -------
@@ -119,6 +126,8 @@ def run(
                 overwrite=overwrite,
                 resume=resume,
                 progress=progress,
+                allow_failed=allow_failed,
+                fill=fill,
             )
         lifecycle.write(result)
     return result
