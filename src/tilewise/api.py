@@ -38,7 +38,7 @@ def run(
     creation_options: dict[str, Any] | None = None,
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
     max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
-    progress: bool = False,
+    progress: bool | None = None,
     report: PathLike | None = None,
     allow_failed: bool = False,
     fill: float = 0,
@@ -86,7 +86,8 @@ def run(
         Refuse inputs whose header declares more pixels (whole-decoded PNG/JPEG
         have the second, smaller budget).
     progress
-        Show a progress bar on stderr.
+        Show a progress bar: a widget in Jupyter, a bar on stderr in a terminal
+        (``tqdm.auto``). Default: when interactive (a terminal or a Jupyter kernel).
     report
         Write the JSON report to this path.
     allow_failed, fill

@@ -82,7 +82,7 @@ def execute_plan(
     *,
     overwrite: bool = False,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | None = True,
     supervision: Supervision | None = None,
     allow_failed: bool = False,
     fill: float = 0,
