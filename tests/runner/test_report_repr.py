@@ -58,13 +58,16 @@ def test_tilemap_is_a_figure():
 
 def test_log_lines_go_through_the_bar_while_it_shows(capsys):
     console = logging.StreamHandler(sys.stderr)
+    level = logging.root.level  # other tests' command lines may have set it (-q)
     logging.root.addHandler(console)
+    logging.root.setLevel(logging.WARNING)
     try:
         bar = Progress(4, enabled=True)
         assert console not in logging.root.handlers  # replaced by one writing through tqdm
-        logging.getLogger("tilewise.test").warning("a line above the bar")
+        logging.getLogger("tests.progress").warning("a line above the bar")
         bar.close()
         assert console in logging.root.handlers
     finally:
         logging.root.removeHandler(console)
+        logging.root.setLevel(level)
     assert "a line above the bar" in capsys.readouterr().err
