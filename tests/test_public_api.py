@@ -32,6 +32,10 @@ def test_public_names_are_pinned():
         assert hasattr(tilewise, name)
 
 
+def test_dir_shows_only_the_public_api():
+    assert dir(tilewise) == sorted(tilewise.__all__)
+
+
 def test_every_error_derives_from_the_root_and_a_builtin():
     from tilewise import errors
 

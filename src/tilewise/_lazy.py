@@ -20,6 +20,8 @@ def attach(
 ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """Module ``__getattr__`` and ``__dir__`` for ``package``: each name loads from its module.
 
+    ``dir(package)`` lists the exports and the names in the package's ``__all__``.
+
     Parameters
     ----------
     package
@@ -37,6 +39,7 @@ def attach(
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*vars(sys.modules[package]), *exports})
+        # the public API only: not the module's helpers (attach, TYPE_CHECKING, annotations)
+        return sorted({*exports, *getattr(sys.modules[package], "__all__", ())})
 
     return __getattr__, __dir__

@@ -38,8 +38,10 @@ def run(
     creation_options: dict[str, Any] | None = None,
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
     max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
-    progress: bool = False,
+    progress: bool | None = None,
     report: PathLike | None = None,
+    allow_failed: bool = False,
+    fill: float = 0,
     **executor_options: Any,
 ) -> RunReport:
     """Run a pipeline over an image too big for memory, tile by tile, in parallel.
@@ -84,9 +86,15 @@ def run(
         Refuse inputs whose header declares more pixels (whole-decoded PNG/JPEG
         have the second, smaller budget).
     progress
-        Show a progress bar on stderr.
+        Show a progress bar: a widget in Jupyter, a bar on stderr in a terminal
+        (``tqdm.auto``). Default: when interactive (a terminal or a Jupyter kernel).
     report
         Write the JSON report to this path.
+    allow_failed, fill
+        Finalize the output even when some tiles failed on every attempt: their
+        windows are filled with ``fill`` (default 0), listed in the report
+        (``report.extra["filled"]``) and in ``NAME.failed.json`` beside the output;
+        ``report.ok`` stays false. By default an output with failed tiles stays partial.
 
     Returns
     -------
@@ -119,6 +127,8 @@ def run(
                 overwrite=overwrite,
                 resume=resume,
                 progress=progress,
+                allow_failed=allow_failed,
+                fill=fill,
             )
         lifecycle.write(result)
     return result

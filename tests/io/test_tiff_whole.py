@@ -175,8 +175,10 @@ def _plain(**options):
     return make
 
 
-def _multipage(path, image):
-    tifffile.imwrite(path, np.stack([image, 255 - image]))
+def _overview_page(path, image):
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(image)
+        tif.write(image[::2, ::2], subfiletype=1)  # a reduced copy, not a second plane
     return image
 
 
@@ -204,7 +206,7 @@ def _sparse_tile(path, image):
 
 
 INELIGIBLE = {
-    "multi-page": _multipage,
+    "an overview page": _overview_page,
     "SubIFDs": _subifds,
     "JPEG": _plain(compression="jpeg"),
     # read inverted to MinIsBlack (io/_tiff_header.py)

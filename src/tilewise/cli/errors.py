@@ -93,9 +93,18 @@ def finish(
         click.echo(f"Error: {line}", err=True)
     if len(failures) > 10:
         click.echo(f"... and {len(failures) - 10} more (see --report)", err=True)
+    filled = report.extra.get("filled")
+    if report.finalized and filled:
+        click.echo(
+            f"{report.failed} {unit}(s) failed; wrote {wrote} with them filled with "
+            f"{filled['value']:g} (listed in {filled['list']}).",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED_TILES)
     click.echo(
         f"{report.failed} {unit}(s) failed; the others are done and kept. Fix the cause and "
-        "run the same command with --resume to redo only those.",
+        "run the same command with --resume to redo only those"
+        + (", or add --allow-failed to finish with them filled." if unit == "tile" else "."),
         err=True,
     )
     sys.exit(EXIT_FAILED_TILES)

@@ -75,6 +75,20 @@ tiling_options = [
     "Zarr: ZSTD, BLOSC, NONE), --co LEVEL=5.",
 )
 @apply(supervision_options)
+@click.option(
+    "--allow-failed",
+    is_flag=True,
+    help="If tiles fail on every attempt, still finish OUTPUT with them filled (see --fill) "
+    "and listed in OUTPUT.failed.json and the report; exit 3. Default: OUTPUT stays partial.",
+)
+@click.option(
+    "--fill",
+    type=float,
+    default=0,
+    show_default=True,
+    metavar="V",
+    help="The value failed tiles are filled with under --allow-failed.",
+)
 @apply(input_limits)
 @click.option(
     "--report",
@@ -112,6 +126,8 @@ def run(
     timeout: float | None,
     memory_limit: int | None,
     max_tasks_per_worker: int | None,
+    allow_failed: bool,
+    fill: float,
     max_pixels: int,
     max_whole_pixels: int,
     report_path: str | None,
@@ -179,6 +195,8 @@ def run(
             max_whole_pixels=max_whole_pixels,
             progress=not quiet,
             report=report_path,
+            allow_failed=allow_failed,
+            fill=fill,
             **connection,
         )
     finish(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from tilewise.errors import UsageError
 from tilewise.runner.report import RunReport
 
 __all__ = ["BatchReport", "FileRecord"]
@@ -33,7 +34,7 @@ class FileRecord:
         return data
 
 
-@dataclass
+@dataclass(repr=False)
 class BatchReport(RunReport):
     """Everything a batch did. ``ok`` is true when every file is done (in this run or before).
 
@@ -96,6 +97,17 @@ class BatchReport(RunReport):
         }
 
     unit: ClassVar[str] = "files"
+
+    def _repr_html_(self) -> str:
+        """Totals and failed files (Jupyter)."""
+        from tilewise.runner.report_html import report_html
+
+        failures = [(r.source, r.cause) for r in self.failures]
+        return report_html(self, failures, tile_map=False)
+
+    def tilemap(self) -> Any:
+        """A batch has no tile map: its unit is the file."""
+        raise UsageError("a batch report has no tile map (its unit is the file, not the tile)")
 
     def rate(self) -> str:
         """Files per second for the summary line ("" when nothing was done)."""

@@ -82,7 +82,7 @@ def batch(
     creation_options: dict[str, Any] | None = None,
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
     max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
-    progress: bool = False,
+    progress: bool | None = None,
     report: PathLike | None = None,
     **executor_options: Any,
 ) -> BatchReport:
@@ -125,7 +125,8 @@ def batch(
     max_pixels, max_whole_pixels
         Refuse inputs whose header declares more pixels.
     progress
-        Show a progress bar (files/s and time left) on stderr.
+        Show a progress bar (files/s and time left): a widget in Jupyter, a bar on
+        stderr in a terminal. Default: when interactive (a terminal or a Jupyter kernel).
     report
         Write the JSON report to this path.
 
@@ -227,7 +228,7 @@ class _Batch:
         tile_above: int,
         limits: tuple[int, int],
         lifecycle: Lifecycle,
-        progress: bool,
+        progress: bool | None,
     ) -> None:
         self.items = items
         self.pipeline = pipeline

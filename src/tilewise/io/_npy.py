@@ -10,6 +10,7 @@ import numpy as np
 
 from tilewise.errors import CorruptInputError, ImageTooLargeError, OutputError, UsageError
 from tilewise.geometry import Window
+from tilewise.io._stacks import check_array_layout
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 
 __all__ = ["NpySink", "NpySource"]
@@ -30,6 +31,7 @@ class NpySource(Source):
         shape = self._array.shape
         if len(shape) not in (2, 3):
             raise UsageError(f"{self.path}: array has shape {shape}; tilewise reads 2-D or 3-D")
+        check_array_layout(self.path, shape)
         self.shape = (int(shape[0]), int(shape[1]))
         self.bands = 1 if len(shape) == 2 else int(shape[2])
         self.dtype = np.dtype(self._array.dtype)

@@ -34,6 +34,7 @@ from tilewise.errors import (
 )
 from tilewise.geometry import Window
 from tilewise.io._reading import DECODE_ERRORS, library_notes
+from tilewise.io._stacks import check_single_image
 from tilewise.io._tiff_header import cause as _cause
 from tilewise.io._tiff_header import check_tags as _check_tags
 from tilewise.io._tiff_header import meaning as _meaning
@@ -56,7 +57,10 @@ _BLOCK_CHOICES = (512, 256, 128, 64, 32, 16)
 
 
 class TiffSource(Source):
-    """A TIFF or BigTIFF read by window (first page; tiled or striped, contiguous or planar).
+    """A TIFF or BigTIFF read by window (one image; tiled or striped, contiguous or planar).
+
+    A file with more than one full-resolution page (a stack) is refused; reduced-resolution
+    pages (overviews) and SubIFDs are not planes (see :mod:`tilewise.io._stacks`).
 
     What the samples mean is checked from the header (see :func:`_meaning`): MinIsBlack
     and RGB are read as stored; MinIsWhite is inverted and 2- and 4-bit samples are
@@ -90,6 +94,7 @@ class TiffSource(Source):
             )
         page = self._tif.pages.first
         _check_tags(self.path, page, notes)
+        check_single_image(self.path, self._tif)
         self._page = page
         self._fh = self._tif.filehandle
         self._filesize = self._fh.size

@@ -20,6 +20,7 @@ from tilewise.errors import (
 )
 from tilewise.geometry import Window
 from tilewise.io._reading import DECODE_ERRORS
+from tilewise.io._stacks import check_array_layout
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 
 __all__ = ["ZarrSink", "ZarrSource", "chunk_file", "compressor", "write_whole_zarr", "zarr_chunks"]
@@ -48,6 +49,7 @@ class ZarrSource(Source):
                 f"{self.path}: Zarr array has shape {shape}; tilewise reads (rows, cols) or "
                 "(rows, cols, bands) arrays"
             )
+        check_array_layout(self.path, shape)
         self.shape = (int(shape[0]), int(shape[1]))
         self.bands = 1 if len(shape) == 2 else int(shape[2])
         self.dtype = np.dtype(self._array.dtype)

@@ -1,27 +1,52 @@
-"""Progress on stderr: tiles done of total, megapixels per second, time left."""
+"""Progress: tiles done of total, megapixels per second, time left.
+
+Through ``tqdm.auto``: a widget in Jupyter, a bar on stderr in a terminal. While
+the bar shows, console log lines (tilewise's warnings, the libraries') are
+written through tqdm, above the bar, so they never tear it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "interactive"]
+
+
+def interactive() -> bool:
+    """Whether a person is watching: stderr is a terminal, or this is a Jupyter kernel."""
+    ipython = sys.modules.get("IPython")
+    if ipython is not None:
+        shell = ipython.get_ipython()
+        if shell is not None and hasattr(shell, "kernel"):
+            return True
+    return sys.stderr.isatty()
 
 
 class Progress:
-    """A tqdm bar on stderr counting units (tiles or files) and pixels; silent when disabled."""
+    """A tqdm bar counting units (tiles or files) and pixels; silent when disabled.
+
+    ``enabled=None`` shows it when :func:`interactive`.
+    """
 
     def __init__(
-        self, total: int, *, unit: str = "tile", enabled: bool = True, desc: str = ""
+        self, total: int, *, unit: str = "tile", enabled: bool | None = True, desc: str = ""
     ) -> None:
         self._bar: Any = None
         self._pixels = 0
         self._start = time.monotonic()
+        self._logging = contextlib.ExitStack()
+        if enabled is None:
+            enabled = interactive()
         if enabled:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
+            redirect: Any = logging_redirect_tqdm
+            self._logging.enter_context(redirect(tqdm_class=tqdm))
             self._bar = tqdm(
                 total=total,
                 unit=unit,
@@ -54,6 +79,7 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        self._logging.close()
 
     def __enter__(self) -> Progress:
         return self

@@ -6,7 +6,10 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["STAGES", "RunReport", "TileRecord", "format_stages"]
 
@@ -61,7 +64,7 @@ class TileRecord:
         return data
 
 
-@dataclass
+@dataclass(repr=False)
 class RunReport:
     """Everything a run did. ``ok`` is true when every tile is done."""
 
@@ -178,6 +181,30 @@ class RunReport:
         rate = self.megapixels_per_second
         return f"{rate:.0f} MPix/s" if rate else ""
 
+    def __repr__(self) -> str:
+        from tilewise.runner.report_html import report_repr
+
+        return report_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Totals, time per stage, failures and the tile map inline (Jupyter)."""
+        from tilewise.runner.report_html import report_html
+
+        failures = [(f"tile {t.tile} {_window_text(t.window)}", t.cause) for t in self.failures]
+        return report_html(self, failures, tile_map=True)
+
+    def tilemap(self) -> Figure:
+        """The tile map: who processed which tile, how long it took, what failed.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            On its own Agg canvas (pyplot is left alone); needs ``tilewise[report]``.
+        """
+        from tilewise.runner.tilemap import tile_map_figure
+
+        return tile_map_figure(self.to_dict())
+
     def summary(self) -> str:
         """One line for the terminal."""
         parts = [f"{self.done} done"]
@@ -189,3 +216,8 @@ class RunReport:
         return f"{self.total} {self.unit}: {', '.join(parts)} in {self.seconds:.1f} s" + (
             f" ({rate})" if rate else ""
         )
+
+
+def _window_text(window: dict[str, int]) -> str:
+    r, c, h, w = window["row"], window["col"], window["height"], window["width"]
+    return f"(rows {r}:{r + h}, cols {c}:{c + w})"

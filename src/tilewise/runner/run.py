@@ -10,6 +10,7 @@ from tilewise import io
 from tilewise.errors import ResumeError
 from tilewise.executors.base import Done, Executor, Outcome, Supervision, Task
 from tilewise.geometry import Window
+from tilewise.runner.holes import check_fill, fill_failed, remove_sidecar, write_sidecar
 from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import working
 from tilewise.runner.plan import Plan
@@ -81,15 +82,22 @@ def execute_plan(
     *,
     overwrite: bool = False,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | None = True,
     supervision: Supervision | None = None,
+    allow_failed: bool = False,
+    fill: float = 0,
 ) -> RunReport:
     """Run ``plan`` on ``executor``; return the report (the output is final only if ``ok``).
 
     The executor stays open and unchanged: the caller that made it closes it.
     ``supervision`` applies to this run's tasks (default: the executor's own).
+    With ``allow_failed``, an output whose only missing tiles failed is finalized
+    with those tiles filled with ``fill`` and listed (see :mod:`tilewise.runner.holes`);
+    ``report.ok`` stays false.
     """
     assert plan.sink is not None
+    if allow_failed:
+        check_fill(fill, plan.sink.dtype)
     plan.pipeline.check_portable()
     journal, resumed = _prepare_output(plan, overwrite=overwrite, resume=resume)
     report = RunReport(
@@ -125,10 +133,17 @@ def execute_plan(
             "first_tile_s": round(first_outcome or 0.0, 4),
             "tiles_s": round(report.seconds, 4),
         }
-        if report.ok:
+        holes = _fill_holes(plan, report, fill) if allow_failed and _only_failed(report) else {}
+        if report.ok or holes:
             finalizing = time.perf_counter()
-            io.sink_class(plan.sink.format).finalize(plan.sink, _receipts(journal))
+            io.sink_class(plan.sink.format).finalize(plan.sink, {**_receipts(journal), **holes})
             journal.remove()
+            if holes:
+                failed = [t.window for t in report.failures]
+                sidecar = write_sidecar(Path(plan.sink.path), fill, failed)
+                report.extra["filled"] = {"value": fill, "list": str(sidecar), "tiles": failed}
+            else:
+                remove_sidecar(Path(plan.sink.path))
             report.finalized = True
             report.extra["phases"]["finalize_s"] = round(time.perf_counter() - finalizing, 4)
             report.seconds = time.perf_counter() - start
@@ -187,6 +202,22 @@ def _record(
         outcome.cause,
     )
     bar.advance(failed=True)
+
+
+def _only_failed(report: RunReport) -> bool:
+    """Whether every tile not done failed (no interruption left tiles unrun)."""
+    return (
+        report.failed > 0
+        and report.interrupted is None
+        and report.done + report.skipped + report.failed == report.total
+    )
+
+
+def _fill_holes(plan: Plan, report: RunReport, fill: float) -> dict[int, dict[str, object]]:
+    assert plan.sink is not None
+    failed = [t.tile for t in report.failures]
+    log.warning("filling %d failed tile(s) with %g (--allow-failed)", len(failed), fill)
+    return fill_failed(plan.sink, plan.grid, failed, fill)
 
 
 def _receipts(journal: Journal) -> dict[int, dict[str, object]]:

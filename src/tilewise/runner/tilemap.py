@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tilewise.errors import UsageError
 
-__all__ = ["draw_tile_map"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["draw_tile_map", "tile_map_figure"]
 
 
 def _load(report: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +30,37 @@ def _load(report: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
 def draw_tile_map(
     report: str | os.PathLike[str] | dict[str, Any], png: str | os.PathLike[str], *, dpi: int = 120
 ) -> None:
-    """Draw each tile colored by its worker, shaded by its time; failed tiles crossed in red."""
+    """Draw each tile colored by its worker, shaded by its time; failed tiles crossed in red.
+
+    Parameters
+    ----------
+    report : path or dict
+        A run report, as its JSON file or :meth:`RunReport.to_dict`.
+    png : path
+        The PNG to write (atomically).
+    dpi : int
+        Resolution of the PNG.
+    """
+    fig = tile_map_figure(report)
+    target = Path(png)
+    tmp = target.with_name(f".{target.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, target)
+
+
+def tile_map_figure(report: str | os.PathLike[str] | dict[str, Any]) -> Figure:
+    """The tile map as a matplotlib Figure on its own Agg canvas (pyplot is left alone).
+
+    Parameters
+    ----------
+    report : path or dict
+        A run report, as its JSON file or :meth:`RunReport.to_dict`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Each tile colored by its worker and shaded by its time; failed tiles crossed in red.
+    """
     try:  # a figure of its own on the Agg canvas: pyplot and the global backend are left alone
         from matplotlib import colormaps
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -115,7 +148,4 @@ def draw_tile_map(
             frameon=False,
         )
     fig.tight_layout()
-    target = Path(png)
-    tmp = target.with_name(f".{target.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    os.replace(tmp, target)
+    return fig
