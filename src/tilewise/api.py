@@ -40,6 +40,8 @@ def run(
     max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
     progress: bool = False,
     report: PathLike | None = None,
+    drop_georef: bool = False,
+    dst_nodata: float | None = None,
     **executor_options: Any,
 ) -> RunReport:
     """Run a pipeline over an image too big for memory, tile by tile, in parallel.
@@ -87,6 +89,13 @@ def run(
         Show a progress bar on stderr.
     report
         Write the JSON report to this path.
+    drop_georef
+        Write the pixels without the input's georeferencing. Without it, a
+        georeferenced input goes to a ``.tif`` (GeoTIFF tags) or ``.zarr``
+        (attributes) with its CRS, transform, nodata and band metadata, as the
+        ops map them, and a ``.npy`` output, which cannot hold them, is refused.
+    dst_nodata
+        The output's nodata value (default: the input's, as the ops map it).
 
     Returns
     -------
@@ -109,6 +118,8 @@ def run(
             creation_options=creation_options,
             max_pixels=max_pixels,
             max_whole_pixels=max_whole_pixels,
+            drop_georef=drop_georef,
+            dst_nodata=dst_nodata,
         )
         if has_user_ops(pipeline):  # their declarations are checked on the first tile
             check_first_tile(the_plan, lifecycle.executor)

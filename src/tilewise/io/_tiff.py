@@ -32,6 +32,7 @@ from tilewise.errors import (
     UsageError,
 )
 from tilewise.geometry import Window
+from tilewise.io._geotiff_tags import geotiff_tags
 from tilewise.io._reading import DECODE_ERRORS, library_notes
 from tilewise.io._tiff_header import cause as _cause
 from tilewise.io._tiff_header import check_tags as _check_tags
@@ -394,6 +395,11 @@ class TiffSink(Sink):
         tmp = final.with_name(f".{final.name}.assembling")
         compress = spec.options["COMPRESS"]
         bands = spec.bands
+        photometric, extrasamples = "rgb" if bands in (3, 4) else "minisblack", (2,)
+        extratags: tuple[Any, ...] = ()
+        if spec.georef is not None:
+            geo = geotiff_tags(spec.georef, spec.dtype)
+            photometric, extrasamples, extratags = geo.photometric, geo.extrasamples, geo.extratags
         try:
             with tifffile.TiffWriter(tmp, bigtiff=True) as writer:
                 writer.write(
@@ -402,11 +408,12 @@ class TiffSink(Sink):
                     dtype=spec.dtype,
                     tile=(bh, bw),
                     compression=None if compress == "NONE" else COMPRESSIONS[compress],
-                    photometric="rgb" if bands in (3, 4) else "minisblack",
-                    extrasamples=(2,) if bands == 4 else None,
+                    photometric=photometric,
+                    extrasamples=extrasamples if bands == 4 or spec.georef else None,
                     planarconfig="contig",
                     software="tilewise",
                     metadata=None,
+                    extratags=extratags,
                 )
             os.replace(tmp, final)
         except OSError as err:
