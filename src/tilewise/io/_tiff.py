@@ -395,7 +395,8 @@ class TiffSink(Sink):
         tmp = final.with_name(f".{final.name}.assembling")
         compress = spec.options["COMPRESS"]
         bands = spec.bands
-        photometric, extrasamples = "rgb" if bands in (3, 4) else "minisblack", (2,)
+        photometric = "rgb" if bands in (3, 4) else "minisblack"
+        extrasamples: tuple[int, ...] = (2,)
         extratags: tuple[Any, ...] = ()
         if spec.georef is not None:
             geo = geotiff_tags(spec.georef, spec.dtype)
