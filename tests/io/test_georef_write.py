@@ -58,7 +58,11 @@ def test_tif_output_keeps_crs_transform_nodata_and_bands(
         assert (o.count, o.dtypes) == (i.count, i.dtypes)
         assert o.descriptions == i.descriptions
         assert o.colorinterp == i.colorinterp
-        expected = Pipeline.from_specs(["median:size=3"])(io.open_source(src).read(_whole(i)))
+        source = io.open_source(src)
+        try:
+            expected = Pipeline.from_specs(["median:size=3"])(source.read(_whole(i)))
+        finally:
+            source.close()
         out = np.moveaxis(o.read(), 0, -1)
         np.testing.assert_array_equal(out if bands > 1 else out[..., 0], expected)
 

@@ -148,8 +148,9 @@ def make_plan(
     tile_shape = parse_tile_shape(tile)
     layout = Layout(layout)
     fmt = io.output_format(dst) if dst is not None else None
+    options = io.parse_creation_options(fmt, dict(creation_options or {})) if fmt else {}
     if fmt is not None:
-        aligned = io.align_tile(fmt, tile_shape, out_shape)
+        aligned = io.align_tile(fmt, tile_shape, out_shape, options)
         if aligned != tile_shape:
             log.info("tile %s rounded to %s to align with %s blocks", tile_shape, aligned, fmt)
             tile_shape = aligned
@@ -159,14 +160,13 @@ def make_plan(
         out_georef = output_georef(
             pipeline, georef, dtype, bands, fmt, Path(dst), drop=drop_georef, dst_nodata=dst_nodata
         )
-        options = io.parse_creation_options(fmt, dict(creation_options or {}))
         sink = SinkSpec(
             path=str(Path(dst)),
             format=fmt,
             shape=out_shape,
             bands=pipeline.out_bands(bands),
             dtype=pipeline.out_dtype(dtype).name,
-            chunks=io.sink_chunks(fmt, grid.effective_tile_shape, out_shape),
+            chunks=io.sink_chunks(fmt, grid.effective_tile_shape, out_shape, options),
             options=options,
             token=uuid.uuid4().hex,
             georef=out_georef,
