@@ -177,3 +177,27 @@ def test_zarr_output_holds_the_georef_and_passes_it_on(tmp_path):
     with rasterio.open(src) as i, rasterio.open(tif) as o:
         assert (o.crs, o.transform, o.nodata) == (i.crs, i.transform, i.nodata)
         assert o.descriptions == ("a", "b", "c")
+
+
+@pytest.mark.parametrize("tile_above", [10**9, 1000])  # whole images, and tiled runs
+def test_batch_keeps_each_files_georeferencing(tmp_path, tile_above):
+    import tilewise
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_raster(folder / "utm.tif", _image("uint16", 1), nodata=0)
+    write_raster(
+        folder / "wgs.tif",
+        _image("uint8", 3),
+        crs="EPSG:4326",
+        transform=from_origin(10.0, 50.0, 0.01, 0.01),
+        descriptions=("x", "y", "z"),
+    )
+    report = tilewise.batch(
+        folder, out=tmp_path / "out", ops=["median:size=3"], workers=1, tile_above=tile_above
+    )
+    assert report.ok
+    for name in ("utm.tif", "wgs.tif"):
+        with rasterio.open(folder / name) as i, rasterio.open(tmp_path / "out" / name) as o:
+            assert (o.crs, o.transform, o.nodata) == (i.crs, i.transform, i.nodata)
+            assert (o.descriptions, o.colorinterp) == (i.descriptions, i.colorinterp)

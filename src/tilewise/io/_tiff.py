@@ -330,20 +330,33 @@ def align_tile_for_tiff(
     return (aligned[0], aligned[1])
 
 
-def write_whole_tiff(fh: Any, array: Array, options: dict[str, Any]) -> None:
-    """Write ``array`` as a classic, striped TIFF (a whole image; see :mod:`tilewise.io._whole`)."""
+def write_whole_tiff(
+    fh: Any, array: Array, options: dict[str, Any], georef: Georef | None = None
+) -> None:
+    """Write ``array`` as a classic, striped TIFF (a whole image; see :mod:`tilewise.io._whole`).
+
+    With ``georef``, a GeoTIFF (see :mod:`tilewise.io._geotiff_tags`).
+    """
     compress = options["COMPRESS"]
     args: dict[str, Any] = {}
     if compress != "NONE":
         args["compression"] = COMPRESSIONS[compress]
         if "LEVEL" in options:
             args["compressionargs"] = {"level": options["LEVEL"]}
+        if options.get("PREDICTOR", 1) == 2 and array.dtype.kind in "iu":
+            args["predictor"] = 2
     bands = 1 if array.ndim == 2 else array.shape[2]
+    photometric = "rgb" if bands in (3, 4) else "minisblack"
+    extrasamples: tuple[int, ...] | None = (2,) if bands == 4 else None
+    if georef is not None:
+        geo = geotiff_tags(georef, array.dtype.name)
+        photometric, extrasamples = geo.photometric, geo.extrasamples
+        args["extratags"] = geo.extratags
     tifffile.imwrite(
         fh,
         array,
-        photometric="rgb" if bands in (3, 4) else "minisblack",
-        extrasamples=(2,) if bands == 4 else None,
+        photometric=photometric,
+        extrasamples=extrasamples,
         metadata=None,
         software="tilewise",
         **args,

@@ -121,7 +121,9 @@ def compressor(options: dict[str, Any]) -> Any:
     return ZstdCodec(level=options["LEVEL"])
 
 
-def write_whole_zarr(path: Path, array: Array, options: dict[str, Any]) -> None:
+def write_whole_zarr(
+    path: Path, array: Array, options: dict[str, Any], georef: Georef | None = None
+) -> None:
     """Write ``array`` as a Zarr array of one chunk (a whole image: :mod:`tilewise.io._whole`)."""
     codec = compressor(options)
     zarr.create_array(
@@ -130,6 +132,7 @@ def write_whole_zarr(path: Path, array: Array, options: dict[str, Any]) -> None:
         chunks=array.shape,
         compressors=None if codec is None else [codec],
         overwrite=True,
+        attributes=georef_attributes(georef) if georef is not None else None,
     )
 
 
