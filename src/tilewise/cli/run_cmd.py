@@ -71,8 +71,9 @@ tiling_options = [
     "creation",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Output option, e.g. --co COMPRESS=ZSTD (TIFF: NONE, LZW, DEFLATE, ZSTD; "
-    "Zarr: ZSTD, BLOSC, NONE), --co LEVEL=5.",
+    help="Output option as GDAL writes it, e.g. --co COMPRESS=ZSTD (TIFF: NONE, LZW, DEFLATE, "
+    "ZSTD; Zarr: ZSTD, BLOSC, NONE), --co LEVEL=5; TIFF also PREDICTOR=2, BLOCKSIZE=512, "
+    "BLOCKXSIZE, BLOCKYSIZE, BIGTIFF=YES|NO|IF_NEEDED.",
 )
 @click.option(
     "--drop-georef",
