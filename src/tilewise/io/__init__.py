@@ -106,8 +106,12 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
         whole = WholeTiffSource.from_head(spec, head, size, path)
         if whole is not None:
             return whole
+        from tilewise.io._tiff_header import SamplesRefused
+
         try:
             return TiffSource(spec)
+        except SamplesRefused:
+            raise  # CMYK, palette, odd bit depths: GDAL would read them as what they are not
         except UnsupportedFormatError as err:
             return _gdal_source(spec, err)  # e.g. a sample format tifffile has no type for
     if kind == "gdal":
