@@ -42,6 +42,8 @@ def run(
     report: PathLike | None = None,
     allow_failed: bool = False,
     fill: float = 0,
+    drop_georef: bool = False,
+    dst_nodata: float | None = None,
     **executor_options: Any,
 ) -> RunReport:
     """Run a pipeline over an image too big for memory, tile by tile, in parallel.
@@ -95,6 +97,13 @@ def run(
         windows are filled with ``fill`` (default 0), listed in the report
         (``report.extra["filled"]``) and in ``NAME.failed.json`` beside the output;
         ``report.ok`` stays false. By default an output with failed tiles stays partial.
+    drop_georef
+        Write the pixels without the input's georeferencing. Without it, a
+        georeferenced input goes to a ``.tif`` (GeoTIFF tags) or ``.zarr``
+        (attributes) with its CRS, transform, nodata and band metadata, as the
+        ops map them, and a ``.npy`` output, which cannot hold them, is refused.
+    dst_nodata
+        The output's nodata value (default: the input's, as the ops map it).
 
     Returns
     -------
@@ -117,6 +126,8 @@ def run(
             creation_options=creation_options,
             max_pixels=max_pixels,
             max_whole_pixels=max_whole_pixels,
+            drop_georef=drop_georef,
+            dst_nodata=dst_nodata,
         )
         if has_user_ops(pipeline):  # their declarations are checked on the first tile
             check_first_tile(the_plan, lifecycle.executor)

@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from tilewise.errors import OpError, PipelineError
 from tilewise.geometry import Stage, StageMap, Tile
+from tilewise.io.georef import Georef
 from tilewise.ops import base as opbase
 
 __all__ = ["OpLike", "Pipeline", "parse_op"]
@@ -248,6 +249,15 @@ class Pipeline:
         for op in self.ops:
             bands = op.out_bands(bands)
         return bands
+
+    def out_georef(self, georef: Georef, dtype: np.dtype[Any]) -> Georef:
+        """The output's georeferencing for an input with ``georef`` and ``dtype``.
+
+        See :mod:`tilewise.pipeline_georef` for how each op maps it.
+        """
+        from tilewise.pipeline_georef import map_georef
+
+        return map_georef(self.ops, georef, np.dtype(dtype))
 
     def check_input(self, dtype: np.dtype[Any], bands: int, *, source: str = "the input") -> None:
         """Refuse an image no op chain can process, from its dtype and bands alone.

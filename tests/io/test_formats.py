@@ -22,7 +22,11 @@ def test_parsed_options_parse_to_themselves(fmt):
 @pytest.mark.parametrize(
     ("fmt", "options", "message"),
     [
-        ("tiff", {"BLOCKSIZE": "256"}, "option BLOCKSIZE; TIFF output takes COMPRESS"),
+        ("tiff", {"TILED": "YES"}, "option TILED; TIFF output takes COMPRESS"),
+        ("tiff", {"BLOCKSIZE": "200"}, "TIFF tiles are multiples of 16 pixels, 200 is not"),
+        ("tiff", {"PREDICTOR": "3"}, r"PREDICTOR=3 .* use 1 \(none\) or 2"),
+        ("tiff", {"COMPRESS": "NONE", "PREDICTOR": "2"}, "a predictor needs compression"),
+        ("tiff", {"BIGTIFF": "MAYBE"}, "use YES, NO, IF_NEEDED"),
         ("tiff", {"COMPRESS": "BLOSC"}, "BLOSC is not valid for TIFF output: use NONE, LZW"),
         ("tiff", {"COMPRESS": "LZW", "LEVEL": "3"}, "COMPRESS=LZW takes no level"),
         ("tiff", {"LEVEL": "12"}, r"LEVEL=12 .* from 0 to 9"),
@@ -38,7 +42,10 @@ def test_an_unknown_key_or_value_is_refused_with_what_is_known(fmt, options, mes
 
 def test_a_batch_key_applies_to_the_formats_that_know_it():
     parsed = io.parse_options_for_formats(["tiff", "png"], {"compress": "zstd"})
-    assert parsed == {"tiff": {"COMPRESS": "ZSTD", "LEVEL": 3}, "png": {"LEVEL": 3}}
+    assert parsed == {
+        "tiff": {"COMPRESS": "ZSTD", "LEVEL": 3, "BIGTIFF": "YES"},
+        "png": {"LEVEL": 3},
+    }
     with pytest.raises(UsageError, match="unknown creation option QUALITY"):
         io.parse_options_for_formats(["tiff", "png"], {"QUALITY": "90"})
 

@@ -97,6 +97,7 @@ def test_geotiff_pixels_by_tifffile_georef_by_rasterio(
         assert facts["crs"] == crs
         assert facts["bounds"] == list(ds.bounds)
         assert facts["resolution"] == list(ds.res)
+    source.close()
 
 
 def test_a_format_tifffile_does_not_read_goes_to_rasterio_and_reads_by_window(tmp_path, opened):

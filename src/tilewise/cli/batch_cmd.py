@@ -136,7 +136,8 @@ class _OutputFormat(click.ParamType):
     metavar="KEY=VALUE",
     help="Output option: COMPRESS=NONE|LZW|DEFLATE|ZSTD (TIFF, default DEFLATE) or "
     "ZSTD|BLOSC|NONE (Zarr, default ZSTD), LEVEL=N (the codec's level; PNG 0-9), "
-    "QUALITY=1-100 (JPEG, default 95). Each output format takes the keys it knows; a key "
+    "QUALITY=1-100 (JPEG, default 95), PREDICTOR=2, BLOCKSIZE, BIGTIFF (TIFF). Each output "
+    "format takes the keys it knows; a key "
     "none of them takes, or a value one refuses, is an error.",
 )
 @apply(supervision_options)

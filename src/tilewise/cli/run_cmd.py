@@ -71,8 +71,22 @@ tiling_options = [
     "creation",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Output option, e.g. --co COMPRESS=ZSTD (TIFF: NONE, LZW, DEFLATE, ZSTD; "
-    "Zarr: ZSTD, BLOSC, NONE), --co LEVEL=5.",
+    help="Output option as GDAL writes it, e.g. --co COMPRESS=ZSTD (TIFF: NONE, LZW, DEFLATE, "
+    "ZSTD; Zarr: ZSTD, BLOSC, NONE), --co LEVEL=5; TIFF also PREDICTOR=2, BLOCKSIZE=512, "
+    "BLOCKXSIZE, BLOCKYSIZE, BIGTIFF=YES|NO|IF_NEEDED.",
+)
+@click.option(
+    "--drop-georef",
+    is_flag=True,
+    help="Write the pixels without the input's georeferencing (CRS, transform, nodata, band "
+    "metadata). Without it .tif and .zarr outputs keep it and a .npy output is refused.",
+)
+@click.option(
+    "--dst-nodata",
+    type=float,
+    default=None,
+    metavar="V",
+    help="The output's nodata value (default: the input's, as the ops map it; 'nan' for NaN).",
 )
 @apply(supervision_options)
 @click.option(
@@ -122,6 +136,8 @@ def run(
     overwrite: bool,
     resume: bool,
     creation: tuple[str, ...],
+    drop_georef: bool,
+    dst_nodata: float | None,
     retries: int,
     timeout: float | None,
     memory_limit: int | None,
@@ -140,7 +156,9 @@ def run(
 
     INPUT is a TIFF/BigTIFF, Zarr array, .npy, PNG or JPEG, or with
     tilewise[geo] any raster GDAL reads (JPEG2000, ENVI, VRT...). OUTPUT's extension
-    picks the format: .tif (tiled BigTIFF), .zarr (Zarr v3) or .npy. OUTPUT
+    picks the format: .tif (tiled BigTIFF), .zarr (Zarr v3) or .npy. A georeferenced
+    INPUT's CRS, transform, nodata and band metadata go to a .tif (GeoTIFF tags) or
+    .zarr (attributes), as the ops map them (resize scales the transform). OUTPUT
     appears under its name only once every tile is done; until then the work
     is kept in .OUTPUT.partial with a journal, for --resume. While a run works,
     .OUTPUT.lock keeps a second run off OUTPUT (refused, exit 2).
@@ -197,6 +215,8 @@ def run(
             report=report_path,
             allow_failed=allow_failed,
             fill=fill,
+            drop_georef=drop_georef,
+            dst_nodata=dst_nodata,
             **connection,
         )
     finish(

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from tilewise import io
 from tilewise.collection.collect import Item
 from tilewise.collection.write import safe_parent
 from tilewise.errors import PipelineError, TilewiseError
 from tilewise.pipeline import Pipeline
+from tilewise.runner.georef import GEOREF_FORMATS
 
 __all__ = ["run_tiled", "why_not_tiled"]
 
@@ -68,6 +70,7 @@ def run_tiled(
             max_pixels=limits[0],
             max_whole_pixels=limits[1],
             progress=False,
+            drop_georef=io.output_format(target) not in GEOREF_FORMATS,
             **settings,
         )
     except (TilewiseError, OSError) as err:

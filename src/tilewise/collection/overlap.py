@@ -96,5 +96,5 @@ def check_apart(
 
 
 def _empty(folder: str) -> bool:
-    with os.scandir(folder) as entries:
+    with os.scandir(folder) as entries:  # closed at once, not when collected
         return not any(entries)

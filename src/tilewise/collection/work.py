@@ -24,7 +24,9 @@ from tilewise.collection.write import write_output
 from tilewise.errors import InputError, TilewiseError
 from tilewise.geometry import Window
 from tilewise.io import SourceSpec, open_source
+from tilewise.io.georef import Georef
 from tilewise.pipeline import Pipeline
+from tilewise.runner.georef import GEOREF_FORMATS
 
 __all__ = ["BatchCall", "BatchJob", "FileResult", "FileTask", "process_file"]
 
@@ -86,15 +88,20 @@ def _cause(err: BaseException, source: str) -> tuple[str, str, str]:
     return kind, cause, detail
 
 
-def _read(job: BatchJob, source: str) -> Array | tuple[int, int]:
-    """The whole image, or its ``(rows, cols)`` when it is over the tiling threshold."""
+def _read(job: BatchJob, source: str, name: str) -> tuple[Array | tuple[int, int], Georef | None]:
+    """The whole image, or its ``(rows, cols)`` when it is over the tiling threshold; and its
+    georeferencing as the pipeline maps it, for an output that holds it (TIFF, Zarr)."""
     src = open_source(SourceSpec(source, job.max_pixels, job.max_whole_pixels))
     try:
         rows, cols = src.shape
         job.pipeline.out_bands(src.bands)  # a band count the ops refuse fails here, undecoded
         if rows * cols > job.tile_above:
-            return (rows, cols)
-        return src.read(Window(0, 0, rows, cols))
+            return (rows, cols), None
+        keeps = job.stack is None and not job.probe and output_format(name, None) in GEOREF_FORMATS
+        georef = src.georef if keeps else None
+        if georef is not None:
+            georef = job.pipeline.out_georef(georef, src.dtype)
+        return src.read(Window(0, 0, rows, cols)), georef
     finally:
         src.close()
 
@@ -103,7 +110,7 @@ def process_file(job: BatchJob, index: int, source: str, name: str) -> FileResul
     """Process one file end to end; never raises (a failure is a ``failed`` result)."""
     start = time.perf_counter()
     try:
-        image = _read(job, source)
+        image, georef = _read(job, source, name)
         if isinstance(image, tuple):
             return FileResult(index, LARGE, shape=image, seconds=time.perf_counter() - start)
         pixels = int(image.shape[0] * image.shape[1])
@@ -124,7 +131,7 @@ def process_file(job: BatchJob, index: int, source: str, name: str) -> FileResul
         else:
             assert job.root is not None
             fmt = output_format(name, None)
-            receipt = write_output(job.root, name, fmt, result, job.options[fmt])
+            receipt = write_output(job.root, name, fmt, result, job.options[fmt], georef)
     except Exception as err:  # every failure is reported; the next file goes on
         kind, cause, detail = _cause(err, source)
         return FileResult(

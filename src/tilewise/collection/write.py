@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from tilewise import io
 from tilewise.errors import OutputError
+from tilewise.io.georef import Georef
 
 __all__ = ["output_intact", "safe_parent", "write_output"]
 
@@ -57,15 +58,21 @@ def safe_parent(root: str, name: str) -> str:
 
 
 def write_output(
-    root: str, name: str, fmt: str, array: Array, options: Mapping[str, Any]
+    root: str,
+    name: str,
+    fmt: str,
+    array: Array,
+    options: Mapping[str, Any],
+    georef: Georef | None = None,
 ) -> dict[str, Any]:
     """Write ``array`` as ``root/name`` in ``fmt``, atomically; return a receipt (its size).
 
     ``options`` are the creation options of ``fmt``
-    (:func:`tilewise.io.parse_creation_options`).
+    (:func:`tilewise.io.parse_creation_options`); ``georef`` goes to TIFF and Zarr outputs.
     """
     parent = safe_parent(root, name)
-    return io.write_image(os.path.join(parent, name.rsplit("/", 1)[-1]), fmt, array, options)
+    target = os.path.join(parent, name.rsplit("/", 1)[-1])
+    return io.write_image(target, fmt, array, options, georef)
 
 
 def output_intact(root: str, name: str, receipt: Mapping[str, Any]) -> bool:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tilewise.errors import InputError, NoDecoderError, UnsupportedFormatError, UsageError
 from tilewise.io._formats import (
@@ -182,24 +184,30 @@ def sink_class(fmt: str) -> type[Sink]:
 
 
 def align_tile(
-    fmt: str, tile_shape: tuple[int, int], image_shape: tuple[int, int]
+    fmt: str,
+    tile_shape: tuple[int, int],
+    image_shape: tuple[int, int],
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[int, int]:
-    """Adjust a tile shape so tiles fall on the output's block grid (TIFF: 16-px multiples)."""
+    """Adjust a tile shape so tiles fall on the output's block grid (TIFF: its tile size)."""
     if fmt == "tiff":
         from tilewise.io._tiff import align_tile_for_tiff
 
-        return align_tile_for_tiff(tile_shape, image_shape)
+        return align_tile_for_tiff(tile_shape, image_shape, options)
     return tile_shape
 
 
 def sink_chunks(
-    fmt: str, tile_shape: tuple[int, int], image_shape: tuple[int, int]
+    fmt: str,
+    tile_shape: tuple[int, int],
+    image_shape: tuple[int, int],
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[int, int]:
     """The output's block shape for tiles of ``tile_shape`` (each block owned by one tile)."""
     if fmt == "tiff":
         from tilewise.io._tiff import tiff_block
 
-        return tiff_block(tile_shape, image_shape)
+        return tiff_block(tile_shape, image_shape, options)
     if fmt == "zarr":
         from tilewise.io._zarr import zarr_chunks
 

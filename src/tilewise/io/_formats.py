@@ -4,7 +4,7 @@ One table serves ``tilewise run`` (tiled outputs) and ``tilewise batch`` (whole
 images, and stacks). Each format lists the creation options it knows, in
 order; an option is a default and a validator, and a validator sees the values
 chosen before it (LEVEL's range depends on COMPRESS). Adding an option, e.g.
-TIFF's PREDICTOR or BIGTIFF, is one entry in a format's ``options``.
+e.g. TIFF's PREDICTOR or BIGTIFF, is one entry in a format's ``options``.
 """
 
 from __future__ import annotations
@@ -75,6 +75,21 @@ def _whole(low: int, high: int) -> Callable[[Any, Chosen], int]:
     return check
 
 
+def _predictor(value: Any, chosen: Chosen) -> int:
+    if str(value) not in ("1", "2"):
+        raise ValueError("use 1 (none) or 2 (horizontal differencing)")
+    if value in (2, "2") and chosen.get("COMPRESS") == "NONE":
+        raise ValueError("a predictor needs compression: add --co COMPRESS=DEFLATE, LZW or ZSTD")
+    return int(str(value))
+
+
+def _block(value: Any, chosen: Chosen) -> int:
+    number = _whole(16, 4096)(value, chosen)
+    if number % 16:
+        raise ValueError(f"TIFF tiles are multiples of 16 pixels, {number} is not")
+    return number
+
+
 def _level_for(ranges: Mapping[str, tuple[int, int, int]]) -> Option:
     """A LEVEL whose range (and default, the range's third value) depends on COMPRESS."""
 
@@ -106,6 +121,17 @@ FORMATS: dict[str, OutputFormat] = {
                 "NONE, LZW, DEFLATE (default), ZSTD",
             ),
             "LEVEL": _level_for({"DEFLATE": (0, 9, 6), "ZSTD": (1, 22, 3)}),
+            "PREDICTOR": Option(
+                _predictor, help="1 (none, default), 2 (horizontal differencing, integers)"
+            ),
+            "BLOCKSIZE": Option(_block, help="TIFF tile side in pixels, a multiple of 16"),
+            "BLOCKXSIZE": Option(_block, help="TIFF tile width (overrides BLOCKSIZE)"),
+            "BLOCKYSIZE": Option(_block, help="TIFF tile height (overrides BLOCKSIZE)"),
+            "BIGTIFF": Option(
+                _choice("YES", "NO", "IF_NEEDED"),
+                lambda chosen: "YES",
+                "YES (default), NO, IF_NEEDED (when the uncompressed image passes 4 GiB)",
+            ),
         },
     ),
     "png": OutputFormat(
@@ -180,7 +206,7 @@ def parse_creation_options(fmt: str, options: Mapping[str, Any]) -> dict[str, An
         message lists what it knows.
 
     >>> parse_creation_options("tiff", {"compress": "zstd"})
-    {'COMPRESS': 'ZSTD', 'LEVEL': 3}
+    {'COMPRESS': 'ZSTD', 'LEVEL': 3, 'BIGTIFF': 'YES'}
     """
     table = _lookup(fmt)
     given = {str(k).upper(): v for k, v in options.items()}

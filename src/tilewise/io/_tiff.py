@@ -16,10 +16,11 @@ import os
 import shutil
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import imagecodecs
 import numpy as np
 import tifffile
 
@@ -33,6 +34,7 @@ from tilewise.errors import (
     UsageError,
 )
 from tilewise.geometry import Window
+from tilewise.io._geotiff_tags import geotiff_tags
 from tilewise.io._reading import DECODE_ERRORS, library_notes
 from tilewise.io._stacks import check_single_image
 from tilewise.io._tiff_header import cause as _cause
@@ -261,19 +263,44 @@ class TiffSource(Source):
             tif.close()
 
 
-def tiff_block(tile_shape: tuple[int, int], image_shape: tuple[int, int]) -> tuple[int, int]:
+#: The tilewise tile side from which TIFF tiles are at least this large by default.
+MIN_DEFAULT_BLOCK = 256
+
+
+def _given_block(options: Mapping[str, Any] | None) -> tuple[int | None, int | None]:
+    """``(height, width)`` of the TIFF tile asked for with BLOCKSIZE/BLOCKYSIZE/BLOCKXSIZE."""
+    options = options or {}
+    side = options.get("BLOCKSIZE")
+    return options.get("BLOCKYSIZE", side), options.get("BLOCKXSIZE", side)
+
+
+def tiff_block(
+    tile_shape: tuple[int, int],
+    image_shape: tuple[int, int],
+    options: Mapping[str, Any] | None = None,
+) -> tuple[int, int]:
     """The TIFF tile size for an output whose tilewise tiles are ``tile_shape``.
 
-    Each dimension is the largest of 512, 256, ..., 16 that divides the tilewise
-    tile (or any of them when the tile spans the whole image in that dimension).
+    A size given by ``--co BLOCKSIZE``/``BLOCKXSIZE``/``BLOCKYSIZE`` is used as
+    given (:func:`align_tile_for_tiff` made the tiles multiples of it). Otherwise
+    each dimension is the largest of 512, 256, ..., 16 that divides the tilewise
+    tile (512 when the tile spans the whole image in that dimension); tiles of
+    256 pixels or more are aligned to 256, so their TIFF tiles are 256 or 512.
 
     >>> tiff_block((1024, 1024), (5000, 5000))
     (512, 512)
     >>> tiff_block((48, 8000), (100, 8000))
     (16, 512)
+    >>> tiff_block((1024, 1024), (5000, 5000), {"BLOCKSIZE": 256})
+    (256, 256)
     """
     block = []
-    for tile, size in zip(tile_shape, image_shape, strict=True):
+    for tile, size, given in zip(tile_shape, image_shape, _given_block(options), strict=True):
+        if given is not None:
+            if tile < size and tile % given:
+                raise UsageError(f"tiles of {tile} px are not multiples of the TIFF tile {given}")
+            block.append(int(given))
+            continue
         if tile >= size:
             block.append(512)
             continue
@@ -287,32 +314,69 @@ def tiff_block(tile_shape: tuple[int, int], image_shape: tuple[int, int]) -> tup
 
 
 def align_tile_for_tiff(
-    tile_shape: tuple[int, int], image_shape: tuple[int, int]
+    tile_shape: tuple[int, int],
+    image_shape: tuple[int, int],
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[int, int]:
-    """Round each tile dimension up to a multiple of 16 (TIFF tiles are 16-px multiples)."""
-    return tuple(  # type: ignore[return-value]
-        t if t >= s else -(-t // 16) * 16 for t, s in zip(tile_shape, image_shape, strict=True)
-    )
+    """Round each tile dimension up to a multiple of the TIFF tile, so each TIFF tile has one owner.
+
+    The TIFF tile is the one given (``BLOCKSIZE``...), else 256 for tiles of 256
+    pixels or more (a 1000-px tile becomes 1024, written as 512-px TIFF tiles; never
+    16-px TIFF tiles because the tile size is odd), else 16.
+
+    >>> align_tile_for_tiff((1000, 777), (5000, 5000))
+    (1024, 1024)
+    >>> align_tile_for_tiff((37, 5000), (100, 5000))
+    (48, 5000)
+    """
+    aligned = []
+    for tile, size, given in zip(tile_shape, image_shape, _given_block(options), strict=True):
+        step = given or (MIN_DEFAULT_BLOCK if tile >= MIN_DEFAULT_BLOCK else 16)
+        aligned.append(tile if tile >= size else -(-tile // step) * step)
+    return (aligned[0], aligned[1])
 
 
-def write_whole_tiff(fh: Any, array: Array, options: dict[str, Any]) -> None:
-    """Write ``array`` as a classic, striped TIFF (a whole image; see :mod:`tilewise.io._whole`)."""
+def write_whole_tiff(
+    fh: Any, array: Array, options: dict[str, Any], georef: Georef | None = None
+) -> None:
+    """Write ``array`` as a classic, striped TIFF (a whole image; see :mod:`tilewise.io._whole`).
+
+    With ``georef``, a GeoTIFF (see :mod:`tilewise.io._geotiff_tags`).
+    """
     compress = options["COMPRESS"]
     args: dict[str, Any] = {}
     if compress != "NONE":
         args["compression"] = COMPRESSIONS[compress]
         if "LEVEL" in options:
             args["compressionargs"] = {"level": options["LEVEL"]}
+        if options.get("PREDICTOR", 1) == 2 and array.dtype.kind in "iu":
+            args["predictor"] = 2
     bands = 1 if array.ndim == 2 else array.shape[2]
+    photometric = "rgb" if bands in (3, 4) else "minisblack"
+    extrasamples: tuple[int, ...] | None = (2,) if bands == 4 else None
+    if georef is not None:
+        geo = geotiff_tags(georef, array.dtype.name)
+        photometric, extrasamples = geo.photometric, geo.extrasamples
+        args["extratags"] = geo.extratags
     tifffile.imwrite(
         fh,
         array,
-        photometric="rgb" if bands in (3, 4) else "minisblack",
-        extrasamples=(2,) if bands == 4 else None,
+        photometric=photometric,
+        extrasamples=extrasamples,
         metadata=None,
         software="tilewise",
         **args,
     )
+
+
+def _bigtiff(spec: SinkSpec) -> bool:
+    """Whether to write a BigTIFF: BIGTIFF=YES, or IF_NEEDED and the padded tiles pass 4 GiB."""
+    choice = spec.options.get("BIGTIFF", "YES")
+    if choice != "IF_NEEDED":
+        return bool(choice == "YES")
+    bh, bw = spec.chunks
+    padded = -(-spec.shape[0] // bh) * bh * -(-spec.shape[1] // bw) * bw
+    return padded * spec.bands * np.dtype(spec.dtype).itemsize > 2**32 - 2**25
 
 
 class TiffSink(Sink):
@@ -326,9 +390,15 @@ class TiffSink(Sink):
         code = COMPRESSIONS[spec.options["COMPRESS"]]
         self._encode: Any = None if code == 1 else tifffile.TIFF.COMPRESSORS[code]
         self._level = spec.options.get("LEVEL")
+        self._predictor = spec.options.get("PREDICTOR", 1) == 2
 
     @classmethod
     def create(cls, spec: SinkSpec) -> None:
+        if spec.options.get("PREDICTOR", 1) == 2 and np.dtype(spec.dtype).kind not in "iu":
+            raise UsageError(
+                f"{spec.path}: --co PREDICTOR=2 (horizontal differencing) is for integer "
+                f"pixels, the output is {spec.dtype}; leave PREDICTOR out"
+            )
         spec.partial.mkdir(parents=True, exist_ok=True)
 
     def _segments(self, window: Window, array: Array) -> Iterator[tuple[int, bytes]]:
@@ -343,6 +413,8 @@ class TiffSink(Sink):
                     padded[: block.shape[0], : block.shape[1]] = block
                     block = padded
                 block = np.ascontiguousarray(block)
+                if self._predictor:  # differences along each row, per sample (TIFF Predictor 2)
+                    block = imagecodecs.delta_encode(block, axis=1)
                 if self._encode is None:
                     data = block.tobytes()
                 elif self._level is None:
@@ -400,21 +472,35 @@ class TiffSink(Sink):
         tmp = final.with_name(f".{final.name}.assembling")
         compress = spec.options["COMPRESS"]
         bands = spec.bands
+        photometric = "rgb" if bands in (3, 4) else "minisblack"
+        extrasamples: tuple[int, ...] = (2,)
+        extratags: tuple[Any, ...] = ()
+        if spec.georef is not None:
+            geo = geotiff_tags(spec.georef, spec.dtype)
+            photometric, extrasamples, extratags = geo.photometric, geo.extrasamples, geo.extratags
         try:
-            with tifffile.TiffWriter(tmp, bigtiff=True) as writer:
+            with tifffile.TiffWriter(tmp, bigtiff=_bigtiff(spec)) as writer:
                 writer.write(
                     segments(),
                     shape=spec.array_shape,
                     dtype=spec.dtype,
                     tile=(bh, bw),
                     compression=None if compress == "NONE" else COMPRESSIONS[compress],
-                    photometric="rgb" if bands in (3, 4) else "minisblack",
-                    extrasamples=(2,) if bands == 4 else None,
+                    photometric=photometric,
+                    extrasamples=extrasamples if bands == 4 or spec.georef else None,
                     planarconfig="contig",
                     software="tilewise",
                     metadata=None,
+                    extratags=extratags,
+                    predictor=2 if spec.options.get("PREDICTOR", 1) == 2 else None,
                 )
             os.replace(tmp, final)
+        except ValueError as err:  # tifffile: the data passed what a classic TIFF addresses
+            tmp.unlink(missing_ok=True)
+            raise OutputError(
+                f"{final}: too large for a classic TIFF with --co BIGTIFF=NO ({err}); "
+                "use BIGTIFF=YES or IF_NEEDED, then --resume"
+            ) from err
         except OSError as err:
             tmp.unlink(missing_ok=True)
             raise OutputError(f"{final}: cannot write the TIFF: {err}") from err

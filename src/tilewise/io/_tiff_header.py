@@ -36,7 +36,15 @@ import tifffile
 from tilewise.errors import CorruptInputError, UnsupportedFormatError
 from tilewise.io.base import Array, Source
 
-__all__ = ["cause", "check_tags", "meaning"]
+__all__ = ["SamplesRefused", "cause", "check_tags", "meaning"]
+
+
+class SamplesRefused(UnsupportedFormatError):
+    """The header says what the samples mean, and no output would label it truly.
+
+    A refusal, not a format tifffile lacks: no other reader (GDAL) gets the file.
+    """
+
 
 #: Tags that lay out the pixels; a TIFF stores each as SHORT, LONG or LONG8.
 _STRUCTURAL = {
@@ -134,7 +142,7 @@ def meaning(source: Source, page: Any) -> Callable[[Array], Array] | None:
         if photometric == 6:
             notes.append("YCbCr decoded to RGB by the JPEG codec")
     else:
-        raise UnsupportedFormatError(
+        raise SamplesRefused(
             f"{path}: photometric interpretation {name} ({photometric}): tilewise reads "
             "MinIsBlack, MinIsWhite and RGB images, and would pass these samples on as "
             "grey or RGB values they are not; convert the file to RGB or greyscale first"
@@ -149,7 +157,7 @@ def meaning(source: Source, page: Any) -> Callable[[Array], Array] | None:
         steps.append(lambda a: np.multiply(a, factor, out=a))
         top = 255
     elif bits != dtype.itemsize * 8:
-        raise UnsupportedFormatError(
+        raise SamplesRefused(
             f"{path}: {bits}-bit samples: tilewise reads samples of 1, 2, 4, 8, 16, 32 or "
             f"64 bits; convert the file to {8 if bits < 8 else 16 if bits < 16 else 32}-bit first"
         )
@@ -160,7 +168,7 @@ def meaning(source: Source, page: Any) -> Callable[[Array], Array] | None:
             notes.append("MinIsWhite inverted to MinIsBlack (not value)")
             steps.append(lambda a: np.logical_not(a, out=a))
         elif top is None:
-            raise UnsupportedFormatError(
+            raise SamplesRefused(
                 f"{path}: MinIsWhite image of {dtype.name} samples: tilewise inverts MinIsWhite "
                 "to MinIsBlack only for unsigned integers; convert the file to MinIsBlack first"
             )

@@ -21,6 +21,7 @@ import numpy as np
 from tilewise.errors import OutputError
 from tilewise.geometry import Window
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, stored_size
+from tilewise.io.georef import Georef
 
 __all__ = ["WholeImageSink", "image_intact", "write_image"]
 
@@ -87,7 +88,7 @@ class WholeImageSink(Sink):
         if spec.format == "zarr":
             from tilewise.io._zarr import write_whole_zarr
 
-            write_whole_zarr(partial, array, spec.options)
+            write_whole_zarr(partial, array, spec.options, spec.georef)
         else:
             simple = spec.format in ("png", "jpeg")
             data = _encode_simple(spec.format, array, spec.options) if simple else None
@@ -97,7 +98,7 @@ class WholeImageSink(Sink):
                 elif spec.format == "tiff":
                     from tilewise.io._tiff import write_whole_tiff
 
-                    write_whole_tiff(fh, array, spec.options)
+                    write_whole_tiff(fh, array, spec.options, spec.georef)
                 elif spec.format == "npy":
                     np.save(fh, array, allow_pickle=False)
                 else:
@@ -117,7 +118,11 @@ class WholeImageSink(Sink):
 
 
 def write_image(
-    path: str | os.PathLike[str], fmt: str, array: Array, options: Mapping[str, Any]
+    path: str | os.PathLike[str],
+    fmt: str,
+    array: Array,
+    options: Mapping[str, Any],
+    georef: Georef | None = None,
 ) -> Receipt:
     """Write ``array`` as ``path`` in ``fmt``, atomically; return its receipt (size).
 
@@ -132,6 +137,9 @@ def write_image(
     options : Mapping
         The format's creation options, as :func:`tilewise.io.parse_creation_options`
         returns them.
+    georef : Georef, optional
+        Georeferencing for a TIFF (GeoTIFF tags) or Zarr (attributes) output;
+        other formats cannot hold it and leave it out.
 
     Returns
     -------
@@ -147,6 +155,7 @@ def write_image(
         array.dtype.name,
         shape,
         dict(options),
+        georef=georef if fmt in ("tiff", "zarr") else None,
     )
     WholeImageSink.create(spec)
     sink = WholeImageSink(spec)

@@ -16,12 +16,14 @@ from tilewise.errors import (
     ImageTooLargeError,
     InputError,
     OutputError,
+    TilewiseError,
     UsageError,
 )
 from tilewise.geometry import Window
 from tilewise.io._reading import DECODE_ERRORS
 from tilewise.io._stacks import check_array_layout
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
+from tilewise.io.georef import Georef
 
 __all__ = ["ZarrSink", "ZarrSource", "chunk_file", "compressor", "write_whole_zarr", "zarr_chunks"]
 
@@ -69,6 +71,19 @@ class ZarrSource(Source):
         compressors = getattr(self._array, "compressors", ())
         return ",".join(type(c).__name__ for c in compressors) or None
 
+    @property
+    def georef(self) -> Georef | None:
+        """The georeferencing a tilewise Zarr output holds (see :func:`georef_attributes`)."""
+        data = self._array.attrs.get("tilewise:georef")
+        if not isinstance(data, dict):
+            return None
+        try:
+            return Georef.from_dict(data)
+        except (KeyError, TypeError, ValueError, TilewiseError) as err:
+            raise CorruptInputError(
+                f"{self.path}: damaged 'tilewise:georef' attribute ({err})"
+            ) from err
+
     def read(self, window: Window) -> Array:
         try:
             return np.asarray(self._array[window.slices])
@@ -108,7 +123,9 @@ def compressor(options: dict[str, Any]) -> Any:
     return ZstdCodec(level=options["LEVEL"])
 
 
-def write_whole_zarr(path: Path, array: Array, options: dict[str, Any]) -> None:
+def write_whole_zarr(
+    path: Path, array: Array, options: dict[str, Any], georef: Georef | None = None
+) -> None:
     """Write ``array`` as a Zarr array of one chunk (a whole image: :mod:`tilewise.io._whole`)."""
     codec = compressor(options)
     zarr.create_array(
@@ -117,7 +134,29 @@ def write_whole_zarr(path: Path, array: Array, options: dict[str, Any]) -> None:
         chunks=array.shape,
         compressors=None if codec is None else [codec],
         overwrite=True,
+        attributes=georef_attributes(georef) if georef is not None else None,
     )
+
+
+def georef_attributes(georef: Georef) -> dict[str, Any]:
+    """A Zarr output's attributes for its georeferencing.
+
+    ``tilewise:georef`` holds :meth:`Georef.to_dict` (everything, read back by
+    :meth:`Georef.from_dict`); ``grid_mapping`` names ``spatial_ref``, which holds the
+    CF grid-mapping attributes rioxarray writes (``crs_wkt``, ``spatial_ref``,
+    ``GeoTransform``); ``_CRS`` is GDAL's Zarr-driver convention for the CRS
+    (``{"wkt": ...}``); ``nodata`` the nodata value (``"nan"`` for NaN, as JSON has none).
+    """
+    attrs: dict[str, Any] = {"tilewise:georef": georef.to_dict()}
+    spatial_ref = georef.spatial_ref_attrs()
+    if spatial_ref:
+        attrs["grid_mapping"] = "spatial_ref"
+        attrs["spatial_ref"] = spatial_ref
+    if georef.crs_wkt:
+        attrs["_CRS"] = {"wkt": georef.crs_wkt}
+    if georef.nodata is not None:
+        attrs["nodata"] = attrs["tilewise:georef"]["nodata"]
+    return attrs
 
 
 class ZarrSink(Sink):
@@ -143,6 +182,7 @@ class ZarrSink(Sink):
                 fill_value=0,
                 dimension_names=("row", "col") if spec.bands == 1 else ("row", "col", "band"),
                 overwrite=True,
+                attributes=georef_attributes(spec.georef) if spec.georef is not None else None,
             )
         except OSError as err:
             raise OutputError(f"{spec.path}: cannot create the Zarr array: {err}") from err

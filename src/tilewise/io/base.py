@@ -150,6 +150,8 @@ class SinkSpec:
     options: dict[str, Any] = field(default_factory=dict)
     #: Unique per created output, so workers never reuse a handle to an older file.
     token: str = ""
+    #: The output's georeferencing (the input's, as the pipeline maps it), or None.
+    georef: Georef | None = None
 
     @property
     def array_shape(self) -> tuple[int, ...]:
@@ -170,6 +172,7 @@ class SinkSpec:
             "dtype": self.dtype,
             "chunks": list(self.chunks),
             "options": {k: self.options[k] for k in sorted(self.options)},
+            **({"georef": self.georef.to_dict()} if self.georef is not None else {}),
         }
 
 

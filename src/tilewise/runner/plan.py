@@ -17,6 +17,7 @@ from tilewise.errors import OpError, OutputError, PipelineError, UsageError
 from tilewise.geometry import Grid, Layout, Window, parse_tile_shape
 from tilewise.io import SinkSpec, Source, SourceSpec
 from tilewise.pipeline import Pipeline
+from tilewise.runner.georef import input_georef, output_georef
 
 __all__ = ["DEFAULT_TILE", "Plan", "make_plan"]
 
@@ -107,11 +108,16 @@ def make_plan(
     creation_options: dict[str, Any] | None = None,
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
     max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
+    drop_georef: bool = False,
+    dst_nodata: float | None = None,
 ) -> Plan:
     """Plan a run of ``pipeline`` from ``src`` to ``dst`` (``None`` for ``tilewise plan``).
 
     Opens only the input's header. The tile shape is adjusted to the output's
     block grid when the format needs it (TIFF tiles are multiples of 16 px).
+    The input's georeferencing, as the pipeline maps it, goes to the output
+    (``dst_nodata`` replaces its nodata value); an output format that cannot hold
+    it is refused unless ``drop_georef`` (see :func:`tilewise.runner.georef.output_georef`).
     """
     if dst is not None and Path(dst).resolve() == Path(src).resolve():
         raise UsageError(f"{dst}: the output would replace the input; write to another path")
@@ -128,6 +134,7 @@ def make_plan(
         identity = source.identity()
         image_shape = source.shape
         bands, dtype = source.bands, source.dtype
+        georef = input_georef(source, drop=drop_georef or dst is None)
     finally:
         source.close()
     pipeline.check_tileable()
@@ -141,23 +148,27 @@ def make_plan(
     tile_shape = parse_tile_shape(tile)
     layout = Layout(layout)
     fmt = io.output_format(dst) if dst is not None else None
+    options = io.parse_creation_options(fmt, dict(creation_options or {})) if fmt else {}
     if fmt is not None:
-        aligned = io.align_tile(fmt, tile_shape, out_shape)
+        aligned = io.align_tile(fmt, tile_shape, out_shape, options)
         if aligned != tile_shape:
             log.info("tile %s rounded to %s to align with %s blocks", tile_shape, aligned, fmt)
             tile_shape = aligned
     grid = Grid(out_shape, tile_shape, layout, halo=0 if stages else pipeline.halo, stages=stages)
     sink = None
     if dst is not None and fmt is not None:
-        options = io.parse_creation_options(fmt, dict(creation_options or {}))
+        out_georef = output_georef(
+            pipeline, georef, dtype, bands, fmt, Path(dst), drop=drop_georef, dst_nodata=dst_nodata
+        )
         sink = SinkSpec(
             path=str(Path(dst)),
             format=fmt,
             shape=out_shape,
             bands=pipeline.out_bands(bands),
             dtype=pipeline.out_dtype(dtype).name,
-            chunks=io.sink_chunks(fmt, grid.effective_tile_shape, out_shape),
+            chunks=io.sink_chunks(fmt, grid.effective_tile_shape, out_shape, options),
             options=options,
             token=uuid.uuid4().hex,
+            georef=out_georef,
         )
     return Plan(spec, info, identity, pipeline, grid, sink)

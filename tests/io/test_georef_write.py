@@ -1,0 +1,203 @@
+"""Georeferencing carried from the input to .tif and .zarr outputs, read back with rasterio."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.io.test_raster import GEOTIFFS, UTM, from_origin, write_raster
+from tilewise import api, io
+from tilewise.cli.app import cli
+from tilewise.errors import UsageError
+from tilewise.pipeline import Pipeline
+
+rasterio = pytest.importorskip("rasterio")
+
+DESCRIPTIONS = {1: ("elevation",), 3: ("red", "green", "blue")}
+
+
+def _image(dtype: str, bands: int, shape=(70, 90)) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    full = (*shape, bands) if bands > 1 else shape
+    image = rng.integers(1, 200, full).astype(dtype)
+    image[5:30, 40:60] = 0  # a block of nodata across tile borders (tiles of 32)
+    return image
+
+
+def _same_nodata(a, b) -> bool:
+    return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
+
+
+@pytest.mark.parametrize(("crs", "transform", "dtype", "bands", "nodata"), GEOTIFFS)
+def test_tif_output_keeps_crs_transform_nodata_and_bands(
+    tmp_path, crs, transform, dtype, bands, nodata
+):
+    descriptions = DESCRIPTIONS.get(bands, tuple(f"b{i}" for i in range(1, bands + 1)))
+    src = write_raster(
+        tmp_path / "in.tif",
+        _image(dtype, bands),
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        descriptions=descriptions,
+        tiled=True,
+        blockxsize=32,
+        blockysize=32,
+    )
+    dst = tmp_path / "out.tif"
+    report = api.run(src, dst, ["median:size=3"], tile=32, executor="serial")
+    assert report.ok
+    with rasterio.open(src) as i, rasterio.open(dst) as o:
+        assert o.crs == i.crs
+        assert o.transform == i.transform
+        assert _same_nodata(o.nodata, i.nodata)
+        assert (o.count, o.dtypes) == (i.count, i.dtypes)
+        assert o.descriptions == i.descriptions
+        assert o.colorinterp == i.colorinterp
+        source = io.open_source(src)
+        try:
+            expected = Pipeline.from_specs(["median:size=3"])(source.read(_whole(i)))
+        finally:
+            source.close()
+        out = np.moveaxis(o.read(), 0, -1)
+        np.testing.assert_array_equal(out if bands > 1 else out[..., 0], expected)
+
+
+def _whole(ds):
+    from tilewise.geometry import Window
+
+    return Window(0, 0, ds.height, ds.width)
+
+
+def test_rgb_colorinterp_scales_offsets_and_tags_round_trip(tmp_path):
+    src = tmp_path / "in.tif"
+    with rasterio.open(
+        src, "w", driver="GTiff", width=64, height=48, count=3, dtype="uint8",
+        crs="EPSG:4326", transform=from_origin(10.0, 50.0, 0.01, 0.01), photometric="RGB",
+    ) as ds:  # fmt: skip
+        ds.write(_image("uint8", 3, (48, 64)).transpose(2, 0, 1))
+        ds.scales = (1.0, 0.5, 2.0)
+        ds.offsets = (0.0, 1.5, -3.0)
+        ds.update_tags(SENSOR="test", DATE="2026-12-01")
+    dst = tmp_path / "out.tif"
+    assert api.run(src, dst, ["invert"], tile=32, executor="serial").ok
+    with rasterio.open(src) as i, rasterio.open(dst) as o:
+        assert o.colorinterp == i.colorinterp
+        assert (o.scales, o.offsets) == (i.scales, i.offsets)
+        assert o.tags()["SENSOR"] == "test" and o.tags()["DATE"] == "2026-12-01"
+
+
+def test_resize_half_doubles_the_pixel_size_from_the_same_origin(tmp_path):
+    src = write_raster(tmp_path / "in.tif", _image("uint16", 1, (64, 96)), nodata=0)
+    dst = tmp_path / "half.tif"
+    assert api.run(src, dst, ["resize:scale=0.5"], tile=32, workers=2).ok
+    with rasterio.open(src) as i, rasterio.open(dst) as o:
+        assert (o.width, o.height) == (48, 32)
+        assert (o.transform.a, o.transform.e) == (2 * i.transform.a, 2 * i.transform.e)
+        assert (o.transform.c, o.transform.f) == (i.transform.c, i.transform.f)
+        np.testing.assert_allclose(tuple(o.bounds), tuple(i.bounds), rtol=0, atol=1e-6)
+
+
+def test_band_selection_takes_the_bands_descriptions(tmp_path):
+    src = write_raster(
+        tmp_path / "in.tif", _image("uint8", 3), descriptions=("red", "green", "blue")
+    )
+    dst = tmp_path / "out.tif"
+    assert api.run(src, dst, ["bands:3,1"], tile=32, executor="serial").ok
+    with rasterio.open(dst) as o:
+        assert o.count == 2 and o.descriptions == ("blue", "red")
+        assert o.crs == "EPSG:32633" and o.transform == UTM
+
+
+def test_db_sends_nodata_zero_to_nan_and_dst_nodata_overrides(tmp_path):
+    src = write_raster(tmp_path / "in.tif", _image("uint16", 1), nodata=0)
+    assert api.run(src, tmp_path / "db.tif", ["db"], tile=32, executor="serial").ok
+    with rasterio.open(tmp_path / "db.tif") as o:
+        assert o.dtypes == ("float32",) and math.isnan(o.nodata)
+    assert api.run(
+        src, tmp_path / "set.tif", ["invert"], tile=32, executor="serial", dst_nodata=7
+    ).ok
+    with rasterio.open(tmp_path / "set.tif") as o:
+        assert o.nodata == 7
+
+
+def test_dst_nodata_that_the_output_type_cannot_hold_is_refused(tmp_path):
+    src = write_raster(tmp_path / "in.tif", _image("uint8", 1), nodata=0)
+    with pytest.raises(UsageError, match="does not fit the output's uint8"):
+        api.run(src, tmp_path / "o.tif", ["invert"], executor="serial", dst_nodata=-1)
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_npy_output_of_a_georeferenced_input_is_refused_unless_dropped(tmp_path):
+    src = write_raster(tmp_path / "in.tif", _image("uint8", 1))
+    result = CliRunner().invoke(
+        cli, ["run", str(src), str(tmp_path / "o.npy"), "--op", "invert", "--executor", "serial"]
+    )
+    assert result.exit_code == 2
+    assert "cannot hold the input's georeferencing (EPSG:32633)" in result.output
+    assert "--drop-georef" in result.output
+    assert not (tmp_path / "o.npy").exists()
+    result = CliRunner().invoke(
+        cli,
+        ["run", str(src), str(tmp_path / "o.npy"), "--op", "invert", "--executor", "serial",
+         "--drop-georef"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert np.load(tmp_path / "o.npy").shape == (70, 90)
+
+
+def test_a_point_op_sends_the_nodata_value_where_it_sends_the_pixels(tmp_path):
+    src = write_raster(tmp_path / "in.tif", _image("int16", 1), nodata=-1)
+    assert api.run(src, tmp_path / "o.tif", ["invert"], tile=32, executor="serial").ok
+    with rasterio.open(tmp_path / "o.tif") as o:
+        assert o.nodata == float(np.invert(np.int16(-1)))
+
+
+def test_zarr_output_holds_the_georef_and_passes_it_on(tmp_path):
+    src = write_raster(
+        tmp_path / "in.tif", _image("int16", 3), crs="EPSG:3857", nodata=-1,
+        transform=from_origin(-2e6, 8e6, 30.0, 30.0), descriptions=("a", "b", "c"),
+    )  # fmt: skip
+    zarr_out = tmp_path / "out.zarr"
+    assert api.run(src, zarr_out, ["gaussian:sigma=1"], tile=32, executor="serial").ok
+    import zarr
+
+    attrs: dict[str, Any] = dict(zarr.open_array(zarr_out, mode="r").attrs)
+    assert attrs["grid_mapping"] == "spatial_ref"
+    assert attrs["spatial_ref"]["GeoTransform"] == "-2000000.0 30.0 0.0 8000000.0 0.0 -30.0"
+    assert "Pseudo-Mercator" in attrs["spatial_ref"]["crs_wkt"]
+    assert attrs["nodata"] == -1
+    # and back out to a GeoTIFF, through the Zarr's attributes
+    tif = tmp_path / "again.tif"
+    assert api.run(zarr_out, tif, ["median:size=3"], tile=32, executor="serial").ok
+    with rasterio.open(src) as i, rasterio.open(tif) as o:
+        assert (o.crs, o.transform, o.nodata) == (i.crs, i.transform, i.nodata)
+        assert o.descriptions == ("a", "b", "c")
+
+
+@pytest.mark.parametrize("tile_above", [10**9, 1000])  # whole images, and tiled runs
+def test_batch_keeps_each_files_georeferencing(tmp_path, tile_above):
+    import tilewise
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_raster(folder / "utm.tif", _image("uint16", 1), nodata=0)
+    write_raster(
+        folder / "wgs.tif",
+        _image("uint8", 3),
+        crs="EPSG:4326",
+        transform=from_origin(10.0, 50.0, 0.01, 0.01),
+        descriptions=("x", "y", "z"),
+    )
+    report = tilewise.batch(
+        folder, out=tmp_path / "out", ops=["median:size=3"], workers=1, tile_above=tile_above
+    )
+    assert report.ok
+    for name in ("utm.tif", "wgs.tif"):
+        with rasterio.open(folder / name) as i, rasterio.open(tmp_path / "out" / name) as o:
+            assert (o.crs, o.transform, o.nodata) == (i.crs, i.transform, i.nodata)
+            assert (o.descriptions, o.colorinterp) == (i.descriptions, i.colorinterp)
