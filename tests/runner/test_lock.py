@@ -75,7 +75,7 @@ def test_the_lock_and_temp_folder_of_a_killed_run_are_taken_over_and_removed(tmp
     first = start_cli(*args, env=env)
     wait_for_journal(out, 1, first)
     os.kill(first.pid, signal.SIGKILL)
-    first.wait(timeout=30)
+    first.communicate(timeout=30)  # also closes its pipes
     assert json.loads(lock_path(out).read_text())["pid"] == first.pid
     (left,) = temp.glob("pymp-*")
     assert json.loads((left / OWNER_FILE).read_text())["pid"] == first.pid
