@@ -19,6 +19,7 @@ class Progress:
         self._bar: Any = None
         self._pixels = 0
         self._start = time.monotonic()
+        self._unit = unit
         if enabled:
             from tqdm import tqdm
 
@@ -48,6 +49,13 @@ class Progress:
         if failed:
             self._bar.set_description_str("(with failures)", refresh=False)
         self._bar.update(1)
+
+    def stalled(self, key: int, seconds: float, give_up: float) -> None:
+        """Say on the bar that unit ``key`` has stalled and when it is given up."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(
+                f"{self._unit} {key} stalled ({seconds:.0f} s; retried at {give_up:.0f} s)"
+            )
 
     def close(self) -> None:
         """Finish the bar."""
