@@ -75,7 +75,7 @@ def check_apart(
                 f"results would be read as inputs by the next batch; choose an --out outside "
                 f"{argument}"
             )
-    if not os.path.exists(out) or (os.path.isdir(out) and not any(os.scandir(out))):
+    if not os.path.exists(out) or (os.path.isdir(out) and _empty(out)):
         return  # nothing lies inside an output that does not exist yet, or is empty
     parents: dict[str, str] = {}
     for item in items:
@@ -93,3 +93,9 @@ def check_apart(
                 f"{target}: the {kind} {how} the input {item.source}, so the batch would "
                 "write over its own inputs; choose an output outside every input"
             )
+
+
+def _empty(folder: str) -> bool:
+    """Whether ``folder`` holds no entries (its directory iterator closed at once)."""
+    with os.scandir(folder) as entries:
+        return not any(entries)
