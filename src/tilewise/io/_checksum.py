@@ -8,7 +8,9 @@ torn write, a disk fault, an edit) is redone instead of surfacing later as a chu
 that fails to decode, or decodes to wrong pixels.
 
 CRC32C (the Castagnoli polynomial, as Zarr's own ``crc32c`` codec and iSCSI use) runs
-in hardware on x86-64 and ARMv8 through ``google-crc32c``, a dependency of Zarr.
+in hardware on x86-64 and ARMv8 through ``google-crc32c``, a dependency of Zarr. The
+Zarr side is :class:`tilewise.io._zarr_store.ChecksumStore` (apart, so TIFF work never
+imports Zarr).
 """
 
 from __future__ import annotations
@@ -18,10 +20,8 @@ from typing import Any
 
 import google_crc32c
 import numpy as np
-from zarr.core.buffer import Buffer
-from zarr.storage import LocalStore
 
-__all__ = ["ChecksumStore", "crc32c", "file_crc32c"]
+__all__ = ["crc32c", "file_crc32c"]
 
 _BLOCK = 1 << 22
 
@@ -57,25 +57,3 @@ def file_crc32c(path: Path, offset: int = 0, length: int | None = None) -> int |
     if left:
         return None
     return int.from_bytes(checksum.digest(), "big")
-
-
-class ChecksumStore(LocalStore):
-    """A Zarr local store that remembers the size and CRC32C of every value it writes.
-
-    ``written[key]`` is ``(size, crc32c)`` for a value set through this store, or None
-    for a key deleted (Zarr deletes a chunk equal to the fill value instead of
-    writing it).
-    """
-
-    def __init__(self, root: Path | str, *, read_only: bool = False) -> None:
-        super().__init__(root, read_only=read_only)
-        self.written: dict[str, tuple[int, int] | None] = {}
-
-    async def set(self, key: str, value: Buffer) -> None:
-        await super().set(key, value)
-        data = value.as_numpy_array().view(np.uint8).reshape(-1)
-        self.written[key] = (int(data.size), int(google_crc32c.value(data)))
-
-    async def delete(self, key: str) -> None:
-        await super().delete(key)
-        self.written[key] = None

@@ -19,8 +19,9 @@ from tilewise.errors import (
     UsageError,
 )
 from tilewise.geometry import Window
-from tilewise.io._checksum import ChecksumStore, file_crc32c
+from tilewise.io._checksum import file_crc32c
 from tilewise.io._reading import DECODE_ERRORS
+from tilewise.io._zarr_store import ChecksumStore
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 
 __all__ = ["ZarrSink", "ZarrSource", "chunk_file", "compressor", "write_whole_zarr", "zarr_chunks"]
