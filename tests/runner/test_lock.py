@@ -143,6 +143,6 @@ def test_a_batch_is_refused_while_another_process_holds_its_output(tmp_path):
             tilewise.batch(src.parent, out=out, ops=["invert"], workers=1)
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate()  # also closes its pipe
     assert not out.exists()
     assert tilewise.batch(src.parent, out=out, ops=["invert"], workers=1).ok
