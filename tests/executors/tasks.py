@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 
@@ -81,4 +83,15 @@ def hang_on_one(x: object) -> object:
     """Hang when given None, else answer at once."""
     if x is None:
         hang(x)
+    return x
+
+
+def stop_self_once(arg: tuple[int, str]) -> int:
+    """Task 7 stops its own worker with SIGSTOP on its first attempt (a stalled worker)."""
+    x, flag_dir = arg
+    time.sleep(0.05)
+    flag = Path(flag_dir) / f"stopped-{x}"
+    if x == 7 and not flag.exists():
+        flag.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGSTOP)
     return x

@@ -109,7 +109,9 @@ supervision_options = [
                  help="Extra attempts for a tile or file whose worker failed or crashed."),
     click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
                  metavar="SECONDS",
-                 help="Kill and replace a worker that spends longer on one tile or file."),
+                 help="Kill and replace a worker that spends longer on one tile or file. "
+                      "Without it, one far slower than the run's own tiles so far is "
+                      "given up as stalled (docs/reliability.md)."),
     click.option("--memory-limit", type=SizeType(), default=None, metavar="SIZE",
                  help="Memory one worker may allocate, e.g. 2G; the work going past it fails."),
     click.option("--max-tasks-per-worker", type=click.IntRange(min=1), default=None,

@@ -96,5 +96,6 @@ def check_apart(
 
 
 def _empty(folder: str) -> bool:
-    with os.scandir(folder) as entries:  # closed at once, not when collected
+    """Whether ``folder`` holds no entries (its directory iterator closed at once)."""
+    with os.scandir(folder) as entries:
         return not any(entries)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tilewise.executors.base import Failed as Failed
     from tilewise.executors.base import FailureKind as FailureKind
     from tilewise.executors.base import Outcome as Outcome
+    from tilewise.executors.base import StallRule as StallRule
     from tilewise.executors.base import Supervision as Supervision
     from tilewise.executors.base import Task as Task
 
@@ -28,6 +29,7 @@ __all__ = [
     "Failed",
     "FailureKind",
     "Outcome",
+    "StallRule",
     "Supervision",
     "Task",
     "make_executor",
@@ -37,7 +39,16 @@ EXECUTORS = ("local", "serial", "dask")
 __getattr__, _ = attach(
     __name__,
     dict.fromkeys(
-        ("Done", "Executor", "Failed", "FailureKind", "Outcome", "Supervision", "Task"),
+        (
+            "Done",
+            "Executor",
+            "Failed",
+            "FailureKind",
+            "Outcome",
+            "StallRule",
+            "Supervision",
+            "Task",
+        ),
         "tilewise.executors.base",
     ),
 )

@@ -64,6 +64,10 @@ class Sent:
     token: Any
     data: bytes
     deadline: float | None = None
+    #: When the worker started running it (``time.monotonic``), once known.
+    began: float | None = None
+    #: Whether it has been reported as stalled.
+    stalled: bool = False
 
 
 class Lane:
@@ -207,8 +211,10 @@ class Lane:
         Raises :class:`WorkerGone` if the worker's end is closed (``item`` was not sent).
         """
         assert self.conn is not None
-        if not self.sent and timeout is not None:
-            item.deadline = time.monotonic() + timeout + (0 if self.ready else STARTUP_SECONDS)
+        if not self.sent:
+            item.began = time.monotonic() if self.ready else None
+            if timeout is not None:
+                item.deadline = time.monotonic() + timeout + (0 if self.ready else STARTUP_SECONDS)
         try:
             self.conn.send_bytes(item.data)
         except OSError as err:
@@ -226,13 +232,11 @@ class Lane:
         data = self.conn.recv_bytes()
         if not data:
             self.ready = True
-            if self.sent and timeout is not None:
-                self.sent[0].deadline = time.monotonic() + timeout
+            self._next_began(timeout)
             return None
         item = self.sent.popleft()
         self._ran += 1
-        if self.sent and timeout is not None:
-            self.sent[0].deadline = time.monotonic() + timeout
+        self._next_began(timeout)
         try:
             answer = ForkingPickler.loads(data)
         except Exception as err:  # e.g. a class this process cannot import
@@ -245,6 +249,13 @@ class Lane:
                 0.0,
             )
         return item, answer
+
+    def _next_began(self, timeout: float | None) -> None:
+        """The oldest task sent starts running now: start its clocks."""
+        if self.sent:
+            self.sent[0].began = time.monotonic()
+            if timeout is not None:
+                self.sent[0].deadline = self.sent[0].began + timeout
 
     def flush(self, timeout: float | None) -> bool:
         """Send the waiting task if the pipe can take it now; return whether one is waiting."""

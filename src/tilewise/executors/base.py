@@ -15,6 +15,8 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Self
 
+from tilewise.executors._stall import StallRule
+
 __all__ = [
     "Attempts",
     "Done",
@@ -22,6 +24,7 @@ __all__ = [
     "Failed",
     "FailureKind",
     "Outcome",
+    "StallRule",
     "Supervision",
     "Task",
 ]
@@ -90,12 +93,23 @@ class Supervision:
         Bytes one worker may allocate beyond its start-up size.
     max_tasks_per_worker
         Replace each worker after this many tasks (for leaking native code).
+    stall
+        Without a ``timeout``: when a running task counts as stalled and when it is
+        given up like a timed-out one (see :class:`StallRule`); None turns it off.
+        The local executor applies it.
+    on_stall
+        Called as ``on_stall(key, seconds, give_up_at)`` once when a task is found
+        stalled (e.g. to show it on a progress line).
     """
 
     retries: int = 2
     timeout: float | None = None
     memory_limit: int | None = None
     max_tasks_per_worker: int | None = None
+    stall: StallRule | None = field(default_factory=StallRule)
+    on_stall: Callable[[int, float, float], None] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         from tilewise.errors import UsageError

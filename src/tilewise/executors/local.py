@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from tilewise.errors import ExecutorError, UsageError
 from tilewise.executors._lane import Lane, Sent, WorkerGone, encode, shut_down
+from tilewise.executors._stall import StallWatch
 from tilewise.executors._worker import TaskError
 from tilewise.executors.base import Attempts, Executor, FailureKind, Outcome, Supervision, Task
 from tilewise.executors.forkserver import restart_forkserver, start_forkserver
@@ -268,6 +269,9 @@ class _Round:
         self.per_lane = -(-executor.max_in_flight // len(lanes))
         #: Set when the executor ran something else, or stopped, before this run finished.
         self.cancelled = False
+        #: Without a timeout, stalled tasks are found from this run's own task times.
+        rule = supervision.stall if supervision.timeout is None else None
+        self.stall = None if rule is None else StallWatch(rule)
 
     def outcomes(self) -> Iterator[Outcome]:
         """Every task's outcome, as soon as it is known."""
@@ -337,6 +341,7 @@ class _Round:
         """Wait for the next answers, deaths or timeouts; yield the outcomes they settle."""
         busy = [(slot, lane) for slot, lane in enumerate(self.lanes) if lane.sent]
         deadlines = [lane.sent[0].deadline for _, lane in busy if lane.sent[0].deadline]
+        deadlines += self._stall_checks([lane.sent[0] for _, lane in busy])
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         watched: list[Any] = [lane.conn for _, lane in busy]
         ready = set(wait(watched + [lane.sentinel for _, lane in busy], timeout))
@@ -346,6 +351,48 @@ class _Round:
                 yield from self._lost(slot, lane)
             elif lane.sent and (lane.sent[0].deadline or float("inf")) <= time.monotonic():
                 yield from self._timed_out(slot, lane)
+            elif lane.sent:
+                yield from self._check_stall(slot, lane)
+
+    def _stall_checks(self, running: list[Sent]) -> list[float]:
+        """When the running tasks next cross a stall threshold (``time.monotonic``)."""
+        limits = None if self.stall is None else self.stall.thresholds()
+        if limits is None:
+            return []
+        stalled, give_up = limits
+        return [
+            item.began + (give_up if item.stalled else stalled)
+            for item in running
+            if item.began is not None
+        ]
+
+    def _check_stall(self, slot: int, lane: Lane) -> Iterator[Outcome]:
+        """Report the running task once it is stalled; give it up past the limit."""
+        item, watch = lane.sent[0], self.stall
+        limits = None if watch is None else watch.thresholds()
+        if watch is None or limits is None or item.began is None:
+            return
+        stalled, give_up = limits
+        seconds = time.monotonic() - item.began
+        if seconds >= give_up:
+            lane.kill()
+            cause = (
+                f"stalled: ran {seconds:.0f} s without an answer, over {give_up:.0f} s "
+                f"({watch.rule.limit:g} x the stall threshold of {stalled:.0f} s); "
+                "the worker was replaced (set --timeout to choose the limit yourself)"
+            )
+            yield from self._replace(slot, lane, FailureKind.TIMEOUT, cause)
+        elif seconds >= stalled and not item.stalled:
+            item.stalled = True
+            key = item.token.task.key
+            log.warning(
+                "task %s has run %.0f s, over %.0f s (%g x the 95th percentile of this run's "
+                "task times, %.3g s): stalled; its worker (pid %s) is replaced at %.0f s",
+                key, seconds, stalled, watch.rule.factor, watch.p95(),
+                lane.last_pid, give_up,
+            )  # fmt: skip
+            if self.supervision.on_stall is not None:
+                self.supervision.on_stall(key, seconds, give_up)
 
     def _drain(self, slot: int, lane: Lane) -> Generator[Outcome, None, bool]:
         """Settle every answer the worker has sent; return whether its pipe broke."""
@@ -368,6 +415,8 @@ class _Round:
             )  # fmt: skip
         else:
             outcome = attempts.succeeded(answer.value, answer.worker, answer.seconds)
+            if self.stall is not None:
+                self.stall.add(answer.seconds)
         if outcome is None:
             self.queue.retry(slot, attempts)
         else:

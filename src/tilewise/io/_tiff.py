@@ -34,6 +34,7 @@ from tilewise.errors import (
     UsageError,
 )
 from tilewise.geometry import Window
+from tilewise.io._checksum import crc32c
 from tilewise.io._geotiff_tags import geotiff_tags
 from tilewise.io._reading import DECODE_ERRORS, library_notes
 from tilewise.io._stacks import check_single_image
@@ -436,7 +437,7 @@ class TiffSink(Sink):
             with open(tmp, "wb") as fh:
                 for index, data in self._segments(window, array):
                     fh.write(data)
-                    segments.append([index, offset, len(data)])
+                    segments.append([index, offset, len(data), crc32c(data)])
                     offset += len(data)
             os.replace(tmp, path)
         except OSError as err:
@@ -446,14 +447,23 @@ class TiffSink(Sink):
 
     def verify(self, window: Window, receipt: Receipt) -> bool:
         path = self.spec.partial / str(receipt["file"])
-        return path.is_file() and path.stat().st_size == receipt["size"]
+        if not path.is_file() or path.stat().st_size != receipt["size"]:
+            return False
+        try:
+            data = memoryview(path.read_bytes())  # one tile's encoded bytes
+        except OSError:
+            return False
+        return all(  # a segment journaled before receipts had checksums has no CRC32C
+            len(segment) < 4 or crc32c(data[segment[1] : segment[1] + segment[2]]) == segment[3]
+            for segment in receipt["segments"]
+        )
 
     @classmethod
     def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
         partial = spec.partial
         where: dict[int, tuple[str, int, int]] = {}
         for receipt in receipts.values():
-            for index, offset, length in receipt["segments"]:
+            for index, offset, length, *_ in receipt["segments"]:
                 where[index] = (receipt["file"], offset, length)
         bh, bw = spec.chunks
         count = -(-spec.shape[0] // bh) * -(-spec.shape[1] // bw)

@@ -20,8 +20,10 @@ from tilewise.errors import (
     UsageError,
 )
 from tilewise.geometry import Window
+from tilewise.io._checksum import file_crc32c
 from tilewise.io._reading import DECODE_ERRORS
 from tilewise.io._stacks import check_array_layout
+from tilewise.io._zarr_store import ChecksumStore
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 from tilewise.io.georef import Georef
 
@@ -166,7 +168,8 @@ class ZarrSink(Sink):
 
     def __init__(self, spec: SinkSpec) -> None:
         super().__init__(spec)
-        self._array = zarr.open_array(spec.partial, mode="r+")
+        self._store = ChecksumStore(spec.partial)
+        self._array = zarr.open_array(self._store, mode="r+")
 
     @classmethod
     def create(cls, spec: SinkSpec) -> None:
@@ -203,21 +206,33 @@ class ZarrSink(Sink):
             where = err.filename or self.spec.partial
             raise OutputError(f"{where}: cannot write: {err.strerror or err}") from err
         # Zarr skips chunks equal to the fill value; record which exist so a
-        # lost chunk is told apart from a deliberately empty one.
-        sizes = {}
+        # lost chunk is told apart from a deliberately empty one, and the CRC32C
+        # of the bytes written to each, so one that changed is told apart too.
+        sizes: dict[str, int] = {}
+        crcs: dict[str, int] = {}
         for path in self._chunk_files(window):
+            name = path.relative_to(self.spec.partial).as_posix()
+            written = self._store.written.pop(name, None)
+            if written is not None:
+                sizes[name], crcs[name] = written
+                continue
             try:
-                sizes[str(path.relative_to(self.spec.partial))] = os.path.getsize(path)
+                sizes[name] = os.path.getsize(path)
             except FileNotFoundError:
-                sizes[str(path.relative_to(self.spec.partial))] = 0
-        return {"chunks": sizes}
+                sizes[name] = 0
+        return {"chunks": sizes, "crc32c": crcs}
 
     def verify(self, window: Window, receipt: Receipt) -> bool:
+        crcs = receipt.get("crc32c")  # None in receipts written before checksums
         for name, size in receipt["chunks"].items():
             path = self.spec.partial / name
-            if size == 0:
+            if size == 0:  # left out as equal to the fill value: it must still be absent
+                if crcs is not None and path.exists():
+                    return False
                 continue
             if not path.is_file() or path.stat().st_size != size:
+                return False
+            if crcs and name in crcs and file_crc32c(path) != crcs[name]:
                 return False
         return True
 

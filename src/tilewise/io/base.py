@@ -20,6 +20,7 @@ import numpy.typing as npt
 from tilewise.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_WHOLE_PIXELS
 from tilewise.errors import ImageTooLargeError, UnsupportedFormatError
 from tilewise.geometry import Window
+from tilewise.io._identity import content_sample
 from tilewise.io.georef import Georef
 
 __all__ = [
@@ -132,9 +133,11 @@ class Source(abc.ABC):
         """Release file handles."""
 
     def identity(self) -> dict[str, Any]:
-        """What identifies this input's content for a resume fingerprint."""
+        """What identifies this input's content for a resume fingerprint: its path, size,
+        newest mtime and a hash of a fixed sample of its bytes (see :mod:`tilewise.io._identity`).
+        """
         stat = _stat_tree(self.path)
-        return {"path": str(self.path.resolve()), **stat}
+        return {"path": str(self.path.resolve()), **stat, "sample": content_sample(self.path)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ class Progress:
         self._logging = contextlib.ExitStack()
         if enabled is None:
             enabled = interactive()
+        self._unit = unit
         if enabled:
             from tqdm.auto import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
@@ -73,6 +74,13 @@ class Progress:
         if failed:
             self._bar.set_description_str("(with failures)", refresh=False)
         self._bar.update(1)
+
+    def stalled(self, key: int, seconds: float, give_up: float) -> None:
+        """Say on the bar that unit ``key`` has stalled and when it is given up."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(
+                f"{self._unit} {key} stalled ({seconds:.0f} s; retried at {give_up:.0f} s)"
+            )
 
     def close(self) -> None:
         """Finish the bar."""

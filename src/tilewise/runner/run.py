@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tilewise import io
@@ -117,6 +118,7 @@ def execute_plan(
     first_outcome: float | None = None
     bar = Progress(len(plan.grid), enabled=progress)
     bar.skip(report.skipped)
+    supervision = replace(supervision or executor.supervision, on_stall=bar.stalled)
     with working(report, journal, bar):
         tasks = (Task(t.index, t) for t in todo)
         outcomes = executor.map_tasks(
