@@ -37,8 +37,8 @@ import numpy.typing as npt
 
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Tile
-from tilewise.measure._quantile import linear_percentile, order_statistic
-from tilewise.measure._table import Table
+from tilewise.measurements._quantile import linear_percentile, order_statistic
+from tilewise.measurements._table import Table
 
 __all__ = ["BandPart", "BandStats", "Stats", "StatsMerge", "StatsPart", "stats_table"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tilewise.errors import OutputError, UsageError
-from tilewise.measure import Peaks, concat, tiled, to_frame, write_table
+from tilewise.measurements import Peaks, concat, tiled, to_frame, write_table
 
 
 @pytest.fixture
