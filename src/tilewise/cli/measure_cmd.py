@@ -228,7 +228,7 @@ def stats(
 
 def _line(band: Any) -> str:
     values = band.to_dict()
-    percentiles = " ".join(f"p{k}={v:g}" for k, v in values.get("percentiles", {}).items())
+    percentiles = " ".join(f"p{float(k):g}={v:g}" for k, v in values["percentiles"].items())
     return (
         f"band {band.band}: count={band.count} nodata={band.nodata_count} min={band.minimum:g} "
         f"max={band.maximum:g} mean={band.mean:.10g} std={band.std:.10g} {percentiles}"
