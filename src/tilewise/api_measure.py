@@ -18,6 +18,7 @@ from tilewise.ops.bandmath import select_bands
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner import DEFAULT_TILE, Lifecycle, RunReport, make_plan
 from tilewise.runner.lock import holding
+from tilewise.runner.measure_labels import check_labels_path
 from tilewise.runner.measure_run import execute_measure, measure_plan
 
 __all__ = ["measure", "measure_run", "stats"]
@@ -32,6 +33,7 @@ def measure_run(
     detect: Detector | str,
     output: PathLike | None = None,
     intensity: PathLike | None = None,
+    labels: PathLike | None = None,
     tile: str | int | tuple[int, int] = DEFAULT_TILE,
     layout: str | Layout = Layout.GRID,
     workers: int | None = None,
@@ -73,7 +75,10 @@ def measure_run(
             max_pixels=max_pixels,
             max_whole_pixels=max_whole_pixels,
         )
-        plan = measure_plan(plan, detector)
+        labels_format = None
+        if labels is not None:
+            labels_format = check_labels_path(labels, detector, overwrite=overwrite)
+        plan = measure_plan(plan, detector, labels_format)
         second = None
         if intensity is not None:
             second = io.SourceSpec(
@@ -82,7 +87,13 @@ def measure_run(
             _check_intensity(second, plan.grid.image_shape)
         if output is None:
             result = execute_measure(
-                plan, detector, lifecycle.executor, None, intensity=second, progress=progress
+                plan,
+                detector,
+                lifecycle.executor,
+                None,
+                intensity=second,
+                labels=labels,
+                progress=progress,
             )
         else:
             if Path(output).suffix.lower() not in (".csv", ".parquet"):
@@ -94,6 +105,7 @@ def measure_run(
                     lifecycle.executor,
                     output,
                     intensity=second,
+                    labels=labels,
                     overwrite=overwrite,
                     resume=resume,
                     progress=progress,
@@ -166,7 +178,9 @@ def measure(
         Return a pandas DataFrame (default: when pandas is installed) or a
         plain dict of NumPy columns.
     **options
-        ``intensity`` (a second image regions measure), and the options of
+        ``intensity`` (a second image regions measure), ``labels`` (regions:
+        also write the label image, ``.zarr`` or ``.tif``, uint32 or uint64,
+        numbered as ``docs/measure.md`` says), and the options of
         :func:`tilewise.run`: ``tile``, ``layout``, ``workers``, ``executor``,
         ``overwrite``, ``resume``, supervision, input limits, ``progress``, ``report``.
 

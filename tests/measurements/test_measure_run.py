@@ -13,6 +13,7 @@ from skimage.feature import peak_local_max
 from skimage.measure import label, regionprops_table
 
 import tilewise
+from tests.conftest import read_image
 from tests.faults import MARKER
 from tilewise.cli.app import cli
 
@@ -31,7 +32,7 @@ def blobs(shape=(70, 81)) -> np.ndarray:
     return image
 
 
-def invoke(*args: str):
+def invoke(*args: object):
     return CliRunner().invoke(cli, [*map(str, args)], catch_exceptions=False)
 
 
@@ -173,3 +174,19 @@ def test_peaks_on_dask_equal_the_local_executor(source, filtered):
     )  # fmt: skip
     expected = peak_local_max(filtered, min_distance=4, threshold_abs=30)
     assert sorted(zip(got["row"], got["col"], strict=True)) == sorted(map(tuple, expected))
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".tif"])
+def test_label_image_equals_skimage_labels_tile_by_tile(source, filtered, tmp_path, suffix):
+    out = tmp_path / f"labels{suffix}"
+    result = invoke(
+        "measure", source, "--op", OPS[0], "--detect", "regions:threshold=60,connectivity=2",
+        "-o", tmp_path / "r.parquet", "--labels", out, "--tile", TILE, "--workers", 2, "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    labels = read_image(out)
+    assert labels.dtype == np.uint32
+    np.testing.assert_array_equal(labels, label(filtered > 60, connectivity=2))
+    table = pd.read_parquet(tmp_path / "r.parquet")
+    assert table["label"].tolist() == list(range(1, labels.max() + 1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, "r.parquet"])

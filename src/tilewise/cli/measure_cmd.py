@@ -66,9 +66,20 @@ _connection = ["scheduler", "scheduler_file", "tls_ca_file", "tls_cert", "tls_ke
     metavar="PATH",
     help="regions: measure this one-band image's values (same size) instead of the ops' output.",
 )
+@click.option(
+    "--labels",
+    "labels_path",
+    type=click.Path(dir_okay=True),
+    default=None,
+    metavar="OUT.zarr|OUT.tif",
+    help="regions: also write the label image (uint32, or uint64 past 2**32-1 regions), "
+    "tile by tile in a second pass.",
+)
 @apply(tiling_options[1:])
 @apply(executor_options)
-@click.option("--overwrite", is_flag=True, help="Replace TABLE if it exists.")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace TABLE (and the label image) if they exist."
+)
 @click.option(
     "--resume",
     is_flag=True,
@@ -85,6 +96,7 @@ def measure(
     detect: str,
     output_path: str,
     intensity: str | None,
+    labels_path: str | None,
     executor: str,
     overwrite: bool,
     resume: bool,
@@ -118,6 +130,7 @@ def measure(
             detect=detect,
             output=output_path,
             intensity=intensity,
+            labels=labels_path,
             executor=executor,
             overwrite=overwrite,
             resume=resume,

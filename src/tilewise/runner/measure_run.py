@@ -20,13 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tilewise import io
 from tilewise.errors import OutputError, ResumeError, UsageError
 from tilewise.executors.base import Done, Executor, Supervision, Task
 from tilewise.geometry import Grid
 from tilewise.io import SourceSpec
-from tilewise.measurements import Detector, Merger, Table, concat, write_table
+from tilewise.measurements import Detector, Merger, RegionsMerge, Table, concat, write_table
 from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import working
+from tilewise.runner.measure_labels import write_labels
 from tilewise.runner.measure_work import MeasureCall, MeasureJob, object_count
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
@@ -43,17 +45,23 @@ def spool_path(table: Path) -> Path:
     return table.with_name(f".{table.name}.parts")
 
 
-def measure_plan(plan: Plan, detector: Detector) -> Plan:
-    """``plan`` with its grid's halo set to the detector's (the ops' halo is added per tile)."""
+def measure_plan(plan: Plan, detector: Detector, labels_format: str | None = None) -> Plan:
+    """``plan`` with its grid's halo set to the detector's (the ops' halo is added per tile).
+
+    With ``labels_format`` the tiles are aligned to that label image's blocks.
+    """
     if plan.pipeline.rescales:
         raise UsageError(
             "measure: ops that change the scale are not supported before a detector; "
             "run them with 'tilewise run' first and measure their output"
         )
     grid = plan.grid
+    tile_shape = grid.tile_shape
+    if labels_format is not None:
+        tile_shape = io.align_tile(labels_format, tile_shape, grid.image_shape)
     halo = int(detector.halo)
     return dataclasses.replace(
-        plan, grid=Grid(grid.image_shape, grid.tile_shape, grid.layout, halo=halo)
+        plan, grid=Grid(grid.image_shape, tile_shape, grid.layout, halo=halo)
     )
 
 
@@ -131,6 +139,7 @@ def execute_measure(
     table: str | os.PathLike[str] | None,
     *,
     intensity: SourceSpec | None = None,
+    labels: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
@@ -147,6 +156,7 @@ def execute_measure(
     final = Path(table) if table is not None else None
     fingerprint = {**plan.fingerprint(), "detector": repr(detector), "output": str(final)}
     fingerprint["intensity"] = intensity.path if intensity is not None else None
+    fingerprint["labels"] = None if labels is None else str(labels)
     if final is not None:
         journal, resumed = _prepare(final, fingerprint, overwrite=overwrite, resume=resume)
     else:
@@ -215,6 +225,9 @@ def execute_measure(
         if report.ok:
             rest = merger.finish()
             result = concat([*rows, rest]) if isinstance(rest, dict) and rows else rest
+            if labels is not None:
+                assert isinstance(merger, RegionsMerge)
+                write_labels(labels, job, plan.grid, merger, executor, supervision=supervision)
             if final is not None:
                 write_table(result, final)
                 journal.remove()
