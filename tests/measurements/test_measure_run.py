@@ -94,6 +94,11 @@ def test_regions_with_an_intensity_image_and_a_report_of_counts(source, filtered
     np.testing.assert_array_equal(got["intensity_max"], ref["intensity_max"][order])
     counts = json.loads(report.read_text())["objects"]
     assert len(counts) == 4 * 4 and sum(counts.values()) >= len(got)
+    shown = invoke("report", report, "--png", tmp_path / "map.png")
+    assert shown.exit_code == 0, shown.output
+    busiest = max(counts, key=lambda k: counts[k])
+    assert f"{sum(counts.values())} in 16 tiles, most in tile {busiest}" in shown.output
+    assert (tmp_path / "map.png").stat().st_size > 0
 
 
 def test_a_failed_tile_is_resumed_and_finished_tiles_are_merged_from_their_parts(tmp_path):
