@@ -13,7 +13,7 @@ from tilewise.errors import Phase, TileError, UsageError
 from tilewise.executors import Executor, Supervision
 from tilewise.executors.forkserver import worker_options
 from tilewise.geometry import Layout
-from tilewise.measurements import Detector, Regions, Stats, parse_detector, to_frame
+from tilewise.measurements import TABLE_SUFFIXES, Detector, Regions, Stats, parse_detector, to_frame
 from tilewise.ops.bandmath import select_bands
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner import DEFAULT_TILE, Lifecycle, RunReport, make_plan
@@ -96,8 +96,13 @@ def measure_run(
                 progress=progress,
             )
         else:
-            if Path(output).suffix.lower() not in (".csv", ".parquet"):
-                raise UsageError(f"{output}: a table is written as .csv or .parquet")
+            if Path(output).suffix.lower() not in TABLE_SUFFIXES:
+                raise UsageError(
+                    f"{output}: a table is written as .csv, .parquet or .geojson (points of "
+                    "a georeferenced input)"
+                )
+            if Path(output).suffix.lower() == ".geojson":
+                _check_georeferenced(plan.source)
             with holding(output):  # one measurement per table at a time
                 result = execute_measure(
                     plan,
@@ -129,6 +134,19 @@ def _pipeline(
         source.close()
     every = ",".join(str(b) for b in range(1, bands + 1))
     return as_pipeline(functools.partial(select_bands, bands=every))
+
+
+def _check_georeferenced(spec: io.SourceSpec) -> None:
+    source = io.open_source(spec)
+    try:
+        georef = source.georef
+    finally:
+        source.close()
+    if georef is None or georef.transform is None:
+        raise UsageError(
+            f"{spec.path}: is not georeferenced (no transform), so its objects have no map "
+            "coordinates for GeoJSON points: write the table as .csv or .parquet"
+        )
 
 
 def _check_intensity(spec: io.SourceSpec, shape: tuple[int, int]) -> None:
@@ -172,8 +190,10 @@ def measure(
         value (:class:`~tilewise.measurements.Peaks`,
         :class:`~tilewise.measurements.Regions`).
     output
-        Also write the table here (``.csv``, or ``.parquet`` with pyarrow); the
-        measurement is then resumable (``resume=True``) like a run.
+        Also write the table here (``.csv``, ``.parquet`` with pyarrow, or
+        ``.geojson`` points for a georeferenced input); the measurement is then
+        resumable (``resume=True``) like a run. A georeferenced input's tables
+        carry ``x`` and ``y`` in its CRS.
     frame
         Return a pandas DataFrame (default: when pandas is installed) or a
         plain dict of NumPy columns.

@@ -195,3 +195,42 @@ def test_label_image_equals_skimage_labels_tile_by_tile(source, filtered, tmp_pa
     table = pd.read_parquet(tmp_path / "r.parquet")
     assert table["label"].tolist() == list(range(1, labels.max() + 1))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, "r.parquet"])
+
+
+def test_a_georeferenced_input_gives_x_y_and_geojson_points(tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from affine import Affine
+
+    image = blobs()
+    path = tmp_path / "geo.tif"
+    transform = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 4_600_000.0)
+    with rasterio.open(
+        path, "w", driver="GTiff", width=81, height=70, count=1, dtype="float32",
+        crs="EPSG:32633", transform=transform,
+    ) as ds:  # fmt: skip
+        ds.write(image, 1)
+    out = tmp_path / "peaks.geojson"
+    result = invoke(
+        "measure", path, "--detect", "peaks:min_distance=4,threshold=100", "-o", out,
+        "--tile", TILE, "--workers", 2, "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    collection = json.loads(out.read_text())
+    assert collection["crs"]["properties"]["name"] == "EPSG:32633"
+    expected = peak_local_max(image, min_distance=4, threshold_abs=100)
+    points = sorted(
+        (f["properties"]["row"], f["properties"]["col"], *f["geometry"]["coordinates"])
+        for f in collection["features"]
+    )
+    assert [p[:2] for p in points] == sorted(map(tuple, expected))
+    for row, col, x, y in points:
+        assert (x, y) == (500_000.0 + 10.0 * (col + 0.5), 4_600_000.0 - 10.0 * (row + 0.5))
+
+
+def test_geojson_of_a_plain_image_is_refused_before_work(source, tmp_path):
+    plain = invoke(
+        "measure", source, "--detect", "peaks:min_distance=4,threshold=100",
+        "-o", tmp_path / "plain.geojson", "--executor", "serial",
+    )  # fmt: skip
+    assert plain.exit_code == 2 and "not georeferenced" in plain.output
+    assert list(tmp_path.iterdir()) == []

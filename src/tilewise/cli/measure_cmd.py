@@ -57,7 +57,8 @@ _connection = ["scheduler", "scheduler_file", "tls_ca_file", "tls_cert", "tls_ke
     required=True,
     type=click.Path(dir_okay=False),
     metavar="TABLE",
-    help="The table: .csv, or .parquet (pip install 'tilewise[measure]').",
+    help="The table: .csv, .parquet (pip install 'tilewise[measure]'), or .geojson "
+    "(points; a georeferenced input only).",
 )
 @click.option(
     "--intensity",
@@ -110,7 +111,8 @@ def measure(
     Each tile runs the ops, exactly as 'tilewise run' does, then the detector;
     this process merges the tiles (regions cut by a tile border are joined) and
     writes one row per object to TABLE. Peaks: row, col, value. Regions: label,
-    area, centroid, bbox, mean/min/max intensity. Until every tile is done the
+    area, centroid, bbox, mean/min/max intensity. A georeferenced INPUT's rows also
+    carry x, y in its CRS. Until every tile is done the
     tiles' results are kept in .TABLE.parts with a journal, for --resume.
 
     \b

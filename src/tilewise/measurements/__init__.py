@@ -6,8 +6,9 @@ drives both over an in-memory array. See ``docs/measure.md``.
 """
 
 from tilewise.measurements._driver import tiled
+from tilewise.measurements._geo import with_xy
 from tilewise.measurements._regions_merge import RegionsMerge, relabel
-from tilewise.measurements._table import Table, concat, to_frame, write_table
+from tilewise.measurements._table import TABLE_SUFFIXES, Table, concat, to_frame, write_table
 from tilewise.measurements.base import Detector, Merger
 from tilewise.measurements.peaks import Peaks, PeaksMerge, skimage_order
 from tilewise.measurements.regions import Regions
@@ -15,6 +16,7 @@ from tilewise.measurements.spec import parse_detector
 from tilewise.measurements.stats import BandStats, Stats, StatsMerge, stats_table
 
 __all__ = [
+    "TABLE_SUFFIXES",
     "BandStats",
     "Detector",
     "Merger",
@@ -32,5 +34,6 @@ __all__ = [
     "stats_table",
     "tiled",
     "to_frame",
+    "with_xy",
     "write_table",
 ]

@@ -25,7 +25,16 @@ from tilewise.errors import OutputError, ResumeError, UsageError
 from tilewise.executors.base import Done, Executor, Supervision, Task
 from tilewise.geometry import Grid
 from tilewise.io import SourceSpec
-from tilewise.measurements import Detector, Merger, RegionsMerge, Table, concat, write_table
+from tilewise.io.georef import Georef
+from tilewise.measurements import (
+    Detector,
+    Merger,
+    RegionsMerge,
+    Table,
+    concat,
+    with_xy,
+    write_table,
+)
 from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import working
 from tilewise.runner.measure_labels import write_labels
@@ -105,6 +114,15 @@ def _prepare(
     except OSError as err:
         raise OutputError(f"{spool}: cannot create the parts folder: {err.strerror}") from err
     return Journal.start(jpath, fingerprint), False
+
+
+def _georef(plan: Plan) -> Georef | None:
+    """The input's georeferencing (None for plain images)."""
+    source = io.open_source(plan.source)
+    try:
+        return source.georef
+    finally:
+        source.close()
 
 
 def _spool(spool: Path, index: int, part: Any) -> None:
@@ -225,11 +243,14 @@ def execute_measure(
         if report.ok:
             rest = merger.finish()
             result = concat([*rows, rest]) if isinstance(rest, dict) and rows else rest
+            georef = _georef(plan)
+            if isinstance(result, dict) and georef is not None and georef.transform is not None:
+                result = with_xy(result, georef.transform)
             if labels is not None:
                 assert isinstance(merger, RegionsMerge)
                 write_labels(labels, job, plan.grid, merger, executor, supervision=supervision)
             if final is not None:
-                write_table(result, final)
+                write_table(result, final, crs=None if georef is None else georef.crs)
                 journal.remove()
                 shutil.rmtree(spool_path(final), ignore_errors=True)
             report.finalized = True
