@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tilewise import io
 from tilewise.errors import OutputError, ResumeError, UsageError
 from tilewise.executors.base import Done, Executor, Supervision, Task
@@ -114,6 +116,20 @@ def _prepare(
     except OSError as err:
         raise OutputError(f"{spool}: cannot create the parts folder: {err.strerror}") from err
     return Journal.start(jpath, fingerprint), False
+
+
+def _sorted(table: Table) -> Table:
+    """Rows in an order that does not depend on which tile finished first.
+
+    Regions by label; peaks (and other point rows) by row, then column.
+    """
+    if "label" in table:
+        order = np.argsort(table["label"], kind="stable")
+    elif "row" in table and "col" in table:
+        order = np.lexsort((table["col"], table["row"]))
+    else:
+        return table
+    return {name: column[order] for name, column in table.items()}
 
 
 def _georef(plan: Plan) -> Georef | None:
@@ -243,6 +259,8 @@ def execute_measure(
         if report.ok:
             rest = merger.finish()
             result = concat([*rows, rest]) if isinstance(rest, dict) and rows else rest
+            if isinstance(result, dict):
+                result = _sorted(result)
             georef = _georef(plan)
             if isinstance(result, dict) and georef is not None and georef.transform is not None:
                 result = with_xy(result, georef.transform)
