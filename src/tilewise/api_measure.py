@@ -61,7 +61,7 @@ def measure_run(
     if intensity is not None and not isinstance(detector, Regions):
         raise UsageError(f"only regions measure a second intensity image, not {detector!r}")
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
-    startup = worker_options(executor, "run", (op.definition.locator for op in pipeline))
+    startup = worker_options(executor, "measure", (op.definition.locator for op in pipeline))
     executor_options = {**startup, **executor_options}
     with Lifecycle(
         executor, workers=workers, supervision=supervision, report=report, **executor_options

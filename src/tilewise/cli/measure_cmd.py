@@ -122,7 +122,7 @@ def measure(
     """
     setup_logging(verbose, quiet)
     connection: dict[str, Any] = dask_options(executor, **{k: options.pop(k) for k in _connection})
-    start_workers_early(executor, "run")
+    start_workers_early(executor, "measure")
     from tilewise import api_measure
 
     with reporting_errors(verbose):
@@ -210,7 +210,7 @@ def stats(
     """
     setup_logging(verbose, quiet)
     connection: dict[str, Any] = dask_options(executor, **{k: options.pop(k) for k in _connection})
-    start_workers_early(executor, "run")
+    start_workers_early(executor, "measure")
     from tilewise import api_measure
     from tilewise.measurements import Stats
 
