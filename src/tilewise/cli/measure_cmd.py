@@ -235,7 +235,7 @@ def stats(
     finish(
         result,
         quiet=quiet or as_json,
-        wrote="statistics",
+        wrote="nothing: the statistics went to stdout",
         unit="tile",
         failures=[f"tile {f.tile}: {f.cause}" for f in result.failures],
     )
