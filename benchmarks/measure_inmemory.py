@@ -1,4 +1,4 @@
-"""Tiled detectors (tilewise.measure.tiled) against whole-image skimage/NumPy, in memory.
+"""Tiled detectors (tilewise.measurements.tiled) against whole-image skimage/NumPy, in memory.
 
 Checks that the answers are equal and prints wall seconds of each, single thread.
 Run by hand:  .venv/bin/python benchmarks/measure_inmemory.py [SIZE] [TILE]
@@ -14,7 +14,7 @@ from scipy import ndimage
 from skimage.feature import peak_local_max
 from skimage.measure import label, regionprops_table
 
-from tilewise.measure import Peaks, Regions, Stats, skimage_order, tiled
+from tilewise.measurements import Peaks, Regions, Stats, skimage_order, tiled
 
 
 def timed(func):

@@ -20,12 +20,14 @@ def test_public_names_are_pinned():
             "__version__",
             "batch",
             "info",
+            "measure",
             "merge",
             "op",
             "plan",
             "process",
             "run",
             "split",
+            "stats",
         ]
     )
     for name in tilewise.__all__:

@@ -37,12 +37,14 @@ _EXPORTS = {
     "Window": "tilewise.geometry",
     "batch": "tilewise.collection",
     "info": "tilewise.api",
+    "measure": "tilewise.api_measure",
     "merge": "tilewise.inmemory",
     "op": "tilewise.ops",
     "plan": "tilewise.api",
     "process": "tilewise.inmemory",
     "run": "tilewise.api",
     "split": "tilewise.inmemory",
+    "stats": "tilewise.api_measure",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -54,6 +56,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from tilewise.api import info as info
     from tilewise.api import plan as plan
     from tilewise.api import run as run
+    from tilewise.api_measure import measure as measure
+    from tilewise.api_measure import stats as stats
     from tilewise.collection import BatchReport as BatchReport
     from tilewise.collection import batch as batch
     from tilewise.errors import TilewiseError as TilewiseError

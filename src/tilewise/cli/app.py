@@ -10,6 +10,7 @@ from tilewise.cli import (
     bench_cmd,
     demo,
     inspect_cmds,
+    measure_cmd,
     report_cmd,
     run_cmd,
     verify_cmd,
@@ -45,3 +46,5 @@ cli.add_command(report_cmd.report)
 cli.add_command(batch_cmd.batch)
 cli.add_command(verify_cmd.verify)
 cli.add_command(bench_cmd.bench)
+cli.add_command(measure_cmd.measure)
+cli.add_command(measure_cmd.stats)

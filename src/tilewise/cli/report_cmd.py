@@ -20,7 +20,8 @@ __all__ = ["report"]
     type=click.Path(dir_okay=False),
     default=None,
     metavar="MAP.png",
-    help="Draw the tile map: color = worker, shade = time, red cross = failed.",
+    help="Draw the tile map: color = worker, shade = time, red cross = failed; "
+    "a measurement's map also shows each tile's object count.",
 )
 @click.option("-v", "--verbose", count=True, help="Tracebacks on errors.")
 def report(report_path: str, png_path: str | None, verbose: int) -> None:
@@ -45,6 +46,13 @@ def report(report_path: str, png_path: str | None, verbose: int) -> None:
             from tilewise.runner.report import format_stages
 
             click.echo(f"  worker time: {format_stages(data['stages'])}")
+        counts = [n for n in (data.get("objects") or {}).values() if n is not None]
+        if counts:
+            busiest = max(data["objects"].items(), key=lambda item: item[1] or 0)
+            click.echo(
+                f"  objects per tile (before merging across borders): {sum(counts)} in "
+                f"{len(counts)} tiles, most in tile {busiest[0]} ({busiest[1]})"
+            )
         for failure in data.get("failures", []):
             click.echo(
                 f"  tile {failure['tile']}: {failure['cause']} "

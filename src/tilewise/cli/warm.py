@@ -16,7 +16,7 @@ __all__ = ["start_for_argv", "start_workers_early"]
 
 
 def start_workers_early(executor: str, work: str) -> None:
-    """Start the fork server for ``work`` (``"run"`` or ``"batch"``) if ``executor`` is local.
+    """Start the fork server for ``work`` (``"run"``, ``"batch"``, ``"measure"``) for local workers.
 
     Calling it again is harmless: the server starts once per process.
     """
@@ -25,7 +25,8 @@ def start_workers_early(executor: str, work: str) -> None:
 
 
 def start_for_argv(args: Sequence[str]) -> None:
-    """Start the fork server when the command line is a ``run`` or ``batch`` on local workers.
+    """Start the fork server when the command line is a ``run``, ``batch``, ``measure`` or
+    ``stats`` on local workers.
 
     Read before click parses the options, so it looks only at the unambiguous
     cases: the first argument names the command, no ``-h``/``--help``, and no
@@ -33,7 +34,11 @@ def start_for_argv(args: Sequence[str]) -> None:
     call, after parsing. If the options then turn out to be wrong, the idle server
     simply exits with this process.
     """
-    if not args or args[0] not in ("run", "batch") or {"-h", "--help"} & set(args):
+    if (
+        not args
+        or args[0] not in ("run", "batch", "measure", "stats")
+        or {"-h", "--help"} & set(args)
+    ):
         return
     executor = "local"
     for index, arg in enumerate(args):
@@ -41,4 +46,4 @@ def start_for_argv(args: Sequence[str]) -> None:
             executor = args[index + 1]
         elif arg.startswith("--executor="):
             executor = arg.partition("=")[2]
-    start_workers_early(executor, args[0])
+    start_workers_early(executor, "measure" if args[0] == "stats" else args[0])

@@ -41,6 +41,7 @@ BASE_PRELOAD = ("tilewise.executors._native_threads", "tilewise.executors._worke
 WORK_MODULES = {
     "run": ("tilewise.runner.work", "tilewise.io._tiff"),
     "batch": ("tilewise.collection.work", "tilewise.io._tiff_whole"),
+    "measure": ("tilewise.runner.measure_work", "tilewise.io._tiff"),
     "dask": ("tilewise.runner.work", "tifffile", "zarr"),
 }
 
@@ -82,7 +83,7 @@ def restart_forkserver() -> None:
 
 
 def worker_options(executor: object, work: str, op_locators: Iterable[str]) -> dict[str, object]:
-    """The local executor's start method and preload for ``work`` (``"run"``/``"batch"``).
+    """The local executor's start method and preload for ``work`` (a key of :data:`WORK_MODULES`).
 
     Empty unless ``executor`` is ``"local"``. ``fork`` when an op lives in
     ``__main__`` (a script or notebook: a fresh process cannot import it by

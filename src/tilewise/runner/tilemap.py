@@ -27,6 +27,19 @@ def _load(report: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _draw_counts(ax: Any, records: list[dict[str, Any]], objects: Any) -> None:
+    """Write each tile's object count (a measurement's report) at its centre."""
+    if not isinstance(objects, dict) or len(records) > 400:
+        return
+    for record in records:
+        count = objects.get(str(record["tile"]))
+        if count is None:
+            continue
+        win = record["window"]
+        centre = (win["col"] + win["width"] / 2, win["row"] + win["height"] / 2)
+        ax.text(*centre, str(count), ha="center", va="center", fontsize=7)
+
+
 def draw_tile_map(
     report: str | os.PathLike[str] | dict[str, Any], png: str | os.PathLike[str], *, dpi: int = 120
 ) -> None:
@@ -111,6 +124,7 @@ def tile_map_figure(report: str | os.PathLike[str] | dict[str, Any]) -> Figure:
                     linewidth=1.2,
                 )
             )
+    _draw_counts(ax, records, data.get("objects"))
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.set_aspect("equal")

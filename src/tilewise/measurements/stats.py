@@ -37,8 +37,8 @@ import numpy.typing as npt
 
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Tile
-from tilewise.measure._quantile import linear_percentile, order_statistic
-from tilewise.measure._table import Table
+from tilewise.measurements._quantile import linear_percentile, order_statistic
+from tilewise.measurements._table import Table
 
 __all__ = ["BandPart", "BandStats", "Stats", "StatsMerge", "StatsPart", "stats_table"]
 
@@ -166,6 +166,8 @@ class Stats:
         )
 
     def _band(self, values: Array) -> BandPart:
+        if values.dtype in _EXACT:
+            return self._exact_band(values)
         valid = np.ones(values.shape, dtype=bool)
         if values.dtype.kind == "f":
             valid &= ~np.isnan(values)
@@ -173,10 +175,6 @@ class Stats:
             valid &= values != self.nodata
         v = values[valid]
         nodata = int(values.size - v.size)
-        if values.dtype in _EXACT:
-            low = int(v.min()) if v.size else 0
-            counts = np.bincount(v.astype(np.int64) - low).astype(np.int64)
-            return BandPart(values.dtype, nodata, value_counts=counts, value_low=low)
         if not v.size:
             return BandPart(values.dtype, nodata)
         ordered = np.sort(v)
@@ -200,6 +198,23 @@ class Stats:
             bin_min=ordered[starts],
             bin_max=ordered[ends],
             histogram=hist,
+        )
+
+    def _exact_band(self, values: Array) -> BandPart:
+        """Counts of every value between the tile's min and max (integers of up to 16 bits)."""
+        v = values if self.nodata is None else values[values != self.nodata]
+        nodata = int(values.size - v.size)
+        if not v.size:
+            return BandPart(values.dtype, nodata, value_counts=np.zeros(0, np.int64))
+        shift = -int(np.iinfo(values.dtype).min)  # signed values counted from 0
+        counts = np.bincount(v.astype(np.int32) + shift if shift else v)
+        present = np.flatnonzero(counts)
+        first, last = int(present[0]), int(present[-1])
+        return BandPart(
+            values.dtype,
+            nodata,
+            value_counts=counts[first : last + 1].astype(np.int64),
+            value_low=first - shift,
         )
 
     def merger(self, grid: Grid) -> StatsMerge:

@@ -14,7 +14,7 @@ from skimage.feature import peak_local_max
 import tilewise
 from tilewise.errors import GeometryError, UsageError
 from tilewise.geometry import Grid, Layout
-from tilewise.measure import Peaks, skimage_order, tiled
+from tilewise.measurements import Peaks, skimage_order, tiled
 
 LAYOUTS = ("grid", "rows", "columns")
 

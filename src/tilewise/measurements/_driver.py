@@ -9,9 +9,9 @@ import numpy.typing as npt
 
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Layout, parse_tile_shape
-from tilewise.measure._table import Table, concat
-from tilewise.measure.base import Detector
-from tilewise.measure.regions import Regions
+from tilewise.measurements._table import Table, concat
+from tilewise.measurements.base import Detector
+from tilewise.measurements.regions import Regions
 
 __all__ = ["tiled"]
 

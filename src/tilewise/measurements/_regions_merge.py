@@ -23,8 +23,8 @@ import numpy.typing as npt
 
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid
-from tilewise.measure._table import Table
-from tilewise.measure.regions import Regions, RegionsPart
+from tilewise.measurements._table import Table
+from tilewise.measurements.regions import Regions, RegionsPart
 
 __all__ = ["RegionsMerge", "relabel"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Layout
-from tilewise.measure import Stats, stats_table, tiled
+from tilewise.measurements import Stats, stats_table, tiled
 
 Q = (0.0, 1.0, 5.0, 33.3, 50.0, 95.0, 99.9, 100.0)
 #: many fractions, so both of NumPy's interpolation formulas (below and above 0.5) are used

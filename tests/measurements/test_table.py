@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tilewise.errors import OutputError, UsageError
-from tilewise.measure import Peaks, concat, tiled, to_frame, write_table
+from tilewise.measurements import Peaks, concat, tiled, to_frame, write_table
 
 
 @pytest.fixture
@@ -39,8 +39,10 @@ def test_parquet_and_frame(tmp_path, table):
 
 
 def test_bad_names_and_places(tmp_path, table):
-    with pytest.raises(UsageError, match=r"\.csv or \.parquet"):
+    with pytest.raises(UsageError, match=r"\.csv, \.parquet or \.geojson"):
         write_table(table, tmp_path / "peaks.xlsx")
+    with pytest.raises(UsageError, match="GeoJSON points need map coordinates"):
+        write_table(table, tmp_path / "peaks.geojson")
     with pytest.raises(OutputError, match="cannot write"):
         write_table(table, tmp_path / "missing" / "peaks.csv")
     with pytest.raises(UsageError, match="differ in length"):

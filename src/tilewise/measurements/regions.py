@@ -4,7 +4,7 @@ Each tile labels its own core (no halo) and reduces every local component to a
 handful of numbers that add up across tiles — area, the sums of its rows and
 columns, its bounding box, its first pixel in raster order, and the sum, min
 and max of the intensity — plus the labels on the four edges of its core. The
-merge (:mod:`tilewise.measure._regions_merge`) joins components that touch
+merge (:mod:`tilewise.measurements._regions_merge`) joins components that touch
 across a core edge with a union–find over those edge labels and adds their
 sums; no second pass over the pixels is needed.
 """
@@ -20,11 +20,11 @@ from scipy import ndimage as ndi
 
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Tile
-from tilewise.measure.base import finite as _finite
-from tilewise.measure.base import plane
+from tilewise.measurements.base import finite as _finite
+from tilewise.measurements.base import plane
 
 if TYPE_CHECKING:
-    from tilewise.measure._regions_merge import RegionsMerge
+    from tilewise.measurements._regions_merge import RegionsMerge
 
 __all__ = ["Regions", "RegionsPart"]
 
@@ -165,7 +165,7 @@ class Regions:
 
     def merger(self, grid: Grid) -> RegionsMerge:
         """A merger for the tiles of ``grid``."""
-        from tilewise.measure._regions_merge import RegionsMerge
+        from tilewise.measurements._regions_merge import RegionsMerge
 
         return RegionsMerge(self, grid)
 

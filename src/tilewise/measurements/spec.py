@@ -6,8 +6,8 @@ import dataclasses
 from typing import Any
 
 from tilewise.errors import UsageError
-from tilewise.measure.peaks import Peaks
-from tilewise.measure.regions import Regions
+from tilewise.measurements.peaks import Peaks
+from tilewise.measurements.regions import Regions
 from tilewise.ops.base import parse_value
 
 __all__ = ["DETECTORS", "parse_detector"]

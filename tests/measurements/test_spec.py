@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tilewise.errors import UsageError
-from tilewise.measure import Peaks, Regions, parse_detector
+from tilewise.measurements import Peaks, Regions, parse_detector
 
 
 def test_parse_both_detectors():

@@ -46,10 +46,10 @@ from scipy import ndimage as ndi
 
 from tilewise.errors import GeometryError, UsageError
 from tilewise.geometry import Grid, Tile, Window
-from tilewise.measure._spacing import conflict_groups, greedy_spacing
-from tilewise.measure._table import Table, concat, empty, take
-from tilewise.measure.base import finite as _finite
-from tilewise.measure.base import plane
+from tilewise.measurements._spacing import conflict_groups, greedy_spacing
+from tilewise.measurements._table import Table, concat, empty, take
+from tilewise.measurements.base import finite as _finite
+from tilewise.measurements.base import plane
 
 __all__ = ["Peaks", "PeaksMerge", "PeaksPart", "skimage_order"]
 
@@ -82,7 +82,7 @@ class Peaks:
     threshold : float
         ``threshold_abs`` of ``peak_local_max``: peaks are strictly greater. It
         is required — skimage's default (the image minimum) needs a pass over
-        the whole image first (``tilewise.measure.Stats`` gives it).
+        the whole image first (``tilewise.measurements.Stats`` gives it).
     min_distance : int
         At least 1, as in skimage.
     exclude_border : bool, int or (int, int)

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from tilewise.errors import OutputError, UsageError
 
-__all__ = ["Table", "concat", "empty", "take", "to_frame", "write_table"]
+__all__ = ["TABLE_SUFFIXES", "Table", "concat", "empty", "take", "to_frame", "write_table"]
 
 Table = dict[str, npt.NDArray[Any]]
 
@@ -73,21 +73,41 @@ def to_frame(table: Mapping[str, npt.NDArray[Any]]) -> Any:
     return pd.DataFrame({name: np.asarray(col) for name, col in table.items()})
 
 
-def write_table(table: Mapping[str, npt.NDArray[Any]], path: str | os.PathLike[str]) -> Path:
+#: The table formats, by suffix.
+TABLE_SUFFIXES = (".csv", ".parquet", ".geojson")
+
+
+def write_table(
+    table: Mapping[str, npt.NDArray[Any]], path: str | os.PathLike[str], *, crs: str | None = None
+) -> Path:
     """Write ``table`` to ``path``: ``.csv`` always, ``.parquet`` with pyarrow.
+
+    ``.geojson`` writes one point per row at its ``x``, ``y`` columns (a
+    georeferenced input's tables have them), in ``crs``.
 
     The file is written under a temporary name and renamed into place, so a
     failed write leaves no partial table.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise UsageError(f"{path}: a table is written as .csv or .parquet, not {suffix!r}")
+    if suffix not in TABLE_SUFFIXES:
+        raise UsageError(
+            f"{path}: a table is written as .csv, .parquet or .geojson, not {suffix!r}"
+        )
+    if suffix == ".geojson" and not ("x" in table and "y" in table):
+        raise UsageError(
+            f"{path}: GeoJSON points need map coordinates; this table has none (its input "
+            "is not georeferenced, or its rows are not objects): write .csv or .parquet"
+        )
     rows = _length(table)
     tmp = path.with_name(f".{path.name}.partial")
     try:
         if suffix == ".csv":
             _write_csv(table, rows, tmp)
+        elif suffix == ".geojson":
+            from tilewise.measurements._geo import write_geojson
+
+            write_geojson(table, tmp, crs)
         else:
             _write_parquet(table, tmp)
         os.replace(tmp, path)

@@ -10,7 +10,7 @@ from skimage.measure import label, regionprops_table
 
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Layout
-from tilewise.measure import Regions, relabel, tiled
+from tilewise.measurements import Regions, relabel, tiled
 
 PROPS = ("label", "area", "centroid", "bbox", "intensity_mean", "intensity_min", "intensity_max")
 NAMES = {

@@ -5,16 +5,18 @@ merger in the main process turns the parts into the result. :func:`tiled`
 drives both over an in-memory array. See ``docs/measure.md``.
 """
 
-from tilewise.measure._driver import tiled
-from tilewise.measure._regions_merge import RegionsMerge, relabel
-from tilewise.measure._table import Table, concat, to_frame, write_table
-from tilewise.measure.base import Detector, Merger
-from tilewise.measure.peaks import Peaks, PeaksMerge, skimage_order
-from tilewise.measure.regions import Regions
-from tilewise.measure.spec import parse_detector
-from tilewise.measure.stats import BandStats, Stats, StatsMerge, stats_table
+from tilewise.measurements._driver import tiled
+from tilewise.measurements._geo import with_xy
+from tilewise.measurements._regions_merge import RegionsMerge, relabel
+from tilewise.measurements._table import TABLE_SUFFIXES, Table, concat, to_frame, write_table
+from tilewise.measurements.base import Detector, Merger
+from tilewise.measurements.peaks import Peaks, PeaksMerge, skimage_order
+from tilewise.measurements.regions import Regions
+from tilewise.measurements.spec import parse_detector
+from tilewise.measurements.stats import BandStats, Stats, StatsMerge, stats_table
 
 __all__ = [
+    "TABLE_SUFFIXES",
     "BandStats",
     "Detector",
     "Merger",
@@ -32,5 +34,6 @@ __all__ = [
     "stats_table",
     "tiled",
     "to_frame",
+    "with_xy",
     "write_table",
 ]

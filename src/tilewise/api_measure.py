@@ -1,0 +1,262 @@
+"""The Python face of measurements on files: measure() and stats()."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tilewise import io
+from tilewise.errors import Phase, TileError, UsageError
+from tilewise.executors import Executor, Supervision
+from tilewise.executors.forkserver import worker_options
+from tilewise.geometry import Layout
+from tilewise.measurements import TABLE_SUFFIXES, Detector, Regions, Stats, parse_detector, to_frame
+from tilewise.ops.bandmath import select_bands
+from tilewise.pipeline import OpLike, Pipeline, as_pipeline
+from tilewise.runner import DEFAULT_TILE, Lifecycle, RunReport, make_plan
+from tilewise.runner.lock import holding
+from tilewise.runner.measure_labels import check_labels_path
+from tilewise.runner.measure_run import execute_measure, measure_plan
+
+__all__ = ["measure", "measure_run", "stats"]
+
+PathLike = str | os.PathLike[str]
+
+
+def measure_run(
+    src: PathLike,
+    ops: Pipeline | Sequence[OpLike] | OpLike,
+    *,
+    detect: Detector | str,
+    output: PathLike | None = None,
+    intensity: PathLike | None = None,
+    labels: PathLike | None = None,
+    tile: str | int | tuple[int, int] = DEFAULT_TILE,
+    layout: str | Layout = Layout.GRID,
+    workers: int | None = None,
+    executor: str | Executor = "local",
+    overwrite: bool = False,
+    resume: bool = False,
+    retries: int = 2,
+    timeout: float | None = None,
+    memory_limit: int | None = None,
+    max_tasks_per_worker: int | None = None,
+    max_pixels: int = io.DEFAULT_MAX_PIXELS,
+    max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
+    progress: bool = False,
+    report: PathLike | None = None,
+    **executor_options: Any,
+) -> tuple[RunReport, Any]:
+    """Run ``ops`` then ``detect`` over ``src`` tile by tile; return (report, result).
+
+    The parameters are those of :func:`measure`; the result is the merged table
+    (a dict of NumPy columns) or, for :class:`~tilewise.measurements.Stats`, a
+    list of :class:`~tilewise.measurements.BandStats` — None unless ``report.ok``.
+    """
+    detector = parse_detector(detect) if isinstance(detect, str) else detect
+    pipeline = _pipeline(src, ops, max_pixels, max_whole_pixels)
+    if intensity is not None and not isinstance(detector, Regions):
+        raise UsageError(f"only regions measure a second intensity image, not {detector!r}")
+    supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
+    startup = worker_options(executor, "measure", (op.definition.locator for op in pipeline))
+    executor_options = {**startup, **executor_options}
+    with Lifecycle(
+        executor, workers=workers, supervision=supervision, report=report, **executor_options
+    ) as lifecycle:
+        plan = make_plan(
+            src,
+            None,
+            pipeline,
+            tile=tile,
+            layout=layout,
+            max_pixels=max_pixels,
+            max_whole_pixels=max_whole_pixels,
+        )
+        labels_format = None
+        if labels is not None:
+            labels_format = check_labels_path(labels, detector, overwrite=overwrite)
+        plan = measure_plan(plan, detector, labels_format)
+        second = None
+        if intensity is not None:
+            second = io.SourceSpec(
+                str(intensity), max_pixels=max_pixels, max_whole_pixels=max_whole_pixels
+            )
+            _check_intensity(second, plan.grid.image_shape)
+        if output is None:
+            result = execute_measure(
+                plan,
+                detector,
+                lifecycle.executor,
+                None,
+                intensity=second,
+                labels=labels,
+                progress=progress,
+            )
+        else:
+            if Path(output).suffix.lower() not in TABLE_SUFFIXES:
+                raise UsageError(
+                    f"{output}: a table is written as .csv, .parquet or .geojson (points of "
+                    "a georeferenced input)"
+                )
+            if Path(output).suffix.lower() == ".geojson":
+                _check_georeferenced(plan.source)
+            with holding(output):  # one measurement per table at a time
+                result = execute_measure(
+                    plan,
+                    detector,
+                    lifecycle.executor,
+                    output,
+                    intensity=second,
+                    labels=labels,
+                    overwrite=overwrite,
+                    resume=resume,
+                    progress=progress,
+                )
+        lifecycle.write(result[0])
+    return result
+
+
+def _pipeline(
+    src: PathLike, ops: Pipeline | Sequence[OpLike] | OpLike, max_pixels: int, max_whole: int
+) -> Pipeline:
+    """``ops`` as a pipeline; without ops, the input as it is (every band selected)."""
+    if isinstance(ops, Pipeline | str) or callable(ops) or list(ops):
+        return as_pipeline(ops)
+    source = io.open_source(
+        io.SourceSpec(str(src), max_pixels=max_pixels, max_whole_pixels=max_whole)
+    )
+    try:
+        bands = source.bands
+    finally:
+        source.close()
+    every = ",".join(str(b) for b in range(1, bands + 1))
+    return as_pipeline(functools.partial(select_bands, bands=every))
+
+
+def _check_georeferenced(spec: io.SourceSpec) -> None:
+    source = io.open_source(spec)
+    try:
+        georef = source.georef
+    finally:
+        source.close()
+    if georef is None or georef.transform is None:
+        raise UsageError(
+            f"{spec.path}: is not georeferenced (no transform), so its objects have no map "
+            "coordinates for GeoJSON points: write the table as .csv or .parquet"
+        )
+
+
+def _check_intensity(spec: io.SourceSpec, shape: tuple[int, int]) -> None:
+    source = io.open_source(spec)
+    try:
+        if source.shape != shape:
+            raise UsageError(
+                f"{spec.path}: the intensity image is {source.shape[0]}x{source.shape[1]}, "
+                f"the measured image {shape[0]}x{shape[1]}; they must match"
+            )
+        if source.bands != 1:
+            raise UsageError(f"{spec.path}: the intensity image has {source.bands} bands, not 1")
+    finally:
+        source.close()
+
+
+def measure(
+    src: PathLike,
+    ops: Pipeline | Sequence[OpLike] | OpLike = (),
+    *,
+    detect: Detector | str,
+    output: PathLike | None = None,
+    frame: bool | None = None,
+    **options: Any,
+) -> Any:
+    """Detect objects in an image too big for memory, equal to detecting them in the whole image.
+
+    The ops run first, exactly as in :func:`tilewise.run`; then the detector
+    runs per tile in the workers, and this process merges the tiles' parts
+    (see ``docs/measure.md``).
+
+    Parameters
+    ----------
+    src
+        Input image, as for :func:`tilewise.run`.
+    ops
+        Ops to run before the detector (none by default).
+    detect
+        ``"peaks:min_distance=D,threshold=T[,exclude_border=B]"``,
+        ``"regions:threshold=T[,min_area=A,connectivity=1|2]"``, or a detector
+        value (:class:`~tilewise.measurements.Peaks`,
+        :class:`~tilewise.measurements.Regions`).
+    output
+        Also write the table here (``.csv``, ``.parquet`` with pyarrow, or
+        ``.geojson`` points for a georeferenced input); the measurement is then
+        resumable (``resume=True``) like a run. A georeferenced input's tables
+        carry ``x`` and ``y`` in its CRS.
+    frame
+        Return a pandas DataFrame (default: when pandas is installed) or a
+        plain dict of NumPy columns.
+    **options
+        ``intensity`` (a second image regions measure), ``labels`` (regions:
+        also write the label image, ``.zarr`` or ``.tif``, uint32 or uint64,
+        numbered as ``docs/measure.md`` says), and the options of
+        :func:`tilewise.run`: ``tile``, ``layout``, ``workers``, ``executor``,
+        ``overwrite``, ``resume``, supervision, input limits, ``progress``, ``report``.
+
+    Returns
+    -------
+    DataFrame or dict of ndarray
+        One row per object.
+
+    Raises
+    ------
+    TilewiseError
+        When a tile failed (the report names it) or the input is refused.
+    """
+    report, table = measure_run(src, ops, detect=detect, output=output, **options)
+    _raise_unless_ok(report)
+    if frame is None:
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            frame = False
+        else:
+            frame = True
+    return to_frame(table) if frame else table
+
+
+def stats(
+    src: PathLike,
+    ops: Pipeline | Sequence[OpLike] | OpLike = (),
+    *,
+    bins: int = 256,
+    range: tuple[float, float] | None = None,
+    nodata: float | None = None,
+    **options: Any,
+) -> list[Any]:
+    """Per-band statistics of an image too big for memory, streamed tile by tile.
+
+    Equal to NumPy on the whole image after ``ops`` (see ``docs/measure.md``
+    for the float percentile method). ``options`` are those of :func:`measure`.
+
+    Returns
+    -------
+    list of BandStats
+        One per band: count, nodata count, min, max, mean, std, percentiles, histogram.
+    """
+    detector = Stats(nodata=nodata, bins=bins, range=range)
+    report, result = measure_run(src, ops, detect=detector, **options)
+    _raise_unless_ok(report)
+    return list(result)
+
+
+def _raise_unless_ok(report: RunReport) -> None:
+    if not report.ok:
+        failures = "; ".join(f"tile {f.tile}: {f.cause}" for f in report.failures[:5])
+        err = TileError(
+            f"{report.failed} of {report.total} tile(s) failed ({failures}); nothing was "
+            "merged: rerun with resume=True and an output to redo only those tiles"
+        )
+        err.phase = Phase.DURING_WORK
+        raise err
