@@ -9,12 +9,13 @@ from pathlib import Path
 from tilewise import io
 from tilewise.errors import ResumeError
 from tilewise.executors.base import Done, Executor, Outcome, Supervision, Task
+from tilewise.executors.runs import map_in_runs
 from tilewise.geometry import Window
 from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import working
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
-from tilewise.runner.report import STAGES, RunReport, TileRecord
+from tilewise.runner.report import STAGES, RunReport, TileRecord, TileRecords
 from tilewise.runner.work import TileCall, TileJob
 
 __all__ = ["execute_plan"]
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 #: Up to this many tiles, neighbouring tiles are kept on the same worker (the task list
 #: is then held in memory); beyond it tiles are handed out lazily in order.
 _LOCALITY_LIMIT = 100_000
+#: Over this many tiles, the report's per-tile records go to a file beside the output
+#: instead of memory (the main process's memory then stays flat in the number of tiles).
+_SPOOL_ABOVE = 20_000
 
 
 def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journal, bool]:
@@ -97,6 +101,8 @@ def execute_plan(
         executor=executor.describe(),
         total=len(plan.grid),
     )
+    if report.total > _SPOOL_ABOVE:
+        report.tiles = TileRecords(spool=Path(plan.sink.path).parent)
     damaged = _verify_journal(plan, journal) if resumed else []
     report.extra["redone_damaged"] = damaged
     report.skipped = len(journal.done)
@@ -108,8 +114,13 @@ def execute_plan(
     bar.skip(report.skipped)
     with working(report, journal, bar):
         tasks = (Task(t.index, t) for t in todo)
-        outcomes = executor.map_tasks(
-            call, tasks, locality=len(plan.grid) <= _LOCALITY_LIMIT, supervision=supervision
+        outcomes = map_in_runs(
+            executor,
+            call,
+            tasks,
+            count=report.total - report.skipped,
+            locality=len(plan.grid) <= _LOCALITY_LIMIT,
+            supervision=supervision,
         )
         for outcome in outcomes:
             if first_outcome is None:
