@@ -82,3 +82,23 @@ def hang_on_one(x: object) -> object:
     if x is None:
         hang(x)
     return x
+
+
+def abort_on_fifty(x: int) -> int:
+    if x == 50:
+        os.abort()
+    return x
+
+
+def fail_on_fifty(x: int) -> int:
+    if x == 50:
+        raise RuntimeError("fifty is right out")
+    return x
+
+
+def hang_on_fifty(x: int) -> int:
+    if x == 50:
+        import time
+
+        time.sleep(3600)
+    return x
