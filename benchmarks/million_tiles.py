@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -38,12 +39,16 @@ def tilewise_command(src: Path, out: Path, tile: int, *extra: str) -> list[str]:
             "--workers", "2", "-q", *extra]  # fmt: skip
 
 
-def journaled(journal: Path, line_bytes: float) -> int:
-    """About how many tiles the journal lists (from its size)."""
+def journaled(journal: Path) -> int:
+    """About how many tiles the journal lists (from its size and its first lines)."""
     try:
-        return int(journal.stat().st_size / line_bytes)
+        with open(journal, "rb") as fh:
+            header = len(fh.readline())
+            lines = [len(line) for line in fh.read(64 * 1024).splitlines(keepends=True)[:-1]]
+        size = journal.stat().st_size
     except FileNotFoundError:
         return 0
+    return int((size - header) / (sum(lines) / len(lines))) if lines else 0
 
 
 def run_sampled(command: list[str], stop_when=None) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -90,14 +95,14 @@ def main() -> None:
             image[row : row + 1024] = rng.integers(0, 256, (1024, args.side), dtype=np.uint8)
         image.flush()
         del image
-    tiles = -((-args.side // args.tile) ** 2)
+    tiles = math.ceil(args.side / args.tile) ** 2
     journal = out.with_name(f".{out.name}.journal")
-    line_bytes = 130.0  # a journal line of a .npy tile, about
     results: dict[str, object] = {"tiles": tiles, "side": args.side, "tile": args.tile}
     first = run_sampled(
         tilewise_command(src, out, args.tile, "--overwrite"),
-        lambda: journaled(journal, line_bytes) >= args.kill_at * tiles,
+        lambda: journaled(journal) >= args.kill_at * tiles,
     )
+    assert first["killed"], "the run ended before it could be killed: give it more tiles"
     results["killed_run"] = {**first, "journaled_tiles": len(journal.read_text().splitlines()) - 1}
     second = run_sampled(tilewise_command(src, out, args.tile, "--resume", "--report", str(report)))
     data = json.loads(report.read_text())
