@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from tilewise.errors import OutputError, OutputExistsError, ResumeError
 
-__all__ = ["Journal", "clear_for_new_output", "journal_path"]
+__all__ = ["DoneTiles", "Journal", "Receipts", "clear_for_new_output", "journal_path"]
 
 _VERSION = 1
 
@@ -116,6 +116,31 @@ class DoneTiles(Mapping[int, dict[str, Any]]):
                 offset += len(line)
 
 
+class Receipts(Mapping[int, dict[str, Any]]):
+    """The sink receipts of a journal's finished tiles, read from its file when asked."""
+
+    def __init__(self, done: DoneTiles) -> None:
+        self._done = done
+
+    def __getitem__(self, tile: int) -> dict[str, Any]:
+        receipt: dict[str, Any] = self._done[tile].get("receipt", {})
+        return receipt
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._done)
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def items(self) -> Iterator[tuple[int, dict[str, Any]]]:  # type: ignore[override]
+        """Every finished tile and its receipt, read from the file in one pass."""
+        return ((tile, entry.get("receipt", {})) for tile, entry in self._done.items())
+
+    def values(self) -> Iterator[dict[str, Any]]:  # type: ignore[override]
+        """Every finished tile's receipt, read from the file in one pass."""
+        return (receipt for _, receipt in self.items())
+
+
 def _tile_of(line: bytes) -> int | None:
     try:
         return int(json.loads(line)["tile"])
@@ -161,13 +186,20 @@ class Journal:
     def resume(cls, path: Path, fingerprint: dict[str, Any]) -> Journal:
         """Load an existing journal; refuse if it belongs to a different run."""
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as fh:
+                return cls._read(path, fh, fingerprint)
+        except ResumeError:
+            raise
         except OSError as err:
             raise ResumeError(f"{path}: cannot read the journal: {err}") from err
-        lines = data.splitlines(keepends=True)
+
+    @classmethod
+    def _read(cls, path: Path, fh: BinaryIO, fingerprint: dict[str, Any]) -> Journal:
+        """Check the header and index every finished tile, reading one line at a time."""
+        first = fh.readline()
         try:
-            header = json.loads(lines[0])
-        except (IndexError, json.JSONDecodeError) as err:
+            header = json.loads(first)
+        except json.JSONDecodeError as err:
             raise ResumeError(
                 f"{path}: the journal is unreadable; start again with --overwrite"
             ) from err
@@ -179,21 +211,23 @@ class Journal:
                 + "); run it as it was, or start again with --overwrite"
             )
         journal = cls(path, fingerprint)
-        last = len(lines) - 1
-        offset = len(lines[0])
-        for number, line in enumerate(lines[1:], start=2):
-            tile = _tile_of(line) if line.endswith(b"\n") or number - 1 < last else None
-            if tile is None:
-                if number - 1 == last:  # a torn final line from a killed process: redone
-                    _cut(path, offset)
-                    break
+        offset = len(first)
+        damaged: tuple[int, bytes] | None = None
+        for number, line in enumerate(fh, start=2):
+            if damaged is not None:  # a damaged line that is not the last one
                 raise ResumeError(
-                    f"{path}: line {number} of the journal is damaged ({line[:60]!r}); only "
-                    "a torn last line can come from an interrupted run, so the journal "
+                    f"{path}: line {damaged[0]} of the journal is damaged ({damaged[1][:60]!r}); "
+                    "only a torn last line can come from an interrupted run, so the journal "
                     "cannot be trusted: start again with --overwrite"
                 )
+            tile = _tile_of(line) if line.endswith(b"\n") else None
+            if tile is None:
+                damaged = (number, line)
+                continue
             journal.done.mark(tile, offset)
             offset += len(line)
+        if damaged is not None:  # a torn final line from a killed process: its tile is redone
+            _cut(path, offset)
         journal._size = offset
         return journal
 

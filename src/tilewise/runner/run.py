@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any, cast
 
 from tilewise import io
 from tilewise.errors import ResumeError
 from tilewise.executors.base import Done, Executor, Outcome, Supervision, Task
 from tilewise.executors.runs import map_in_runs
 from tilewise.geometry import Window
-from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
+from tilewise.runner.journal import Journal, Receipts, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import working
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
@@ -63,7 +64,7 @@ def _verify_journal(plan: Plan, journal: Journal) -> list[int]:
     assert plan.sink is not None
     sink = io.cached_sink(plan.sink)
     damaged = []
-    for index, entry in list(journal.done.items()):
+    for index, entry in journal.done.items():  # read from the file; forgetting is safe
         if not sink.verify(plan.grid.tile(index).core, entry.get("receipt", {})):
             journal.forget(index)
             damaged.append(index)
@@ -197,5 +198,10 @@ def _record(
     bar.advance(failed=True)
 
 
-def _receipts(journal: Journal) -> dict[int, dict[str, object]]:
-    return {index: entry.get("receipt", {}) for index, entry in journal.done.items()}
+def _receipts(journal: Journal) -> dict[int, dict[str, Any]]:
+    """The finished tiles' receipts, read from the journal as the sink asks for them.
+
+    Not a dict: a million receipts would take ~200 MiB. Sinks only read it (``in``,
+    ``[]``, ``items()``, ``values()``), which :class:`Receipts` serves from the file.
+    """
+    return cast("dict[int, dict[str, Any]]", Receipts(journal.done))
