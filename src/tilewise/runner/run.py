@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 _LOCALITY_LIMIT = 100_000
 #: Over this many tiles, the report's per-tile records go to a file beside the output
 #: instead of memory (the main process's memory then stays flat in the number of tiles).
-_SPOOL_ABOVE = 20_000
+_SPOOL_ABOVE = 10_000
 
 
 def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journal, bool]:
