@@ -97,6 +97,8 @@ def main() -> None:
         del image
     tiles = math.ceil(args.side / args.tile) ** 2
     journal = out.with_name(f".{out.name}.journal")
+    for leftover in (journal, out.with_name(f".{out.name}.partial"), out):
+        leftover.unlink(missing_ok=True)  # a journal left by an earlier try would stop it at once
     results: dict[str, object] = {"tiles": tiles, "side": args.side, "tile": args.tile}
     first = run_sampled(
         tilewise_command(src, out, args.tile, "--overwrite"),
