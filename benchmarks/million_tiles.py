@@ -3,7 +3,9 @@ after a SIGKILL of the main process.
 
 Makes a SIDE x SIDE uint8 ``.npy`` image (default 16384², in 16² tiles: 1,048,576 tiles),
 then runs ``tilewise run IN OUT --op invert --tile 16 --report R.json`` (local executor,
-2 workers) as a child process, samples the **main process's** RSS every 50 ms, and
+2 workers) as a child process, samples the **main process's** RSS every 50 ms (and its
+``RssAnon``: RSS less the pages of memory-mapped files — a resume checks the ``.npy``
+output's regions through a memory map, whose pages count in RSS), and
 
 1. kills it with SIGKILL once about ``--kill-at`` of the tiles are journaled;
 2. runs the same command with ``--resume`` to the end;
@@ -56,12 +58,13 @@ def run_sampled(command: list[str], stop_when=None) -> dict[str, float]:  # type
     start = time.perf_counter()
     child = subprocess.Popen(command)
     proc = psutil.Process(child.pid)
-    peak = 0
+    peak = anon = 0
     killed = False
     while child.poll() is None:
         try:
             peak = max(peak, proc.memory_info().rss)
-        except psutil.NoSuchProcess:
+            anon = max(anon, rss_anon(child.pid))
+        except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
             break
         if stop_when is not None and not killed and stop_when():
             os.kill(child.pid, signal.SIGKILL)
@@ -73,7 +76,17 @@ def run_sampled(command: list[str], stop_when=None) -> dict[str, float]:  # type
         "killed": killed,
         "wall_s": round(time.perf_counter() - start, 1),
         "main_peak_rss_mib": round(peak / 2**20, 1),
+        "main_peak_rss_anon_mib": round(anon / 2**20, 1),
     }
+
+
+def rss_anon(pid: int) -> int:
+    """The process's anonymous resident memory (RSS without mapped files' pages), in bytes."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def main() -> None:
