@@ -42,8 +42,9 @@ __all__ = ["MOST_PER_RUN", "TARGET_SECONDS", "RunOfTasks", "map_in_runs", "run_l
 log = logging.getLogger(__name__)
 
 #: Seconds of work one run of tasks aims at: long enough to amortize a Dask round trip
-#: (~15 ms) under 2 %, short enough that a crash or a timeout loses little.
-TARGET_SECONDS = 0.25
+#: (~10 ms) to 2 % and to let one client keep (its tasks/s) x 0.5 cores busy, short enough
+#: that a crash or a timeout loses little.
+TARGET_SECONDS = 0.5
 #: Most tasks in one run (bounds a run's message and its answer).
 MOST_PER_RUN = 1000
 #: Runs per worker in the rest of the work, at least: keeps the end of a run balanced.
@@ -70,7 +71,7 @@ def run_length(seconds_per_task: float, remaining: int, workers: int) -> int:
     """Tasks per run: ~:data:`TARGET_SECONDS` of work, and at least four runs per worker left.
 
     >>> run_length(0.001, 100_000, 2)
-    250
+    500
     >>> run_length(0.001, 1_000, 2)
     125
     >>> run_length(0.5, 100_000, 2)
