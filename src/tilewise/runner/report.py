@@ -129,9 +129,13 @@ class RunReport:
         }
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        """Write the JSON report atomically, the per-tile records streamed one by one."""
+        """Write the JSON report atomically (spooled per-tile records streamed one by one)."""
         target = Path(path)
         tmp = target.with_name(f".{target.name}.tmp")
+        if not self.tiles.spooled:  # (a subclass may have a form of its own)
+            tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+            os.replace(tmp, target)
+            return
         head = json.dumps({**self._head(), **self.extra}, indent=1)
         with open(tmp, "w") as fh:
             fh.write(head[:-2] + ',\n "per_tile": [')
