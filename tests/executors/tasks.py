@@ -95,3 +95,21 @@ def stop_self_once(arg: tuple[int, str]) -> int:
         flag.write_text(str(os.getpid()))
         os.kill(os.getpid(), signal.SIGSTOP)
     return x
+
+
+def abort_on_fifty(x: int) -> int:
+    if x == 50:
+        os.abort()
+    return x
+
+
+def fail_on_fifty(x: int) -> int:
+    if x == 50:
+        raise RuntimeError("fifty is right out")
+    return x
+
+
+def hang_on_fifty(x: int) -> int:
+    if x == 50:
+        time.sleep(3600)
+    return x

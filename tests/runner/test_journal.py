@@ -44,3 +44,31 @@ def test_a_torn_last_line_is_ignored_but_a_damaged_middle_line_is_refused(tmp_pa
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ResumeError, match=r"\.out\.zarr\.journal: line 3 of the journal"):
         Journal.resume(path, {"input": "x"})
+
+
+def test_a_run_resumed_after_a_torn_last_line_can_be_resumed_again(tmp_path):
+    path = tmp_path / ".out.zarr.journal"
+    journal = Journal.start(path, {"input": "x"})
+    journal.record(0, {"r": 0})
+    journal.close()
+    with open(path, "a") as fh:
+        fh.write('{"tile":1,"r"')  # killed mid-write: no newline
+    resumed = Journal.resume(path, {"input": "x"})
+    resumed.record(2, {"r": 2})
+    resumed.close()
+    again = Journal.resume(path, {"input": "x"})
+    assert sorted(again.done) == [0, 2]
+    assert again.done[2] == {"tile": 2, "r": 2}
+
+
+def test_the_latest_line_of_a_tile_is_its_entry(tmp_path):
+    path = tmp_path / ".out.zarr.journal"
+    journal = Journal.start(path, {"input": "x"})
+    for tile, receipt in ((0, "old"), (1, "one"), (0, "new")):
+        journal.record(tile, {"r": receipt})
+    journal.forget(1)
+    assert dict(journal.done.items()) == {0: {"tile": 0, "r": "new"}}
+    assert len(journal.done) == 1 and 1 not in journal.done and journal.done[0]["r"] == "new"
+    journal.close()
+    resumed = Journal.resume(path, {"input": "x"})
+    assert dict(resumed.done.items()) == {0: {"tile": 0, "r": "new"}, 1: {"tile": 1, "r": "one"}}

@@ -205,11 +205,31 @@ class DaskExecutor(Executor):
             "rerun with --resume (on this cluster once it is back, or on a new one)"
         )
 
-    def _classify(self, future: Any) -> TaskResult | tuple[FailureKind, str, str, str]:
+    def _gather(self, futures: list[Any]) -> dict[Any, Any]:
+        """The results of the finished ``futures``, fetched together in one round trip.
+
+        Fetching each result alone costs the main thread a round trip to the worker
+        that holds it (~6 ms on a loaded 2-core machine), one at a time: that, not the
+        scheduler, capped a run at ~150 tasks/s. Futures that erred, or whose results
+        cannot be fetched now, are left out (:meth:`_classify` asks them one by one).
+        """
+        finished = [future for future in futures if future.status == "finished"]
+        if not finished:
+            return {}
+        client = self.client
+        try:
+            return dict(zip(finished, client.gather(finished), strict=True))
+        except Exception as err:  # e.g. a worker died holding one: ask each future alone
+            log.debug("gathering %d Dask results together: %s", len(finished), err)
+            return {}
+
+    def _classify(
+        self, future: Any, gathered: dict[Any, Any]
+    ) -> TaskResult | tuple[FailureKind, str, str, str]:
         """A finished future's result, or (kind, cause, detail, worker) for a failure."""
         distributed = import_distributed()
         try:
-            result = future.result()
+            result = gathered[future] if future in gathered else future.result()
         except distributed.CancelledError as err:
             client = self.client
             if getattr(err, "reason", "") == _SCHEDULER_LOST or (
@@ -308,18 +328,20 @@ class DaskExecutor(Executor):
                     completed.add(future)
                 if not in_flight:
                     return
-                future = next(completed)
-                attempts = in_flight.pop(future)
-                outcome = self._classify(future)
-                future.release()
-                if isinstance(outcome, TaskResult):
-                    yield attempts.succeeded(outcome.value, outcome.worker, outcome.seconds)
-                    continue
-                failed = attempts.failed(*outcome, retries=supervision.retries)
-                if failed is None:
-                    retry.append(attempts)
-                else:
-                    yield failed
+                batch = completed.next_batch(block=True)
+                gathered = self._gather(batch)
+                for future in batch:
+                    attempts = in_flight.pop(future)
+                    outcome = self._classify(future, gathered)
+                    future.release()
+                    if isinstance(outcome, TaskResult):
+                        yield attempts.succeeded(outcome.value, outcome.worker, outcome.seconds)
+                        continue
+                    failed = attempts.failed(*outcome, retries=supervision.retries)
+                    if failed is None:
+                        retry.append(attempts)
+                    else:
+                        yield failed
         finally:
             self._warming.clear()  # releases the warm-up tasks, done or not
             if in_flight and client.status == "running":

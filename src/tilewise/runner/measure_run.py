@@ -83,7 +83,7 @@ class _Unrecorded(Journal):
         super().__init__(Path(os.devnull), {})
 
     def record(self, tile: int, entry: dict[str, Any], *, flush: bool = True) -> None:
-        self.done[tile] = entry
+        self.done.mark(tile, 0)  # counted as done; its entry is never read back
 
     def close(self) -> None:
         pass

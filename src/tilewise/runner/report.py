@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["STAGES", "RunReport", "TileRecord", "format_stages"]
+from tilewise.runner.records import STAGES, TileRecord, TileRecords
 
-#: The stages of a tile as a worker times them, and how reports name them.
-STAGES = {"read_s": "read+decode", "ops_s": "ops", "write_s": "encode+write"}
+__all__ = ["STAGES", "RunReport", "TileRecord", "TileRecords", "format_stages"]
 
 
 def format_stages(stages: dict[str, float]) -> str:
@@ -35,35 +34,6 @@ def format_stages(stages: dict[str, float]) -> str:
     )
 
 
-@dataclass
-class TileRecord:
-    """One tile's outcome."""
-
-    tile: int
-    window: dict[str, int]
-    outcome: str
-    worker: str = ""
-    seconds: float = 0.0
-    attempts: int = 0
-    cause: str = ""
-    kind: str = ""
-    detail: str = ""
-    history: list[str] = field(default_factory=list)
-    #: Seconds in each of :data:`STAGES`, in that order (done tiles only).
-    stages: tuple[float, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form, leaving out empty fields."""
-        data: dict[str, Any] = {"tile": self.tile, "window": self.window, "outcome": self.outcome}
-        for key in ("worker", "seconds", "attempts", "cause", "kind", "detail", "history"):
-            value = getattr(self, key)
-            if value:
-                data[key] = value
-        if self.stages:
-            data["stages"] = dict(zip(STAGES, self.stages, strict=True))
-        return data
-
-
 @dataclass(repr=False)
 class RunReport:
     """Everything a run did. ``ok`` is true when every tile is done."""
@@ -80,7 +50,8 @@ class RunReport:
     seconds: float = 0.0
     interrupted: str | None = None
     finalized: bool = False
-    tiles: list[TileRecord] = field(default_factory=list)
+    #: Every tile's record, in memory or spooled to disk (see :class:`TileRecords`).
+    tiles: TileRecords = field(default_factory=TileRecords)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -93,7 +64,7 @@ class RunReport:
     @property
     def failures(self) -> list[TileRecord]:
         """The tiles that failed."""
-        return [t for t in self.tiles if t.outcome == "failed"]
+        return list(self.tiles.failures)
 
     def stage_totals(self) -> dict[str, float]:
         """Worker-seconds per stage over the tiles done in this run, and where the rest went.
@@ -105,13 +76,8 @@ class RunReport:
         waiting for a task, and the idle end of the run — as
         ``workers x tiles_s - busy_s``.
         """
-        totals = dict.fromkeys(STAGES, 0.0)
-        busy = 0.0
-        for record in self.tiles:
-            if record.outcome == "done" and record.stages:
-                for key, value in zip(STAGES, record.stages, strict=True):
-                    totals[key] += value
-                busy += record.seconds
+        totals = dict(zip(STAGES, self.tiles.stage_sums, strict=True))
+        busy = self.tiles.staged_seconds
         workers = self.executor.get("workers") or 1
         wall = float(self.extra.get("phases", {}).get("tiles_s", self.seconds))
         totals["busy_s"] = busy
@@ -121,13 +87,14 @@ class RunReport:
     @property
     def megapixels_per_second(self) -> float:
         """Throughput over the tiles done in this run."""
-        pixels = sum(
-            t.window["height"] * t.window["width"] for t in self.tiles if t.outcome == "done"
-        )
+        pixels = self.tiles.pixels_done
         return pixels / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see docs/report.md)."""
+        return {**self._head(), "per_tile": [t.to_dict() for t in self.tiles], **self.extra}
+
+    def _head(self) -> dict[str, Any]:
         return {
             "tilewise_report": 1,
             "input": self.input,
@@ -162,15 +129,22 @@ class RunReport:
             "pipeline": self.pipeline,
             "grid": self.grid,
             "stages": self.stage_totals(),
-            "per_tile": [t.to_dict() for t in self.tiles],
-            **self.extra,
         }
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        """Write the JSON report atomically."""
+        """Write the JSON report atomically (spooled per-tile records streamed one by one)."""
         target = Path(path)
         tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        if not self.tiles.spooled:  # (a subclass may have a form of its own)
+            tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+            os.replace(tmp, target)
+            return
+        head = json.dumps({**self._head(), **self.extra}, indent=1)
+        with open(tmp, "w") as fh:
+            fh.write(head[:-2] + ',\n "per_tile": [')
+            for number, record in enumerate(self.tiles):
+                fh.write(("\n  " if number == 0 else ",\n  ") + json.dumps(record.to_dict()))
+            fh.write("\n ]\n}\n")
         os.replace(tmp, target)
 
     #: What ``total``, ``done``, ``failed`` and ``skipped`` count.

@@ -6,17 +6,19 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, cast
 
 from tilewise import io
 from tilewise.errors import ResumeError
 from tilewise.executors.base import Done, Executor, Outcome, Supervision, Task
+from tilewise.executors.runs import map_in_runs
 from tilewise.geometry import Window
 from tilewise.runner.holes import check_fill, fill_failed, remove_sidecar, write_sidecar
-from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
+from tilewise.runner.journal import Journal, Receipts, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import working
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
-from tilewise.runner.report import STAGES, RunReport, TileRecord
+from tilewise.runner.report import STAGES, RunReport, TileRecord, TileRecords
 from tilewise.runner.work import TileCall, TileJob
 
 __all__ = ["execute_plan"]
@@ -27,6 +29,9 @@ log = logging.getLogger(__name__)
 #: Up to this many tiles, neighbouring tiles are kept on the same worker (the task list
 #: is then held in memory); beyond it tiles are handed out lazily in order.
 _LOCALITY_LIMIT = 100_000
+#: Over this many tiles, the report's per-tile records go to a file beside the output
+#: instead of memory (the main process's memory then stays flat in the number of tiles).
+_SPOOL_ABOVE = 10_000
 
 
 def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journal, bool]:
@@ -62,7 +67,7 @@ def _verify_journal(plan: Plan, journal: Journal) -> list[int]:
     sink = io.sink_class(plan.sink.format)(plan.sink)
     damaged = []
     try:
-        for index, entry in list(journal.done.items()):
+        for index, entry in journal.done.items():  # read from the file; forgetting is safe
             if not sink.verify(plan.grid.tile(index).core, entry.get("receipt", {})):
                 journal.forget(index)
                 damaged.append(index)
@@ -109,6 +114,8 @@ def execute_plan(
         executor=executor.describe(),
         total=len(plan.grid),
     )
+    if report.total > _SPOOL_ABOVE:
+        report.tiles = TileRecords(spool=Path(plan.sink.path).parent)
     damaged = _verify_journal(plan, journal) if resumed else []
     report.extra["redone_damaged"] = damaged
     report.skipped = len(journal.done)
@@ -121,8 +128,13 @@ def execute_plan(
     supervision = replace(supervision or executor.supervision, on_stall=bar.stalled)
     with working(report, journal, bar):
         tasks = (Task(t.index, t) for t in todo)
-        outcomes = executor.map_tasks(
-            call, tasks, locality=len(plan.grid) <= _LOCALITY_LIMIT, supervision=supervision
+        outcomes = map_in_runs(
+            executor,
+            call,
+            tasks,
+            count=report.total - report.skipped,
+            locality=len(plan.grid) <= _LOCALITY_LIMIT,
+            supervision=supervision,
         )
         for outcome in outcomes:
             if first_outcome is None:
@@ -222,5 +234,10 @@ def _fill_holes(plan: Plan, report: RunReport, fill: float) -> dict[int, dict[st
     return fill_failed(plan.sink, plan.grid, failed, fill)
 
 
-def _receipts(journal: Journal) -> dict[int, dict[str, object]]:
-    return {index: entry.get("receipt", {}) for index, entry in journal.done.items()}
+def _receipts(journal: Journal) -> dict[int, dict[str, Any]]:
+    """The finished tiles' receipts, read from the journal as the sink asks for them.
+
+    Not a dict: a million receipts would take ~200 MiB. Sinks only read it (``in``,
+    ``[]``, ``items()``, ``values()``), which :class:`Receipts` serves from the file.
+    """
+    return cast("dict[int, dict[str, Any]]", Receipts(journal.done))
