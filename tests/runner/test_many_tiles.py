@@ -27,7 +27,7 @@ def test_sigkill_of_the_main_process_then_resume_completes_many_quick_tiles(tmp_
     proc = start_cli(*args)
     wait_for_journal(out, TILES // 4, proc)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)  # reaps it and closes its pipes
     assert wait_session_empty(proc.pid) == []
     journaled = journal_lines(out)
     assert 0 < journaled < TILES
