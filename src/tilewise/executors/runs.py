@@ -109,6 +109,11 @@ def map_in_runs(
     Outcome
         One per task, as soon as it is known; attempts and history count a run
         that failed as a whole as one attempt of each of its tasks.
+
+    Notes
+    -----
+    An executor that replaces its workers every N tasks (``max_tasks_per_worker``)
+    gets every task alone: the limit is meant per tile, and a run would stretch it.
     """
     supervision = supervision or executor.supervision
     source = iter(tasks)
@@ -125,7 +130,9 @@ def map_in_runs(
     if remaining <= 0:
         return
     per_task = statistics.median(seconds) if seconds else TARGET_SECONDS
-    length = run_length(per_task, remaining, workers)
+    # a worker replaced every N tasks must be replaced every N tiles: runs would stretch that
+    recycled = executor.supervision.max_tasks_per_worker is not None
+    length = 1 if recycled else run_length(per_task, remaining, workers)
     if length == 1:
         log.debug("tasks take %.3f s each: one per dispatch", per_task)
         yield from executor.map_tasks(fn, source, locality=locality, supervision=supervision)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -92,6 +93,9 @@ class TileRecords:
                 self._file = tempfile.TemporaryFile(dir=spool, prefix=".tilewise-records-")  # noqa: SIM115
             except OSError as err:
                 raise OutputError(f"{spool}: cannot keep the tile records there: {err}") from err
+            # the report, and these records with it, may outlive the run: the file is closed
+            # when they go, explicitly rather than by the collector
+            weakref.finalize(self, self._file.close)
         #: The done tiles' pixels, and their seconds in each stage (when timed).
         self.pixels_done = 0
         self.stage_sums = [0.0] * len(STAGES)
