@@ -112,7 +112,9 @@ def run(
     """
     pipeline = as_pipeline(ops)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
-    startup = worker_options(executor, "run", (op.definition.locator for op in pipeline))
+    startup = worker_options(
+        executor, "run", (op.definition.locator for op in pipeline), paths=(src, dst)
+    )
     executor_options = {**startup, **executor_options}
     with Lifecycle(
         executor, workers=workers, supervision=supervision, report=report, **executor_options

@@ -10,7 +10,7 @@ from tilewise.executors import forkserver
 
 @pytest.fixture
 def started(monkeypatch):
-    calls: list[str] = []
+    calls: list[object] = []
     monkeypatch.setattr(forkserver, "start_forkserver", lambda work: calls.append(work))
     return calls
 
@@ -26,7 +26,13 @@ def started(monkeypatch):
 )
 def test_local_run_and_batch_start_the_server_with_their_worker_modules(started, argv, work):
     warm.start_for_argv(argv)
-    assert started == [work]
+    assert started == [forkserver.WORK_MODULES[work]]
+
+
+@pytest.mark.parametrize("output", ["b.zarr", "b.ZARR/"])
+def test_a_zarr_path_adds_the_zarr_module_to_the_preload(started, output):
+    warm.start_for_argv(["run", "a.tif", output, "--op", "invert"])
+    assert started == [(*forkserver.WORK_MODULES["run"], "tilewise.io._zarr")]
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,15 @@ def test_threshold_equals_cv2_threshold(dtype):
     np.testing.assert_array_equal(got, expected.astype(np.uint8))
 
 
+def test_threshold_of_nan_and_strided_bands_is_zero_or_255():
+    image = np.random.default_rng(3).random((31, 40, 3), dtype=np.float32)[:, ::2]
+    image[0, 0, 0] = np.nan
+    got = run("threshold:value=0.5", image)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, np.where(image > 0.5, 255, 0))
+    assert got[0, 0, 0] == 0
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
 def test_invert_equals_skimage(dtype):
     image = make_image(SHAPE, dtype)

@@ -176,7 +176,7 @@ def run(
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
-    start_workers_early(executor, "run")
+    start_workers_early(executor, "run", (input_path, output_path))
     from tilewise import api
 
     with reporting_errors(verbose):

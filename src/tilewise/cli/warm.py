@@ -15,13 +15,16 @@ from tilewise.executors import forkserver
 __all__ = ["start_for_argv", "start_workers_early"]
 
 
-def start_workers_early(executor: str, work: str) -> None:
+def start_workers_early(executor: str, work: str, paths: Sequence[str] = ()) -> None:
     """Start the fork server for ``work`` (``"run"``, ``"batch"``, ``"measure"``) for local workers.
 
-    Calling it again is harmless: the server starts once per process.
+    ``paths`` are the command's arguments: a Zarr input or output adds the Zarr
+    reader and writer to the preload. Calling it again is harmless: the server
+    starts once per process.
     """
     if executor == "local":
-        forkserver.start_forkserver(work)
+        work_modules = forkserver.WORK_MODULES[work]
+        forkserver.start_forkserver((*work_modules, *forkserver.modules_for_paths(paths)))
 
 
 def start_for_argv(args: Sequence[str]) -> None:
@@ -46,4 +49,4 @@ def start_for_argv(args: Sequence[str]) -> None:
             executor = args[index + 1]
         elif arg.startswith("--executor="):
             executor = arg.partition("=")[2]
-    start_workers_early(executor, "measure" if args[0] == "stats" else args[0])
+    start_workers_early(executor, "measure" if args[0] == "stats" else args[0], args[1:])

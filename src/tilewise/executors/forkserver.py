@@ -25,7 +25,9 @@ from multiprocessing import forkserver
 
 __all__ = [
     "BASE_PRELOAD",
+    "PATH_MODULES",
     "WORK_MODULES",
+    "modules_for_paths",
     "restart_forkserver",
     "start_forkserver",
     "worker_options",
@@ -45,7 +47,26 @@ WORK_MODULES = {
     "dask": ("tilewise.runner.work", "tifffile", "zarr"),
 }
 
+#: Modules the workers need for an input or output path, by its name's ending: Zarr's
+#: import is ~14 MiB and a few tenths of a second, paid once by the server, not per worker.
+PATH_MODULES = {".zarr": ("tilewise.io._zarr",)}
+
 _started = False
+
+
+def modules_for_paths(paths: Iterable[object]) -> tuple[str, ...]:
+    """The modules of :data:`PATH_MODULES` that the inputs and outputs ``paths`` need.
+
+    >>> modules_for_paths(["in.tif", "out.zarr/"])
+    ('tilewise.io._zarr',)
+    """
+    names = [str(path).rstrip("/").lower() for path in paths]
+    return tuple(
+        module
+        for suffix, modules in PATH_MODULES.items()
+        if any(name.endswith(suffix) for name in names)
+        for module in modules
+    )
 
 
 def preload(work: str | Iterable[str]) -> list[str]:
@@ -82,8 +103,11 @@ def restart_forkserver() -> None:
     forkserver.ensure_running()
 
 
-def worker_options(executor: object, work: str, op_locators: Iterable[str]) -> dict[str, object]:
-    """The local executor's start method and preload for ``work`` (a key of :data:`WORK_MODULES`).
+def worker_options(
+    executor: object, work: str, op_locators: Iterable[str], paths: Iterable[object] = ()
+) -> dict[str, object]:
+    """The local executor's start method and preload for ``work`` (a key of :data:`WORK_MODULES`)
+    on the inputs and outputs ``paths`` (see :func:`modules_for_paths`).
 
     Empty unless ``executor`` is ``"local"``. ``fork`` when an op lives in
     ``__main__`` (a script or notebook: a fresh process cannot import it by
@@ -94,4 +118,7 @@ def worker_options(executor: object, work: str, op_locators: Iterable[str]) -> d
     if executor != "local":
         return {}
     in_main = any(locator.startswith("__main__.") for locator in op_locators)
-    return {"start_method": "fork" if in_main else "forkserver", "preload": WORK_MODULES[work]}
+    return {
+        "start_method": "fork" if in_main else "forkserver",
+        "preload": (*WORK_MODULES[work], *modules_for_paths(paths)),
+    }

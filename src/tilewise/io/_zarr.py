@@ -23,6 +23,7 @@ from tilewise.geometry import Window
 from tilewise.io._checksum import file_crc32c
 from tilewise.io._reading import DECODE_ERRORS
 from tilewise.io._stacks import check_array_layout
+from tilewise.io._zarr_chunks import ChunkWriter
 from tilewise.io._zarr_store import ChecksumStore
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 from tilewise.io.georef import Georef
@@ -170,6 +171,20 @@ class ZarrSink(Sink):
         super().__init__(spec)
         self._store = ChecksumStore(spec.partial)
         self._array = zarr.open_array(self._store, mode="r+")
+        compress = spec.options["COMPRESS"]
+        self._chunk_writer = (
+            ChunkWriter(
+                spec.shape,
+                spec.chunks,
+                spec.bands,
+                spec.dtype,
+                compress,
+                spec.options.get("LEVEL", 0),
+                lambda key: chunk_file(spec.partial, key),
+            )
+            if ChunkWriter.supports(compress)
+            else None
+        )
 
     @classmethod
     def create(cls, spec: SinkSpec) -> None:
@@ -200,6 +215,17 @@ class ZarrSink(Sink):
         ]
 
     def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+        if self._chunk_writer is not None:
+            try:
+                chunks = self._chunk_writer.write(window, array)
+            except OSError as err:
+                where = err.filename or self.spec.partial
+                raise OutputError(f"{where}: cannot write: {err.strerror or err}") from err
+            if chunks is not None:
+                return {
+                    "chunks": {name: size for name, (size, _) in chunks.items()},
+                    "crc32c": {name: crc for name, (size, crc) in chunks.items() if size},
+                }
         try:
             self._array[window.slices] = array
         except OSError as err:
