@@ -32,14 +32,7 @@ from tilewise.collection.prepare import (
     verify_done,
 )
 from tilewise.collection.report import BatchReport, FileRecord
-from tilewise.collection.stack import (
-    StackSpec,
-    create_stack,
-    finalize_stack,
-    index_path,
-    stack_format,
-    write_index,
-)
+from tilewise.collection.stack import index_path, write_index
 from tilewise.collection.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
 from tilewise.errors import StackMismatchError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task
@@ -159,7 +152,7 @@ def batch(
         items = collect_mod.unique_outputs(items, format)
         formats = {collect_mod.output_format(item.name, None) for item in items}
     else:
-        formats = {stack_format(target)}
+        formats = {io.stack_format(target)}
     options = io.parse_options_for_formats(formats, creation_options or {})
     check_apart([os.fspath(a) for a in arguments], items, target, folder=out is not None)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
@@ -243,7 +236,11 @@ class _Batch:
         self.executor = lifecycle.executor
         self.progress = progress
         self.root = None if stack_mode else os.path.realpath(target)
-        self.stack: StackSpec | None = None
+        #: The stack, once created (by :meth:`_probe`) or reopened (by :meth:`prepare`).
+        self.stack: io.StackSpec | None = None
+        self.stack_options = self.options[io.stack_format(target)] if stack_mode else {}
+        #: New for every batch, so a worker never reuses a handle to an older stack of that name.
+        self.token = uuid.uuid4().hex
         self.large: list[tuple[int, tuple[int, ...]]] = []
         self.report = BatchReport(
             input=f"{len(items)} files",
@@ -270,18 +267,16 @@ class _Batch:
         """Create or reopen the output and its journal."""
         print_ = fingerprint(self.items, self.pipeline.specs(), self._output_print())
         if self.stack_mode:
-            spec = StackSpec(
-                path=str(self.target),
-                write_path=str(io.partial_path(self.target)),
-                format=stack_format(self.target),
+            prepared = prepare_stack(
+                self.target,
+                print_,
                 count=len(self.items),
-                row_shape=(),
-                dtype="",
-                options=self.options[stack_format(self.target)],
-                token=uuid.uuid4().hex,
+                options=self.stack_options,
+                token=self.token,
+                overwrite=overwrite,
+                resume=resume,
             )
-            prepared = prepare_stack(self.target, spec, print_, overwrite=overwrite, resume=resume)
-            self.stack = prepared.stack or spec
+            self.stack = prepared.stack
         else:
             prepared = prepare_tree(self.target, print_, overwrite=overwrite, resume=resume)
             self.root = os.path.realpath(self.target)
@@ -357,10 +352,18 @@ class _Batch:
                         failed.add(result.file)
             if found:
                 first = min(found, key=lambda r: r.file)
-                assert self.stack is not None
-                self.stack = create_stack(
-                    replace(self.stack, row_shape=first.shape, dtype=first.dtype)
+                fmt = io.stack_format(self.target)
+                stack = io.StackSpec.of(
+                    str(self.target),
+                    fmt,
+                    len(self.items),
+                    first.shape,
+                    first.dtype,
+                    self.stack_options,
+                    token=self.token,
                 )
+                io.stack_sink_class(fmt).create(stack)
+                self.stack = stack
                 self.report.extra["stack_set_by"] = self.items[first.file].source
                 return [i for i in todo if i not in failed]
         return []
@@ -531,9 +534,10 @@ class _Batch:
     def _finish(self, prepared: Prepared) -> None:
         report = self.report
         journal = prepared.journal
-        if self.stack is not None:
-            if self.stack.row_shape:
-                finalize_stack(self.stack)
+        if self.stack_mode:
+            if self.stack is not None:
+                # every row is already in place: a stack is finished without its receipts
+                io.stack_sink_class(self.stack.format).finalize(self.stack, {})
                 causes = {r.index: r.cause for r in report.failed_files}
                 rows = (
                     (
@@ -548,7 +552,7 @@ class _Batch:
                 write_index(index, rows)
                 report.extra["stack"] = {
                     "path": str(self.target),
-                    "shape": list(self.stack.shape),
+                    "shape": list(self.stack.stack_shape),
                     "dtype": self.stack.dtype,
                     "index": str(index),
                 }
