@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,7 @@ class ZarrSink(Sink):
         return True
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
+    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         final = Path(spec.path)
         try:
             if final.exists():
