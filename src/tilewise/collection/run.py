@@ -21,16 +21,10 @@ from typing import Any
 
 from tilewise import io
 from tilewise.collection import collect as collect_mod
+from tilewise.collection import prepare as setup
 from tilewise.collection.big import run_tiled, why_not_tiled
 from tilewise.collection.collect import Item, output_format
 from tilewise.collection.overlap import check_apart
-from tilewise.collection.prepare import (
-    Prepared,
-    fingerprint,
-    prepare_stack,
-    prepare_tree,
-    verify_done,
-)
 from tilewise.collection.report import BatchReport, FileRecord
 from tilewise.collection.stack import index_path, write_index
 from tilewise.collection.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
@@ -263,11 +257,11 @@ class _Batch:
             "options": self.options,
         }
 
-    def prepare(self, *, overwrite: bool, resume: bool) -> Prepared:
+    def prepare(self, *, overwrite: bool, resume: bool) -> setup.Prepared:
         """Create or reopen the output and its journal."""
-        print_ = fingerprint(self.items, self.pipeline.specs(), self._output_print())
+        print_ = setup.fingerprint(self.items, self.pipeline.specs(), self._output_print())
         if self.stack_mode:
-            prepared = prepare_stack(
+            prepared = setup.prepare_stack(
                 self.target,
                 print_,
                 count=len(self.items),
@@ -278,10 +272,10 @@ class _Batch:
             )
             self.stack = prepared.stack
         else:
-            prepared = prepare_tree(self.target, print_, overwrite=overwrite, resume=resume)
+            prepared = setup.prepare_tree(self.target, print_, overwrite=overwrite, resume=resume)
             self.root = os.path.realpath(self.target)
         if prepared.resumed:
-            self.report.extra["redone_damaged"] = verify_done(prepared, self.items, self.root)
+            self.report.extra["redone_damaged"] = setup.verify_done(prepared, self.items, self.root)
         self.report.skipped = len(prepared.journal.done)
         return prepared
 
@@ -302,7 +296,7 @@ class _Batch:
 
     # -- the run ----------------------------------------------------------------------------
 
-    def execute(self, prepared: Prepared, *, large_run: dict[str, Any]) -> BatchReport:
+    def execute(self, prepared: setup.Prepared, *, large_run: dict[str, Any]) -> BatchReport:
         """Run every unfinished file; finish the output; return the report."""
         journal = prepared.journal
         report = self.report
@@ -531,7 +525,7 @@ class _Batch:
 
     # -- the end ----------------------------------------------------------------------------
 
-    def _finish(self, prepared: Prepared) -> None:
+    def _finish(self, prepared: setup.Prepared) -> None:
         report = self.report
         journal = prepared.journal
         if self.stack_mode:
