@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import tifffile
@@ -198,9 +200,12 @@ class SinkTests:
     def test_receipts_verify_and_notice_damage(self, tmp_path):
         image = make_image((301, 257), self.dtype, self.bands)
         spec, _, sink, grid, receipts = self.write_all(tmp_path, image)
-        assert all(sink.verify(grid.tile(i).core, r) for i, r in receipts.items())
-        self.damage(spec, sink, grid)
-        assert not sink.verify(grid.tile(0).core, receipts[0])
+        try:
+            assert all(sink.verify(grid.tile(i).core, r) for i, r in receipts.items())
+            self.damage(spec, sink, grid)
+            assert not sink.verify(grid.tile(0).core, receipts[0])
+        finally:
+            sink.close()
 
     def damage(self, spec, sink, grid):
         raise NotImplementedError
@@ -294,6 +299,75 @@ class TestWholeZarr(WholeImageSinkTests):
     fmt = "zarr"
     bands = 3
     options = {"COMPRESS": "BLOSC", "LEVEL": 5}
+
+
+class StackSinkTests(SinkTests):
+    """Stacks (a batch's ``--stack``): the rows stacked downwards, one tile a whole row.
+
+    The 301 x 257 image is 7 rows of 43 x 257; each tile of the grid is one row.
+    """
+
+    rows = 7
+
+    def sink_class(self):
+        return io.stack_sink_class(self.fmt)
+
+    def spec(self, tmp_path, image):
+        row_shape = (image.shape[0] // self.rows, *image.shape[1:])
+        options = io.parse_creation_options(self.fmt, self.options)
+        path = str(tmp_path / f"out.{self.fmt}")
+        spec = io.StackSpec.of(path, self.fmt, self.rows, row_shape, self.dtype, options, token="t")
+        return spec, spec.chunks
+
+    def read(self, spec):
+        if self.fmt == "zarr":
+            import zarr
+
+            stack = np.asarray(zarr.open_array(spec.path, mode="r")[...])
+        else:
+            stack = np.load(spec.path)
+        assert stack.shape == spec.stack_shape and stack.dtype == spec.dtype
+        return stack.reshape(-1, *stack.shape[2:])
+
+    def test_only_whole_rows_are_written(self, tmp_path):
+        image = make_image((301, 257), self.dtype, self.bands)
+        spec, _ = self.spec(tmp_path, image)
+        cls = self.sink_class()
+        cls.create(spec)
+        sink = cls(spec)
+        try:
+            with pytest.raises(OutputError, match="a whole 43 x 257 row"):
+                sink.write(0, Window(10, 0, 43, 257), image[10:53])
+            with pytest.raises(OutputError, match="has 7 rows, not row 7"):
+                sink.write(7, spec.row_window(7), image[:43])
+            with pytest.raises(OutputError, match="the stack's rows are"):
+                sink.write(0, spec.row_window(0), image[:43, :, ...].astype("float64"))
+        finally:
+            sink.close()
+
+    def test_reopened_spec_equals_the_created_one(self, tmp_path):
+        image = make_image((301, 257), self.dtype, self.bands)
+        spec, _ = self.spec(tmp_path, image)
+        self.sink_class().create(spec)
+        again = io.reopen_stack(spec.path, str(spec.partial), self.rows, spec.options, token="t")
+        assert again == spec
+        with pytest.raises(OutputError, match="has 7 rows but there are 8 inputs"):
+            io.reopen_stack(spec.path, str(spec.partial), 8, spec.options, token="t")
+
+
+class TestNpyStackSink(StackSinkTests):
+    def damage(self, spec, sink, grid):
+        os.truncate(spec.partial, 200)  # the header and a little of row 0
+
+
+class TestZarrStackSink(StackSinkTests):
+    fmt = "zarr"
+    bands = 3
+    dtype = "uint16"
+    options = {"COMPRESS": "ZSTD", "LEVEL": 3}
+
+    def damage(self, spec, sink, grid):
+        (spec.partial / "c" / "0" / "0" / "0" / "0").unlink()
 
 
 def test_tiff_output_is_tiled_bigtiff_with_the_chosen_compression(tmp_path):

@@ -13,15 +13,15 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tilewise.collection.collect import Item
-from tilewise.collection.stack import StackSpec, open_existing, row_intact
 from tilewise.collection.write import output_intact
 from tilewise.errors import OutputError, OutputExistsError, ResumeError
-from tilewise.io import partial_path
+from tilewise.io import Sink, StackSpec, partial_path, reopen_stack, stack_sink_class
 from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 
 __all__ = ["Prepared", "fingerprint", "prepare_stack", "prepare_tree", "verify_done"]
@@ -86,16 +86,24 @@ def prepare_tree(out: Path, print_: dict[str, Any], *, overwrite: bool, resume: 
 
 
 def prepare_stack(
-    final: Path, spec: StackSpec, print_: dict[str, Any], *, overwrite: bool, resume: bool
+    final: Path,
+    print_: dict[str, Any],
+    *,
+    count: int,
+    options: Mapping[str, Any],
+    token: str,
+    overwrite: bool,
+    resume: bool,
 ) -> Prepared:
-    """Reopen a stack to resume (returned in :attr:`Prepared.stack`), or clear the way for one."""
+    """Reopen a stack of ``count`` rows to resume (returned in :attr:`Prepared.stack`), or
+    clear the way for one (created once the first file gives the rows' shape)."""
     partial = partial_path(final)
     jpath = journal_path(final)
     if resume and jpath.exists():
         journal = Journal.resume(jpath, print_)
         where = partial if partial.exists() else final if final.exists() else None
         if where is not None:
-            reopened = open_existing(replace(spec, write_path=str(where)))
+            reopened = reopen_stack(str(final), str(where), count, options, token=token)
             return Prepared(journal, True, reopened)
         if journal.done:
             raise ResumeError(
@@ -116,19 +124,26 @@ def prepare_stack(
 def verify_done(prepared: Prepared, items: list[Item], root: str | None) -> list[int]:
     """Forget journaled files whose output is gone or changed (cheap checks: sizes only)."""
     journal = prepared.journal
+    stack = prepared.stack
+    sink: Sink | None = None if stack is None else stack_sink_class(stack.format)(stack)
     damaged = []
-    for index, entry in list(journal.done.items()):
-        receipt = entry.get("r", {})
-        if index >= len(items):
-            intact = False
-        elif prepared.stack is not None:
-            intact = row_intact(prepared.stack, index, receipt)
-        else:
-            assert root is not None
-            intact = output_intact(root, items[index].name, receipt)
-        if not intact:
-            journal.forget(index)
-            damaged.append(index)
+    try:
+        for index, entry in list(journal.done.items()):
+            receipt = entry.get("r", {})
+            if index >= len(items):
+                intact = False
+            elif sink is not None:
+                assert stack is not None
+                intact = sink.verify(stack.row_window(index), receipt)
+            else:
+                assert root is not None
+                intact = output_intact(root, items[index].name, receipt)
+            if not intact:
+                journal.forget(index)
+                damaged.append(index)
+    finally:
+        if sink is not None:
+            sink.close()
     if damaged:
         log.warning(
             "%d file(s) listed as done have a missing or changed output and will be redone: %s",

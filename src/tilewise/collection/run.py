@@ -21,25 +21,12 @@ from typing import Any
 
 from tilewise import io
 from tilewise.collection import collect as collect_mod
+from tilewise.collection import prepare as setup
 from tilewise.collection.big import run_tiled, why_not_tiled
 from tilewise.collection.collect import Item, output_format
 from tilewise.collection.overlap import check_apart
-from tilewise.collection.prepare import (
-    Prepared,
-    fingerprint,
-    prepare_stack,
-    prepare_tree,
-    verify_done,
-)
 from tilewise.collection.report import BatchReport, FileRecord
-from tilewise.collection.stack import (
-    StackSpec,
-    create_stack,
-    finalize_stack,
-    index_path,
-    stack_format,
-    write_index,
-)
+from tilewise.collection.stack import index_path, write_index
 from tilewise.collection.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
 from tilewise.errors import StackMismatchError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task
@@ -159,7 +146,7 @@ def batch(
         items = collect_mod.unique_outputs(items, format)
         formats = {collect_mod.output_format(item.name, None) for item in items}
     else:
-        formats = {stack_format(target)}
+        formats = {io.stack_format(target)}
     options = io.parse_options_for_formats(formats, creation_options or {})
     check_apart([os.fspath(a) for a in arguments], items, target, folder=out is not None)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
@@ -243,7 +230,11 @@ class _Batch:
         self.executor = lifecycle.executor
         self.progress = progress
         self.root = None if stack_mode else os.path.realpath(target)
-        self.stack: StackSpec | None = None
+        #: The stack, once created (by :meth:`_probe`) or reopened (by :meth:`prepare`).
+        self.stack: io.StackSpec | None = None
+        self.stack_options = self.options[io.stack_format(target)] if stack_mode else {}
+        #: New for every batch, so a worker never reuses a handle to an older stack of that name.
+        self.token = uuid.uuid4().hex
         self.large: list[tuple[int, tuple[int, ...]]] = []
         self.report = BatchReport(
             input=f"{len(items)} files",
@@ -266,27 +257,25 @@ class _Batch:
             "options": self.options,
         }
 
-    def prepare(self, *, overwrite: bool, resume: bool) -> Prepared:
+    def prepare(self, *, overwrite: bool, resume: bool) -> setup.Prepared:
         """Create or reopen the output and its journal."""
-        print_ = fingerprint(self.items, self.pipeline.specs(), self._output_print())
+        print_ = setup.fingerprint(self.items, self.pipeline.specs(), self._output_print())
         if self.stack_mode:
-            spec = StackSpec(
-                path=str(self.target),
-                write_path=str(io.partial_path(self.target)),
-                format=stack_format(self.target),
+            prepared = setup.prepare_stack(
+                self.target,
+                print_,
                 count=len(self.items),
-                row_shape=(),
-                dtype="",
-                options=self.options[stack_format(self.target)],
-                token=uuid.uuid4().hex,
+                options=self.stack_options,
+                token=self.token,
+                overwrite=overwrite,
+                resume=resume,
             )
-            prepared = prepare_stack(self.target, spec, print_, overwrite=overwrite, resume=resume)
-            self.stack = prepared.stack or spec
+            self.stack = prepared.stack
         else:
-            prepared = prepare_tree(self.target, print_, overwrite=overwrite, resume=resume)
+            prepared = setup.prepare_tree(self.target, print_, overwrite=overwrite, resume=resume)
             self.root = os.path.realpath(self.target)
         if prepared.resumed:
-            self.report.extra["redone_damaged"] = verify_done(prepared, self.items, self.root)
+            self.report.extra["redone_damaged"] = setup.verify_done(prepared, self.items, self.root)
         self.report.skipped = len(prepared.journal.done)
         return prepared
 
@@ -307,7 +296,7 @@ class _Batch:
 
     # -- the run ----------------------------------------------------------------------------
 
-    def execute(self, prepared: Prepared, *, large_run: dict[str, Any]) -> BatchReport:
+    def execute(self, prepared: setup.Prepared, *, large_run: dict[str, Any]) -> BatchReport:
         """Run every unfinished file; finish the output; return the report."""
         journal = prepared.journal
         report = self.report
@@ -357,10 +346,18 @@ class _Batch:
                         failed.add(result.file)
             if found:
                 first = min(found, key=lambda r: r.file)
-                assert self.stack is not None
-                self.stack = create_stack(
-                    replace(self.stack, row_shape=first.shape, dtype=first.dtype)
+                fmt = io.stack_format(self.target)
+                stack = io.StackSpec.of(
+                    str(self.target),
+                    fmt,
+                    len(self.items),
+                    first.shape,
+                    first.dtype,
+                    self.stack_options,
+                    token=self.token,
                 )
+                io.stack_sink_class(fmt).create(stack)
+                self.stack = stack
                 self.report.extra["stack_set_by"] = self.items[first.file].source
                 return [i for i in todo if i not in failed]
         return []
@@ -528,12 +525,13 @@ class _Batch:
 
     # -- the end ----------------------------------------------------------------------------
 
-    def _finish(self, prepared: Prepared) -> None:
+    def _finish(self, prepared: setup.Prepared) -> None:
         report = self.report
         journal = prepared.journal
-        if self.stack is not None:
-            if self.stack.row_shape:
-                finalize_stack(self.stack)
+        if self.stack_mode:
+            if self.stack is not None:
+                # every row is already in place: a stack is finished without its receipts
+                io.stack_sink_class(self.stack.format).finalize(self.stack, {})
                 causes = {r.index: r.cause for r in report.failed_files}
                 rows = (
                     (
@@ -548,7 +546,7 @@ class _Batch:
                 write_index(index, rows)
                 report.extra["stack"] = {
                     "path": str(self.target),
-                    "shape": list(self.stack.shape),
+                    "shape": list(self.stack.stack_shape),
                     "dtype": self.stack.dtype,
                     "index": str(index),
                 }

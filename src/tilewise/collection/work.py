@@ -19,11 +19,11 @@ from typing import Any, NamedTuple
 import numpy.typing as npt
 
 from tilewise.collection.collect import output_format
-from tilewise.collection.stack import StackSpec, mismatch, write_row
+from tilewise.collection.stack import mismatch
 from tilewise.collection.write import write_output
 from tilewise.errors import InputError, TilewiseError
 from tilewise.geometry import Window
-from tilewise.io import SourceSpec, open_source
+from tilewise.io import SourceSpec, StackSpec, cached_sink, open_source
 from tilewise.io.georef import Georef
 from tilewise.pipeline import Pipeline
 from tilewise.runner.georef import GEOREF_FORMATS
@@ -127,7 +127,7 @@ def process_file(job: BatchJob, index: int, source: str, name: str) -> FileResul
                 return FileResult(
                     index, MISMATCH, cause=wrong, shape=shape, dtype=result.dtype.name
                 )
-            receipt = write_row(job.stack, index, result)
+            receipt = cached_sink(job.stack).write(index, job.stack.row_window(index), result)
         else:
             assert job.root is not None
             fmt = output_format(name, None)

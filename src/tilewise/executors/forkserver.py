@@ -42,7 +42,7 @@ BASE_PRELOAD = ("tilewise.executors._native_threads", "tilewise.executors._worke
 #: of a Dask worker (:mod:`tilewise.executors._dask_isolation`).
 WORK_MODULES = {
     "run": ("tilewise.runner.work", "tilewise.io._tiff"),
-    "batch": ("tilewise.collection.work", "tilewise.io._tiff_whole"),
+    "batch": ("tilewise.collection.work", "tilewise.io._tiff_whole", "tilewise.io._npy"),
     "measure": ("tilewise.runner.measure_work", "tilewise.io._tiff"),
     "dask": ("tilewise.runner.work", "tifffile", "zarr"),
 }

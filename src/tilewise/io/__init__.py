@@ -16,6 +16,13 @@ from tilewise.io._formats import (
     parse_creation_options,
     parse_options_for_formats,
 )
+from tilewise.io._stack import (
+    StackSink,
+    StackSpec,
+    reopen_stack,
+    stack_format,
+    stack_sink_class,
+)
 from tilewise.io._whole import image_intact, write_image
 from tilewise.io.base import (
     DEFAULT_MAX_PIXELS,
@@ -39,6 +46,8 @@ __all__ = [
     "SinkSpec",
     "Source",
     "SourceSpec",
+    "StackSink",
+    "StackSpec",
     "align_tile",
     "cached_sink",
     "cached_source",
@@ -49,8 +58,11 @@ __all__ = [
     "parse_creation_options",
     "parse_options_for_formats",
     "partial_path",
+    "reopen_stack",
     "sink_chunks",
     "sink_class",
+    "stack_format",
+    "stack_sink_class",
     "stored_size",
     "write_image",
 ]
@@ -240,12 +252,17 @@ def cached_source(spec: SourceSpec) -> Source:
 
 
 def cached_sink(spec: SinkSpec) -> Sink:
-    """Open the partial output of ``spec`` for writing, once per process."""
+    """Open the partial output of ``spec`` for writing, once per process (a stack's too)."""
     key = (spec.path, spec.token)
     sink = _sinks.get(key)
     if sink is None:
         for old in _sinks.values():
             old.close()
         _sinks.clear()
-        sink = _sinks[key] = sink_class(spec.format)(spec)
+        cls = (
+            stack_sink_class(spec.format)
+            if isinstance(spec, StackSpec)
+            else sink_class(spec.format)
+        )
+        sink = _sinks[key] = cls(spec)
     return sink

@@ -1,19 +1,23 @@
-"""NumPy ``.npy`` files: memory-mapped windowed reads and concurrent region writes."""
+"""NumPy ``.npy`` files: memory-mapped windowed reads, concurrent region writes, and stacks."""
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from tilewise.errors import CorruptInputError, ImageTooLargeError, OutputError, UsageError
 from tilewise.geometry import Window
+from tilewise.io._stack import StackSink, StackSpec
 from tilewise.io._stacks import check_array_layout
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 
-__all__ = ["NpySink", "NpySource"]
+__all__ = ["NpySink", "NpySource", "NpyStackSink"]
 
 
 class NpySource(Source):
@@ -83,7 +87,7 @@ class NpySink(Sink):
         return zlib.crc32(region.data) == receipt["crc32"]
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
+    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         final = Path(spec.path)
         try:
             os.replace(spec.partial, final)
@@ -91,3 +95,87 @@ class NpySink(Sink):
             raise OutputError(
                 f"{final}: cannot move the finished output into place: {err}"
             ) from err
+
+
+def _header(fh: BinaryIO) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """Shape, dtype and data offset of the ``.npy`` file open as ``fh`` (read from its header)."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f".npy format version {version[0]}.{version[1]}, not 1.0 or 2.0")
+    if fortran:
+        raise ValueError("the array is in Fortran order")
+    return tuple(int(s) for s in shape), np.dtype(dtype), fh.tell()
+
+
+class NpyStackSink(StackSink):
+    """A stack as one ``.npy`` file: created sized (sparse), each row ``pwrite`` at its offset.
+
+    Rows are disjoint byte ranges, so workers write concurrently; nothing is
+    memory-mapped. The receipt is empty: :meth:`verify` can only check that the
+    file still holds the row's bytes (a truncated stack), not what they are.
+    """
+
+    def __init__(self, spec: SinkSpec) -> None:
+        super().__init__(spec)
+        stack = self.spec
+        try:
+            self._file = open(stack.partial, "r+b", buffering=0)  # noqa: SIM115 - closed by close()
+        except OSError as err:
+            raise OutputError(
+                f"{stack.path}: cannot open the stack to write its rows: {err.strerror or err}"
+            ) from err
+        try:
+            shape, dtype, self._offset = _header(self._file)
+        except (OSError, ValueError) as err:
+            self._file.close()
+            raise OutputError(
+                f"{stack.path}: the stack's .npy header is unreadable ({err})"
+            ) from err
+        if shape != stack.stack_shape or dtype != self._dtype:
+            self._file.close()
+            raise OutputError(
+                f"{stack.path}: the stack on disk is {shape} {dtype.name}, not the "
+                f"{stack.stack_shape} {stack.dtype} this batch made; start again with --overwrite"
+            )
+        self._fd = self._file.fileno()
+        self._row_bytes = math.prod(stack.row_shape) * dtype.itemsize
+
+    @classmethod
+    def create(cls, spec: SinkSpec) -> None:
+        stack = StackSpec.require(spec)
+        target = stack.partial
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            array = np.lib.format.open_memmap(
+                target, mode="w+", dtype=np.dtype(stack.dtype), shape=stack.stack_shape
+            )
+            del array
+        except OSError as err:
+            raise OutputError(f"{stack.path}: cannot create the stack: {err}") from err
+
+    @classmethod
+    def layout(cls, path: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+        with open(path, "rb") as fh:
+            shape, dtype, _ = _header(fh)
+        return shape, dtype
+
+    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+        row = self._row(window, array)
+        data = np.ascontiguousarray(array)
+        written = os.pwrite(self._fd, data.data.cast("B"), self._offset + row * self._row_bytes)
+        if written != self._row_bytes:
+            raise OutputError(
+                f"{self.spec.path}: short write of row {row} ({written} of {self._row_bytes} bytes)"
+            )
+        return {}
+
+    def verify(self, window: Window, receipt: Receipt) -> bool:
+        end = self._offset + (self._row(window) + 1) * self._row_bytes
+        return os.fstat(self._fd).st_size >= end
+
+    def close(self) -> None:
+        self._file.close()

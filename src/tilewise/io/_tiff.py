@@ -459,7 +459,7 @@ class TiffSink(Sink):
         )
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
+    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         partial = spec.partial
         where: dict[int, tuple[str, int, int]] = {}
         for receipt in receipts.values():

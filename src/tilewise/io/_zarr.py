@@ -1,9 +1,13 @@
-"""Zarr v3 arrays: windowed reads, and concurrent chunk-aligned writes by the workers."""
+"""Zarr v3 arrays: windowed reads, concurrent chunk-aligned writes by the workers, and stacks.
+
+The chunk key layout (:func:`chunk_file`) is known here only.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +26,22 @@ from tilewise.errors import (
 from tilewise.geometry import Window
 from tilewise.io._checksum import file_crc32c
 from tilewise.io._reading import DECODE_ERRORS
+from tilewise.io._stack import StackSink, StackSpec
 from tilewise.io._stacks import check_array_layout
 from tilewise.io._zarr_chunks import ChunkWriter
 from tilewise.io._zarr_store import ChecksumStore
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 from tilewise.io.georef import Georef
 
-__all__ = ["ZarrSink", "ZarrSource", "chunk_file", "compressor", "write_whole_zarr", "zarr_chunks"]
+__all__ = [
+    "ZarrSink",
+    "ZarrSource",
+    "ZarrStackSink",
+    "chunk_file",
+    "compressor",
+    "write_whole_zarr",
+    "zarr_chunks",
+]
 
 #: Strip layouts span a whole dimension; chunks along it needn't be that long.
 _MAX_CHUNK = 4096
@@ -263,7 +276,7 @@ class ZarrSink(Sink):
         return True
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
+    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         final = Path(spec.path)
         try:
             if final.exists():
@@ -273,3 +286,58 @@ class ZarrSink(Sink):
             raise OutputError(
                 f"{final}: cannot move the finished output into place: {err}"
             ) from err
+
+
+class ZarrStackSink(StackSink):
+    """A stack as a Zarr v3 array of one chunk per row, so each row is its own chunk file.
+
+    The receipt is the size of the row's chunk file (0: an all-zero row, which
+    Zarr does not store and reads back as the fill value).
+    """
+
+    def __init__(self, spec: SinkSpec) -> None:
+        super().__init__(spec)
+        self._array = zarr.open_array(self.spec.partial, mode="r+")
+
+    @classmethod
+    def create(cls, spec: SinkSpec) -> None:
+        stack = StackSpec.require(spec)
+        codec = compressor(stack.options)
+        try:
+            stack.partial.parent.mkdir(parents=True, exist_ok=True)
+            zarr.create_array(
+                stack.partial,
+                shape=stack.stack_shape,
+                dtype=stack.dtype,
+                chunks=(1, *stack.row_shape),
+                compressors=None if codec is None else [codec],
+                fill_value=0,
+                overwrite=True,
+            )
+        except OSError as err:
+            raise OutputError(f"{stack.path}: cannot create the stack: {err}") from err
+
+    @classmethod
+    def layout(cls, path: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+        array = zarr.open_array(path, mode="r")
+        return tuple(int(s) for s in array.shape), np.dtype(array.dtype)
+
+    def _chunk(self, row: int) -> Path:
+        return chunk_file(self.spec.partial, (row, *[0] * len(self.spec.row_shape)))
+
+    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+        row = self._row(window, array)
+        self._array[row] = array
+        try:
+            return {"size": os.path.getsize(self._chunk(row))}
+        except FileNotFoundError:  # an all-zero row is not stored (it reads back as the fill value)
+            return {"size": 0}
+
+    def verify(self, window: Window, receipt: Receipt) -> bool:
+        row = self._row(window)
+        if not receipt.get("size"):
+            return True
+        try:
+            return os.path.getsize(self._chunk(row)) == receipt["size"]
+        except OSError:
+            return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,8 +222,13 @@ class Sink(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
-        """Turn the partial output into the final one, atomically (main process)."""
+    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+        """Turn the partial output into the final one, atomically (main process).
+
+        ``receipts`` maps each written tile to its receipt; it may be read from the
+        journal as it is asked for, so a sink only reads it, and in one pass
+        (``values()``/``items()``) when it needs them all.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""

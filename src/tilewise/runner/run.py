@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
 
 from tilewise import io
 from tilewise.errors import ResumeError
@@ -150,7 +150,7 @@ def execute_plan(
         holes = _fill_holes(plan, report, fill) if allow_failed and _only_failed(report) else {}
         if report.ok or holes:
             finalizing = time.perf_counter()
-            io.sink_class(plan.sink.format).finalize(plan.sink, {**_receipts(journal), **holes})
+            io.sink_class(plan.sink.format).finalize(plan.sink, _receipts(journal, holes))
             journal.remove()
             if holes:
                 failed = [t.window for t in report.failures]
@@ -234,10 +234,12 @@ def _fill_holes(plan: Plan, report: RunReport, fill: float) -> dict[int, dict[st
     return fill_failed(plan.sink, plan.grid, failed, fill)
 
 
-def _receipts(journal: Journal) -> dict[int, dict[str, Any]]:
+def _receipts(journal: Journal, holes: dict[int, io.Receipt]) -> Mapping[int, io.Receipt]:
     """The finished tiles' receipts, read from the journal as the sink asks for them.
 
     Not a dict: a million receipts would take ~200 MiB. Sinks only read it (``in``,
     ``[]``, ``items()``, ``values()``), which :class:`Receipts` serves from the file.
+    The receipts of filled holes (``--allow-failed``) are merged into a dict.
     """
-    return cast("dict[int, dict[str, Any]]", Receipts(journal.done))
+    receipts = Receipts(journal.done)
+    return {**receipts, **holes} if holes else receipts
