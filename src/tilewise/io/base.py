@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,21 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
         """Turn the partial output into the final one, atomically (main process)."""
+
+    @classmethod
+    def finalize_with(
+        cls,
+        spec: SinkSpec,
+        receipts: dict[int, Receipt],
+        run: Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]],
+    ) -> None:
+        """:meth:`finalize`, given ``run(fn, payloads)`` to do work in parallel first.
+
+        ``run`` returns ``fn(payload)`` for each payload, in order, computed by the
+        run's executor (it raises if a payload fails on every attempt). Outputs that
+        need work after the tiles (a COG's overviews) use it; the rest just finalize.
+        """
+        cls.finalize(spec, receipts)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
