@@ -8,10 +8,11 @@ inside it. What one pixel of a level is, with ``resampling``:
 ``nearest``
     The top-left pixel of the four, as it is (nodata stays nodata).
 ``average``
-    The mean of those of the four that are valid (not nodata, not NaN), computed in
-    float64; integers are rounded to the nearest value, halves up
-    (``floor(mean + 0.5)``). None valid: nodata (NaN for floating-point pixels without
-    a nodata value).
+    The mean of those of the four that are valid (not nodata, not NaN). Integers are
+    rounded to the nearest value, halves up (``floor(mean + 0.5)``), exactly in
+    integer arithmetic up to 32 bits, in float64 for 64-bit integers; floating-point
+    pixels are summed in float64 and the mean rounded to their type. None valid:
+    nodata (NaN for floating-point pixels without a nodata value).
 ``mode``
     The most frequent valid value of the four; a tie goes to the smallest value.
     None valid: as for ``average``.
@@ -61,45 +62,82 @@ def level_shapes(shape: tuple[int, int], block: tuple[int, int]) -> list[tuple[i
     return shapes
 
 
-def _quads(image: Array, fill: Any) -> tuple[Array, Array]:
-    """``image`` padded to even sides with ``fill``; the four pixels of each 2 x 2 block on a
-    new last axis, and whether each lies inside the image."""
+def _views(image: Array, nodata: float | None) -> tuple[list[Array], list[Array | None]]:
+    """The four pixels of each 2 x 2 block as four strided views (padded to even sides),
+    and whether each is valid: inside the image, not nodata, not NaN (None: all are)."""
     height, width = image.shape[:2]
-    rest = image.shape[2:]
-    out_h, out_w = -(-height // 2), -(-width // 2)
-    padded = np.full((2 * out_h, 2 * out_w, *rest), fill, dtype=image.dtype)
-    padded[:height, :width] = image
-    inside = np.zeros((2 * out_h, 2 * out_w), dtype=bool)
-    inside[:height, :width] = True
+    odd_rows, odd_cols = height % 2, width % 2
+    padded = image
+    if odd_rows or odd_cols:
+        padded = np.zeros((height + odd_rows, width + odd_cols, *image.shape[2:]), image.dtype)
+        padded[:height, :width] = image
+    by_value = nodata is not None and not np.isnan(nodata)
+    views: list[Array] = []
+    valids: list[Array | None] = []
+    for dr in (0, 1):
+        for dc in (0, 1):
+            view = padded[dr::2, dc::2]
+            valid = ~np.isnan(view) if image.dtype.kind == "f" else None
+            if by_value:
+                valid = view != nodata if valid is None else valid & (view != nodata)
+            if (dr and odd_rows) or (dc and odd_cols):
+                valid = np.ones(view.shape, bool) if valid is None else valid
+                if dr and odd_rows:
+                    valid[-1] = False
+                if dc and odd_cols:
+                    valid[:, -1] = False
+            views.append(view)
+            valids.append(valid)
+    return views, valids
 
-    def split(array: Array) -> Array:
-        extra = array.shape[2:]
-        blocks = array.reshape(out_h, 2, out_w, 2, *extra)
-        order = (0, 2, *range(4, 4 + len(extra)), 1, 3)
-        return blocks.transpose(order).reshape(out_h, out_w, *extra, 4)
 
-    inside4 = split(inside)
-    if rest:
-        inside4 = np.broadcast_to(inside4[:, :, None, :], (out_h, out_w, *rest, 4))
-    return split(padded), inside4
+def _average(views: list[Array], valids: list[Array | None], dtype: np.dtype[Any]) -> Array:
+    """Mean of the valid pixels; integers of up to 32 bits exactly in int64, others in float64."""
+    exact = dtype.kind in "iu" and dtype.itemsize <= 4
+    total = np.zeros(views[0].shape, np.int64 if exact else np.float64)
+    count = np.zeros(views[0].shape, np.int64)
+    for view, valid in zip(views, valids, strict=True):
+        if valid is None:
+            total += view
+            count += 1
+        else:
+            total += np.where(valid, view, 0)
+            count += valid
+    some = np.maximum(count, 1)
+    if exact:  # floor(total / count + 1/2), in integers
+        out = (2 * total + some) // (2 * some)
+    elif dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        out = np.clip(np.floor(total / some + 0.5), info.min, info.max)
+    else:
+        out = total / some
+    result: Array = out.astype(dtype)
+    return result
 
 
-def _valid(values: Array, inside: Array, nodata: float | None) -> Array:
-    valid = inside.copy()
-    if values.dtype.kind == "f":
-        valid &= ~np.isnan(values)
-    if nodata is not None and not np.isnan(nodata):
-        valid &= values != nodata
-    return valid
+def _mode(views: list[Array], valids: list[Array | None], dtype: np.dtype[Any]) -> Array:
+    """Most frequent valid pixel, the smallest of the most frequent on a tie."""
+    oks = [np.ones(views[0].shape, bool) if v is None else v for v in valids]
+    votes = [np.zeros(views[0].shape, np.int8) for _ in views]
+    for i in range(4):
+        votes[i] += oks[i]
+        for j in range(i + 1, 4):
+            same = (views[i] == views[j]) & oks[i] & oks[j]
+            votes[i] += same
+            votes[j] += same
+    best = np.maximum(np.maximum(votes[0], votes[1]), np.maximum(votes[2], votes[3]))
+    top = np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+    out = np.full(views[0].shape, top, dtype=dtype)
+    for view, vote, ok in zip(views, votes, oks, strict=True):
+        np.copyto(out, np.minimum(out, view), where=ok & (vote == best))
+    return out
 
 
 def _empty_value(dtype: np.dtype[Any], nodata: float | None) -> Any:
     """What a pixel with no valid source pixel becomes."""
     if nodata is not None:
         return nodata
-    if dtype.kind == "f":
-        return np.nan
-    return 0  # unreachable: integers without nodata have a valid pixel in every block
+    return np.nan  # floats only: integers without nodata have a valid pixel in every block
 
 
 def reduce2(image: Array, resampling: str, nodata: float | None = None) -> Array:
@@ -128,26 +166,14 @@ def reduce2(image: Array, resampling: str, nodata: float | None = None) -> Array
         return np.ascontiguousarray(image[::2, ::2])
     if resampling not in RESAMPLINGS:
         raise UsageError(f"unknown overview resampling {resampling!r}; use {RESAMPLINGS}")
-    dtype = image.dtype
-    values, inside = _quads(image, 0)
-    valid = _valid(values, inside, nodata)
-    count = valid.sum(axis=-1)
-    none = count == 0
+    views, valids = _views(image, nodata)
     if resampling == "average":
-        total = np.where(valid, values.astype(np.float64), 0.0).sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = total / count
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            mean = np.clip(np.floor(mean + 0.5), info.min, info.max)
-        out = np.where(none, 0, mean).astype(dtype)
+        out = _average(views, valids, image.dtype)
     else:
-        same = values[..., :, None] == values[..., None, :]
-        votes = (same & valid[..., :, None] & valid[..., None, :]).sum(axis=-1)
-        best = votes.max(axis=-1, keepdims=True)
-        top = np.inf if dtype.kind == "f" else np.iinfo(dtype).max
-        candidates = np.where(valid & (votes == best), values, np.array(top, dtype=dtype))
-        out = candidates.min(axis=-1)
-    if none.any():
-        out[none] = _empty_value(dtype, nodata)
+        out = _mode(views, valids, image.dtype)
+    checked = [valid for valid in valids if valid is not None]
+    if len(checked) == 4:  # else one of the four is valid in every block
+        none = ~(checked[0] | checked[1] | checked[2] | checked[3])
+        if none.any():
+            out[none] = _empty_value(image.dtype, nodata)
     return out
