@@ -128,10 +128,10 @@ class _LevelSink(TiffSink):
 
     def __init__(self, spec: SinkSpec, level: int) -> None:
         super().__init__(spec)
-        self._level = level
+        self._overview = level
 
     def _spool_name(self, tile_index: int) -> str:
-        return f"ovr{self._level:02d}-{tile_index:07d}.seg"
+        return f"ovr{self._overview:02d}-{tile_index:07d}.seg"
 
 
 @dataclass(frozen=True, slots=True)
