@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from tests.io.test_raster import UTM, write_raster
 from tilewise import api
 from tilewise.cli.app import cli
+from tilewise.collection import batch
+from tilewise.errors import UsageError
 from tilewise.io._overviews import level_shapes, reduce2
 
 rasterio = pytest.importorskip("rasterio")
@@ -225,3 +227,15 @@ def test_cog_options_it_cannot_honour_are_refused_before_work(tmp_path, args, me
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1 or "Usage:" in result.output
     assert not (tmp_path / out).exists()
+
+
+def test_batch_does_not_take_the_cog_format(tmp_path):
+    src = write_raster(tmp_path / "in.tif", np.zeros((40, 40), np.uint8))
+    out = str(tmp_path / "out")
+    result = CliRunner().invoke(
+        cli, ["batch", str(src), "--out", out, "--op", "invert", "--format", "cog"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "'cog' is not one of tiff, png, jpeg, npy, zarr" in result.output
+    with pytest.raises(UsageError, match="written by 'tilewise run --format cog'"):
+        batch([src], ops=["invert"], out=tmp_path / "out", format="cog", executor="serial")
