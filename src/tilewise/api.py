@@ -44,6 +44,7 @@ def run(
     fill: float = 0,
     drop_georef: bool = False,
     dst_nodata: float | None = None,
+    format: str | None = None,
     **executor_options: Any,
 ) -> RunReport:
     """Run a pipeline over an image too big for memory, tile by tile, in parallel.
@@ -58,7 +59,8 @@ def run(
         Input image: TIFF/BigTIFF (tiled or striped), Zarr v3 array, ``.npy``, PNG or JPEG,
         or (with ``tilewise[geo]``) any raster GDAL reads; the content decides the reader.
     dst
-        Output path; the format comes from the extension (``.tif``, ``.zarr``, ``.npy``).
+        Output path; the format comes from the extension (``.tif``, ``.zarr``, ``.npy``)
+        unless ``format`` names it.
     ops
         Ops as strings (``"gaussian:sigma=4"``), functions (decorated with
         :func:`tilewise.op` to declare halo, dtype and bands), any picklable
@@ -104,6 +106,13 @@ def run(
         ops map them, and a ``.npy`` output, which cannot hold them, is refused.
     dst_nodata
         The output's nodata value (default: the input's, as the ops map it).
+    format
+        The output format, when the extension does not say it: ``"cog"`` writes a
+        Cloud Optimized GeoTIFF (``.tif``): tiled, with overviews built after the
+        tiles, in parallel, resampled as ``creation_options["OVERVIEW_RESAMPLING"]``
+        says (``"nearest"``, ``"average"`` or ``"mode"``; default nearest for integer
+        pixels, average for floats). ``"tiff"``, ``"zarr"`` and ``"npy"`` are the
+        extensions' formats.
 
     Returns
     -------
@@ -130,6 +139,7 @@ def run(
             max_whole_pixels=max_whole_pixels,
             drop_georef=drop_georef,
             dst_nodata=dst_nodata,
+            format=format,
         )
         if has_user_ops(pipeline):  # their declarations are checked on the first tile
             check_first_tile(the_plan, lifecycle.executor)

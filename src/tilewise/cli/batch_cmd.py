@@ -31,7 +31,7 @@ class _OutputFormat(click.ParamType):
     def _names() -> list[str]:
         from tilewise.io import FORMATS
 
-        return list(FORMATS)
+        return [name for name, fmt in FORMATS.items() if fmt.whole]
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return f"[{'|'.join(self._names())}]"

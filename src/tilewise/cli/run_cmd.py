@@ -76,6 +76,24 @@ tiling_options = [
     "BLOCKXSIZE, BLOCKYSIZE, BIGTIFF=YES|NO|IF_NEEDED.",
 )
 @click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tiff", "cog", "zarr", "npy"]),
+    default=None,
+    help="Output format [default: OUTPUT's extension's]. cog: a Cloud Optimized GeoTIFF "
+    "(.tif): 512-px tiles (--co BLOCKSIZE), overviews built in parallel after the tiles "
+    "until the smallest fits one tile, the COG byte layout; takes --co COMPRESS, LEVEL, "
+    "PREDICTOR, BLOCKSIZE, BIGTIFF (default IF_NEEDED).",
+)
+@click.option(
+    "--overview-resampling",
+    type=click.Choice(["nearest", "average", "mode"]),
+    default=None,
+    help="With --format cog: how each overview level is made from the one before, 2 x 2 "
+    "pixels to 1 (nearest: top-left; average: mean of valid pixels; mode: most frequent) "
+    "[default: nearest for integer pixels, average for floating point].",
+)
+@click.option(
     "--drop-georef",
     is_flag=True,
     help="Write the pixels without the input's georeferencing (CRS, transform, nodata, band "
@@ -136,6 +154,8 @@ def run(
     overwrite: bool,
     resume: bool,
     creation: tuple[str, ...],
+    fmt: str | None,
+    overview_resampling: str | None,
     drop_georef: bool,
     dst_nodata: float | None,
     retries: int,
@@ -156,7 +176,8 @@ def run(
 
     INPUT is a TIFF/BigTIFF, Zarr array, .npy, PNG or JPEG, or with
     tilewise[geo] any raster GDAL reads (JPEG2000, ENVI, VRT...). OUTPUT's extension
-    picks the format: .tif (tiled BigTIFF), .zarr (Zarr v3) or .npy. A georeferenced
+    picks the format: .tif (tiled BigTIFF), .zarr (Zarr v3) or .npy; --format cog
+    writes a Cloud Optimized GeoTIFF (.tif) with overviews. A georeferenced
     INPUT's CRS, transform, nodata and band metadata go to a .tif (GeoTIFF tags) or
     .zarr (attributes), as the ops map them (resize scales the transform). OUTPUT
     appears under its name only once every tile is done; until then the work
@@ -164,10 +185,23 @@ def run(
     .OUTPUT.lock keeps a second run off OUTPUT (refused, exit 2).
 
     \b
-    Example:
+    Examples:
       tilewise run scene.tif smooth.tif --op gaussian:sigma=4 --op threshold:value=127
+      tilewise run scene.tif smooth.tif --op gaussian:sigma=2 --format cog \\
+          --overview-resampling average --co COMPRESS=ZSTD
     """
     setup_logging(verbose, quiet)
+    options = parse_key_values(creation, "--co")
+    if overview_resampling is not None:
+        if fmt != "cog":
+            raise click.UsageError("--overview-resampling applies to --format cog only")
+        given = options.get("OVERVIEW_RESAMPLING", overview_resampling).lower()
+        if given != overview_resampling:
+            raise click.UsageError(
+                f"--overview-resampling {overview_resampling} and --co "
+                f"OVERVIEW_RESAMPLING={options['OVERVIEW_RESAMPLING']} disagree; give one"
+            )
+        options["OVERVIEW_RESAMPLING"] = overview_resampling
     connection = dask_options(
         executor,
         scheduler=scheduler,
@@ -208,7 +242,7 @@ def run(
             timeout=timeout,
             memory_limit=memory_limit,
             max_tasks_per_worker=max_tasks_per_worker,
-            creation_options=parse_key_values(creation, "--co"),
+            creation_options=options,
             max_pixels=max_pixels,
             max_whole_pixels=max_whole_pixels,
             progress=not quiet,
@@ -217,6 +251,7 @@ def run(
             fill=fill,
             drop_georef=drop_georef,
             dst_nodata=dst_nodata,
+            format=fmt,
             **connection,
         )
     finish(

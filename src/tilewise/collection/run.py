@@ -125,8 +125,12 @@ def batch(
     """
     if (out is None) == (stack is None):
         raise UsageError("give exactly one of out= (a folder) or stack= (an .npy or .zarr file)")
-    if format is not None and format not in io.FORMATS:
-        raise UsageError(f"format must be one of {', '.join(io.FORMATS)}, got {format!r}")
+    whole = [name for name, fmt in io.FORMATS.items() if fmt.whole]
+    if format is not None and format not in whole:
+        raise UsageError(
+            f"format must be one of {', '.join(whole)}, got {format!r}"
+            + ("; COG output is written by 'tilewise run --format cog'" if format == "cog" else "")
+        )
     if format is not None and stack is not None:
         raise UsageError("format= is for out=; a stack's format comes from its extension")
     if files_per_task < 1:

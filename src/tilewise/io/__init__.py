@@ -164,14 +164,34 @@ def _gdal_source(
         raise UnsupportedFormatError(f"{known}, nor a raster GDAL reads ({err.__cause__})") from err
 
 
-def output_format(path: str | os.PathLike[str]) -> str:
-    """The format of a tiled output (``tilewise run``), named by ``path``'s extension."""
+def output_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
+    """The format of a tiled output (``tilewise run``): ``fmt`` if given, else the extension's.
+
+    A named format must be one tiles write, and ``path`` must carry one of its
+    extensions (``cog`` writes ``.tif``): an output is never written in one
+    format under another's name.
+
+    >>> output_format("out.tif"), output_format("out.tif", "cog")
+    ('tiff', 'cog')
+    """
     suffix = Path(path).suffix.lower()
-    fmt = format_for_suffix(suffix)
-    tiled = ", ".join(f.extensions[0] for f in FORMATS.values() if f.tiled)
-    if fmt is not None and FORMATS[fmt].tiled:
-        return fmt
+    tiled = ", ".join(f.extensions[0] for f in FORMATS.values() if f.tiled and not f.by_name)
     if fmt is not None:
+        named = FORMATS.get(fmt)
+        if named is None or not named.tiled:
+            choices = ", ".join(name for name, f in FORMATS.items() if f.tiled)
+            raise UsageError(f"--format {fmt}: tiled runs write {choices}")
+        if suffix not in named.extensions:
+            raise UsageError(
+                f"{path}: --format {fmt} writes {' or '.join(named.extensions)} files, "
+                f"not {suffix or 'a name without an extension'}; name the output e.g. "
+                f"{Path(path).with_suffix(named.extensions[0]).name}"
+            )
+        return fmt
+    found = format_for_suffix(suffix)
+    if found is not None and FORMATS[found].tiled:
+        return found
+    if found is not None:
         raise UsageError(
             f"{path}: tilewise does not write {suffix} (it is not tiled); write {tiled}"
         )
@@ -184,6 +204,10 @@ def sink_class(fmt: str) -> type[Sink]:
         from tilewise.io._tiff import TiffSink
 
         return TiffSink
+    if fmt == "cog":
+        from tilewise.io._cog import CogSink
+
+        return CogSink
     if fmt == "zarr":
         from tilewise.io._zarr import ZarrSink
 
@@ -202,7 +226,7 @@ def align_tile(
     options: Mapping[str, Any] | None = None,
 ) -> tuple[int, int]:
     """Adjust a tile shape so tiles fall on the output's block grid (TIFF: its tile size)."""
-    if fmt == "tiff":
+    if fmt in ("tiff", "cog"):
         from tilewise.io._tiff import align_tile_for_tiff
 
         return align_tile_for_tiff(tile_shape, image_shape, options)
@@ -216,7 +240,7 @@ def sink_chunks(
     options: Mapping[str, Any] | None = None,
 ) -> tuple[int, int]:
     """The output's block shape for tiles of ``tile_shape`` (each block owned by one tile)."""
-    if fmt == "tiff":
+    if fmt in ("tiff", "cog"):
         from tilewise.io._tiff import tiff_block
 
         return tiff_block(tile_shape, image_shape, options)

@@ -4,7 +4,10 @@ One table serves ``tilewise run`` (tiled outputs) and ``tilewise batch`` (whole
 images, and stacks). Each format lists the creation options it knows, in
 order; an option is a default and a validator, and a validator sees the values
 chosen before it (LEVEL's range depends on COMPRESS). Adding an option, e.g.
-e.g. TIFF's PREDICTOR or BIGTIFF, is one entry in a format's ``options``.
+TIFF's PREDICTOR or BIGTIFF, is one entry in a format's ``options``.
+
+A format that shares its extension with another (COG writes ``.tif`` like TIFF)
+is chosen by name only (``--format cog``), never by the extension.
 """
 
 from __future__ import annotations
@@ -44,12 +47,18 @@ class Option:
 @dataclass(frozen=True, slots=True)
 class OutputFormat:
     """An output format: its name, file extensions (the first names a converted output),
-    whether tiles can write it (``tilewise run``), and its creation options."""
+    whether tiles can write it (``tilewise run``), and its creation options.
+
+    ``by_name`` formats are chosen only when named (``--format``), never by an
+    extension; ``whole`` formats can be written whole, as ``tilewise batch`` does.
+    """
 
     name: str
     extensions: tuple[str, ...]
     tiled: bool
     options: Mapping[str, Option] = field(default_factory=dict)
+    by_name: bool = False
+    whole: bool = True
 
 
 def _choice(*values: str) -> Callable[[Any, Chosen], str]:
@@ -109,21 +118,25 @@ def _level_for(ranges: Mapping[str, tuple[int, int, int]]) -> Option:
     return Option(check, default, helps)
 
 
+_TIFF_COMPRESS = Option(
+    _choice("NONE", "LZW", "DEFLATE", "ZSTD"),
+    lambda chosen: "DEFLATE",
+    "NONE, LZW, DEFLATE (default), ZSTD",
+)
+_TIFF_LEVEL = _level_for({"DEFLATE": (0, 9, 6), "ZSTD": (1, 22, 3)})
+_TIFF_PREDICTOR = Option(
+    _predictor, help="1 (none, default), 2 (horizontal differencing, integers)"
+)
+
 FORMATS: dict[str, OutputFormat] = {
     "tiff": OutputFormat(
         "tiff",
         (".tif", ".tiff", ".btf", ".tf8"),
         tiled=True,
         options={
-            "COMPRESS": Option(
-                _choice("NONE", "LZW", "DEFLATE", "ZSTD"),
-                lambda chosen: "DEFLATE",
-                "NONE, LZW, DEFLATE (default), ZSTD",
-            ),
-            "LEVEL": _level_for({"DEFLATE": (0, 9, 6), "ZSTD": (1, 22, 3)}),
-            "PREDICTOR": Option(
-                _predictor, help="1 (none, default), 2 (horizontal differencing, integers)"
-            ),
+            "COMPRESS": _TIFF_COMPRESS,
+            "LEVEL": _TIFF_LEVEL,
+            "PREDICTOR": _TIFF_PREDICTOR,
             "BLOCKSIZE": Option(_block, help="TIFF tile side in pixels, a multiple of 16"),
             "BLOCKXSIZE": Option(_block, help="TIFF tile width (overrides BLOCKSIZE)"),
             "BLOCKYSIZE": Option(_block, help="TIFF tile height (overrides BLOCKSIZE)"),
@@ -133,6 +146,31 @@ FORMATS: dict[str, OutputFormat] = {
                 "YES (default), NO, IF_NEEDED (when the uncompressed image passes 4 GiB)",
             ),
         },
+    ),
+    "cog": OutputFormat(
+        "cog",
+        (".tif", ".tiff"),
+        tiled=True,
+        options={
+            "COMPRESS": _TIFF_COMPRESS,
+            "LEVEL": _TIFF_LEVEL,
+            "PREDICTOR": _TIFF_PREDICTOR,
+            "BLOCKSIZE": Option(
+                _block, lambda chosen: 512, "tile side in pixels, a multiple of 16 (default 512)"
+            ),
+            "BIGTIFF": Option(
+                _choice("YES", "NO", "IF_NEEDED"),
+                lambda chosen: "IF_NEEDED",
+                "IF_NEEDED (default: when the file passes 4 GiB), YES, NO",
+            ),
+            "OVERVIEW_RESAMPLING": Option(
+                _choice("NEAREST", "AVERAGE", "MODE"),
+                help="NEAREST, AVERAGE, MODE (default: NEAREST for integer pixels, "
+                "AVERAGE for floating point)",
+            ),
+        },
+        by_name=True,
+        whole=False,
     ),
     "png": OutputFormat(
         "png",
@@ -171,7 +209,7 @@ def format_for_suffix(suffix: str) -> str | None:
     """
     suffix = suffix.lower()
     for name, fmt in FORMATS.items():
-        if suffix in fmt.extensions:
+        if suffix in fmt.extensions and not fmt.by_name:
             return name
     return None
 

@@ -425,10 +425,14 @@ class TiffSink(Sink):
                 index = ((window.row + r) // bh) * across + (window.col + c) // bw
                 yield index, bytes(data)
 
+    def _spool_name(self, tile_index: int) -> str:
+        """The file a tile's encoded TIFF tiles are spooled to, in the partial output."""
+        return f"tile-{tile_index:07d}.seg"
+
     def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
         if window.row % self._block[0] or window.col % self._block[1]:
             raise OutputError(f"{window} is not aligned to the TIFF tile {self._block}")
-        path = self.spec.partial / f"tile-{tile_index:07d}.seg"
+        path = self.spec.partial / self._spool_name(tile_index)
         # Two attempts of a tile may overlap, even on different hosts sharing the disk.
         tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
         segments: list[list[int]] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,6 +229,21 @@ class Sink(abc.ABC):
         journal as it is asked for, so a sink only reads it, and in one pass
         (``values()``/``items()``) when it needs them all.
         """
+
+    @classmethod
+    def finalize_with(
+        cls,
+        spec: SinkSpec,
+        receipts: Mapping[int, Receipt],
+        run: Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]],
+    ) -> None:
+        """:meth:`finalize`, given ``run(fn, payloads)`` to do work in parallel first.
+
+        ``run`` returns ``fn(payload)`` for each payload, in order, computed by the
+        run's executor (it raises if a payload fails on every attempt). Outputs that
+        need work after the tiles (a COG's overviews) use it; the rest just finalize.
+        """
+        cls.finalize(spec, receipts)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""

@@ -25,7 +25,7 @@ from tilewise.pipeline import Pipeline
 __all__ = ["GEOREF_FORMATS", "input_georef", "output_georef"]
 
 #: Output formats that hold georeferencing.
-GEOREF_FORMATS = ("tiff", "zarr")
+GEOREF_FORMATS = ("tiff", "cog", "zarr")
 
 
 def input_georef(source: Source, *, drop: bool) -> Georef | None:

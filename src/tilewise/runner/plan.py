@@ -110,6 +110,7 @@ def make_plan(
     max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
     drop_georef: bool = False,
     dst_nodata: float | None = None,
+    format: str | None = None,
 ) -> Plan:
     """Plan a run of ``pipeline`` from ``src`` to ``dst`` (``None`` for ``tilewise plan``).
 
@@ -118,6 +119,7 @@ def make_plan(
     The input's georeferencing, as the pipeline maps it, goes to the output
     (``dst_nodata`` replaces its nodata value); an output format that cannot hold
     it is refused unless ``drop_georef`` (see :func:`tilewise.runner.georef.output_georef`).
+    ``format`` names the output format (``"cog"``); by default the extension picks it.
     """
     if dst is not None and Path(dst).resolve() == Path(src).resolve():
         raise UsageError(f"{dst}: the output would replace the input; write to another path")
@@ -147,7 +149,7 @@ def make_plan(
     out_shape = stages.output_shape if stages is not None else image_shape
     tile_shape = parse_tile_shape(tile)
     layout = Layout(layout)
-    fmt = io.output_format(dst) if dst is not None else None
+    fmt = io.output_format(dst, format) if dst is not None else None
     options = io.parse_creation_options(fmt, dict(creation_options or {})) if fmt else {}
     if fmt is not None:
         aligned = io.align_tile(fmt, tile_shape, out_shape, options)

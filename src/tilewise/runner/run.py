@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tilewise import io
-from tilewise.errors import ResumeError
-from tilewise.executors.base import Done, Executor, Outcome, Supervision, Task
+from tilewise.errors import OutputError, ResumeError
+from tilewise.executors.base import Done, Executor, Failed, Outcome, Supervision, Task
 from tilewise.executors.runs import map_in_runs
 from tilewise.geometry import Window
 from tilewise.runner.holes import check_fill, fill_failed, remove_sidecar, write_sidecar
@@ -150,7 +151,14 @@ def execute_plan(
         holes = _fill_holes(plan, report, fill) if allow_failed and _only_failed(report) else {}
         if report.ok or holes:
             finalizing = time.perf_counter()
-            io.sink_class(plan.sink.format).finalize(plan.sink, _receipts(journal, holes))
+            run_tasks = _TasksAfterTiles(
+                executor, replace(supervision, on_stall=None), plan.sink.path
+            )
+            io.sink_class(plan.sink.format).finalize_with(
+                plan.sink, _receipts(journal, holes), run_tasks
+            )
+            if run_tasks.seconds:
+                report.extra["phases"]["after_tiles_s"] = round(run_tasks.seconds, 4)
             journal.remove()
             if holes:
                 failed = [t.window for t in report.failures]
@@ -162,6 +170,31 @@ def execute_plan(
             report.extra["phases"]["finalize_s"] = round(time.perf_counter() - finalizing, 4)
             report.seconds = time.perf_counter() - start
     return report
+
+
+class _TasksAfterTiles:
+    """``run(fn, payloads)`` for a sink's work after the tiles (a COG's overviews), on the
+    run's executor; a payload that fails on every attempt stops the run (resumable)."""
+
+    def __init__(self, executor: Executor, supervision: Supervision, output: str) -> None:
+        self.executor = executor
+        self.supervision = supervision
+        self.output = output
+        self.seconds = 0.0
+
+    def __call__(self, fn: Callable[[Any], Any], payloads: Sequence[Any]) -> list[Any]:
+        start = time.perf_counter()
+        results: list[Any] = [None] * len(payloads)
+        tasks = (Task(number, payload) for number, payload in enumerate(payloads))
+        for outcome in self.executor.map_tasks(fn, tasks, supervision=self.supervision):
+            if isinstance(outcome, Failed):
+                raise OutputError(
+                    f"{self.output}: finishing the output failed "
+                    f"(task {outcome.key} of {len(payloads)}: {outcome.cause})"
+                )
+            results[outcome.key] = outcome.value
+        self.seconds += time.perf_counter() - start
+        return results
 
 
 def _record(
