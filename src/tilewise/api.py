@@ -44,6 +44,7 @@ def run(
     fill: float = 0,
     drop_georef: bool = False,
     dst_nodata: float | None = None,
+    nodata: float | str = "file",
     **executor_options: Any,
 ) -> RunReport:
     """Run a pipeline over an image too big for memory, tile by tile, in parallel.
@@ -104,6 +105,13 @@ def run(
         ops map them, and a ``.npy`` output, which cannot hold them, is refused.
     dst_nodata
         The output's nodata value (default: the input's, as the ops map it).
+        Nodata pixels of the input are written with it.
+    nodata
+        ``"file"`` (default): the input's nodata value (GeoTIFF/GDAL, Zarr
+        attributes) is missing data, which the ops leave out (docs/nodata.md);
+        a number (or NaN): this value instead; ``"none"``: every pixel is data.
+        An op that cannot leave nodata out raises
+        :class:`~tilewise.errors.PipelineError` before any tile runs.
 
     Returns
     -------
@@ -128,6 +136,7 @@ def run(
             max_whole_pixels=max_whole_pixels,
             drop_georef=drop_georef,
             dst_nodata=dst_nodata,
+            nodata=nodata,  # type: ignore[arg-type]
         )
         if has_user_ops(pipeline):  # their declarations are checked on the first tile
             check_first_tile(the_plan, lifecycle.executor)

@@ -3,6 +3,11 @@
 Libraries are imported when an op first runs, in the worker: the main process
 only reads the ops' metadata and never pays for importing OpenCV or SciPy.
 
+With nodata, each filter leaves the nodata pixels out of its windows
+(:mod:`tilewise.ops.nodata`): ``gaussian`` and ``mean`` are normalized
+convolutions in float64, ``median`` takes the median of the valid pixels, and
+``sobel`` gives nodata wherever its 3 x 3 window holds a nodata pixel.
+
 Every filter is exact under tiling: each output pixel is computed by the same
 arithmetic in the same order wherever the tile starts. Where an OpenCV kernel
 is not translation-invariant for a dtype (SIMD tail handling on floats, running
@@ -26,6 +31,7 @@ from tilewise.ops._bands import (
     to_float32,
 )
 from tilewise.ops.base import OpDefinition, Param, register
+from tilewise.ops.nodata import nan_rule, normalized, per_band_masked
 
 Array = npt.NDArray[Any]
 _DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
@@ -131,6 +137,79 @@ def sobel(image: Array) -> Array:
     return per_band(lambda band: skfilters.sobel(band).astype(np.float32), image)
 
 
+def gaussian_masked(
+    image: Array, valid: Array, sigma: float, truncate: float = 4.0
+) -> tuple[Array, Array]:
+    """``gaussian`` over valid pixels: ``G(x * valid) / G(valid)``, G the float64
+    ``scipy.ndimage.gaussian_filter(mode="mirror", truncate=truncate)``; integer
+    results rounded half to even."""
+    from scipy import ndimage
+
+    check_dtype("gaussian", image, _DTYPES)
+
+    def smooth(x: Array) -> Array:
+        return np.asarray(ndimage.gaussian_filter(x, sigma, mode="mirror", truncate=truncate))
+
+    return per_band_masked(lambda band, ok: normalized(smooth, band, ok), image, valid)
+
+
+def mean_masked(image: Array, valid: Array, size: int) -> tuple[Array, Array]:
+    """``mean`` over valid pixels: the float64 box sums of ``x * valid`` over those of ``valid``."""
+    check_dtype("mean", image, _DTYPES)
+    odd_size("mean", size)
+    return per_band_masked(
+        lambda band, ok: normalized(lambda x: _mean_float(x, size), band, ok), image, valid
+    )
+
+
+#: Window values sorted at a time by the masked median (bounds its memory).
+_MEDIAN_CHUNK = 1 << 22
+
+
+def _median_band(band: Array, valid: Array, size: int) -> tuple[Array, Array]:
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    radius = size // 2
+    values = np.where(valid, band, np.inf).astype(np.float64)
+    padded = np.pad(values, radius, mode="edge")  # the border replicated, as mode="nearest"
+    windows = sliding_window_view(padded, (size, size))
+    counts = np.pad(valid, radius, mode="edge")
+    out = np.zeros(band.shape, dtype=np.float64)
+    rows = max(1, _MEDIAN_CHUNK // max(1, band.shape[1] * size * size))
+    for start in range(0, band.shape[0], rows):
+        stop = min(band.shape[0], start + rows)
+        block = np.sort(windows[start:stop].reshape(stop - start, band.shape[1], -1), axis=-1)
+        n = sliding_window_view(counts[start : stop + 2 * radius], (size, size)).sum(axis=(2, 3))
+        middle = np.maximum(n - 1, 0) // 2
+        out[start:stop] = np.take_along_axis(block, middle[..., np.newaxis], axis=-1)[..., 0]
+    result = np.where(valid, out, 0).astype(band.dtype)
+    return result, valid
+
+
+def median_masked(image: Array, valid: Array, size: int) -> tuple[Array, Array]:
+    """``median`` over valid pixels: the median of a window's valid values, border replicated.
+
+    With an even count of valid values, the lower of the two middle ones, so the
+    result is always one of the input's values. Without nodata in a window it
+    equals ``median``.
+    """
+    check_dtype("median", image, _DTYPES)
+    odd_size("median", size)
+    return per_band_masked(lambda band, ok: _median_band(band, ok, size), image, valid)
+
+
+def sobel_masked(image: Array, valid: Array) -> tuple[Array, Array]:
+    """``sobel`` where the 3 x 3 window holds no nodata pixel; nodata elsewhere."""
+    from scipy import ndimage
+
+    check_dtype("sobel", image, _DTYPES)
+    filled = np.where(valid, image, 0).astype(image.dtype)
+    window = np.ones((3, 3) if valid.ndim == 2 else (3, 3, 1), dtype=bool)
+    # mode="reflect", as skimage's sobel: at the border the window holds image pixels only
+    complete = ~ndimage.maximum_filter(~valid, footprint=window, mode="reflect")
+    return sobel(filled), complete
+
+
 register(
     OpDefinition(
         name="gaussian",
@@ -144,6 +223,7 @@ register(
         ),
         equals="cv2.GaussianBlur (integer dtypes), scipy.ndimage.gaussian_filter (floats)",
         summary="Gaussian blur, mirrored border",
+        masked=gaussian_masked,
     )
 )
 register(
@@ -156,6 +236,7 @@ register(
         params=(Param("size", int, help="odd window size", rule="odd"),),
         equals="cv2.medianBlur (uint8), scipy.ndimage.median_filter(mode='nearest') (others)",
         summary="median filter, replicated border",
+        masked=median_masked,
     )
 )
 register(
@@ -168,6 +249,7 @@ register(
         params=(Param("size", int, help="odd window size", rule="odd"),),
         equals="cv2.blur (integer dtypes), scipy.ndimage.correlate1d box kernel (floats)",
         summary="box mean filter, mirrored border",
+        masked=mean_masked,
     )
 )
 register(
@@ -180,5 +262,7 @@ register(
         params=(),
         equals="skimage.filters.sobel per band, as float32",
         summary="Sobel gradient magnitude (float32)",
+        masked=sobel_masked,
+        nodata_rule=nan_rule,
     )
 )
