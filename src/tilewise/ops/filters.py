@@ -162,28 +162,24 @@ def mean_masked(image: Array, valid: Array, size: int) -> tuple[Array, Array]:
     )
 
 
-#: Window values sorted at a time by the masked median (bounds its memory).
-_MEDIAN_CHUNK = 1 << 22
-
-
 def _median_band(band: Array, valid: Array, size: int) -> tuple[Array, Array]:
     from numpy.lib.stride_tricks import sliding_window_view
+    from scipy import ndimage
 
+    # windows without nodata: the ordinary median (an odd count: its middle value)
+    out = median(np.where(valid, band, 0).astype(band.dtype), size)
+    partial = ndimage.maximum_filter(~valid, size=size, mode="nearest") & valid
+    if not partial.any():
+        return out, valid
     radius = size // 2
-    values = np.where(valid, band, np.inf).astype(np.float64)
-    padded = np.pad(values, radius, mode="edge")  # the border replicated, as mode="nearest"
-    windows = sliding_window_view(padded, (size, size))
-    counts = np.pad(valid, radius, mode="edge")
-    out = np.zeros(band.shape, dtype=np.float64)
-    rows = max(1, _MEDIAN_CHUNK // max(1, band.shape[1] * size * size))
-    for start in range(0, band.shape[0], rows):
-        stop = min(band.shape[0], start + rows)
-        block = np.sort(windows[start:stop].reshape(stop - start, band.shape[1], -1), axis=-1)
-        n = sliding_window_view(counts[start : stop + 2 * radius], (size, size)).sum(axis=(2, 3))
-        middle = np.maximum(n - 1, 0) // 2
-        out[start:stop] = np.take_along_axis(block, middle[..., np.newaxis], axis=-1)[..., 0]
-    result = np.where(valid, out, 0).astype(band.dtype)
-    return result, valid
+    values = np.pad(np.where(valid, band, np.inf).astype(np.float64), radius, mode="edge")
+    rows, cols = np.nonzero(partial)
+    windows = sliding_window_view(values, (size, size))[rows, cols].reshape(len(rows), -1)
+    windows.sort(axis=-1)  # the valid values first: nodata is given +inf
+    flags = sliding_window_view(np.pad(valid, radius, mode="edge"), (size, size))[rows, cols]
+    middle = (flags.sum(axis=(1, 2)) - 1) // 2
+    out[rows, cols] = np.take_along_axis(windows, middle[:, np.newaxis], axis=-1)[:, 0]
+    return out, valid
 
 
 def median_masked(image: Array, valid: Array, size: int) -> tuple[Array, Array]:
