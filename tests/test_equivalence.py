@@ -192,3 +192,86 @@ def test_lee_from_a_gdal_raster_tiles_exactly_in_workers(tmp_path, executor):
         )
         assert report.ok
         np.testing.assert_array_equal(read_image(tmp_path / out), whole, err_msg=out)
+
+
+# -- nodata: the ops leave nodata pixels out, tiled exactly as on the whole image --------------
+
+NODATA_CHAINS = [
+    ["gaussian:sigma=2"],
+    ["mean:size=5"],
+    ["median:size=3"],
+    ["lee:size=5,looks=2"],
+    ["erode:size=3"],
+    ["opening:size=3"],
+    ["sobel"],
+    ["db"],
+    ["invert"],
+    ["median:size=3", "gaussian:sigma=1.5", "lee:size=3,looks=4", "db"],
+]
+
+
+def with_nodata_blocks(image: np.ndarray, nodata: float) -> np.ndarray:
+    """``image`` with nodata regions across tile edges (of 64, 37x53, 100x33) and borders."""
+    image = image.copy()
+    image[50:80, 20:140] = nodata  # across rows 64 and cols 33/53/64/106
+    image[:9, 240:] = nodata  # at the image corner
+    image[150:250, 95:110] = nodata  # across cols 99 and 106, rows 185/200/212
+    image[200, :] = nodata  # a one-pixel line through every tile column
+    if image.ndim == 3:
+        image[100:130, 150:200, 1] = nodata  # in one band only
+    return image
+
+
+@pytest.mark.parametrize(
+    ("dtype", "bands", "nodata"),
+    [("uint16", 1, 0), ("float32", 3, np.nan), ("float32", 1, -9999.0)],
+)
+@pytest.mark.parametrize(
+    ("layout", "tile"), [("grid", "64"), ("rows", "37x53"), ("columns", "37x53")]
+)
+def test_nodata_ops_tile_exactly(dtype, bands, nodata, layout, tile):
+    image = with_nodata_blocks(make_image((301, 257), dtype, bands), nodata)
+    chains = [*NODATA_CHAINS, ["expr:(b3-b1)/(b3+b1)"]] if bands == 3 else NODATA_CHAINS
+    for ops in chains:
+        whole = Pipeline.from_specs(ops).with_nodata(nodata, image.dtype)(image)
+        tiled = tilewise.process(image, ops, tile=tile, layout=layout, nodata=nodata)
+        assert tiled.dtype == whole.dtype, ops
+        np.testing.assert_array_equal(tiled, whole, err_msg=f"{ops} {layout} {tile}")
+
+
+@pytest.mark.parametrize("layout", ["grid", "rows"])
+def test_nodata_resize_and_threshold_tile_exactly(layout):
+    image = with_nodata_blocks(make_image((300, 256), "uint16", 3), 0)
+    for ops, dst in [
+        (["resize:scale=0.5", "gaussian:sigma=1"], None),
+        (["gaussian:sigma=1", "resize:scale=0.25"], None),
+        (["resize:scale=2,interpolation=nearest", "median:size=3"], None),
+        (["bands:3,1", "mean:size=3", "threshold:value=30000"], 1),
+    ]:
+        whole = Pipeline.from_specs(ops).with_nodata(0, image.dtype, dst_nodata=dst)(image)
+        tiled = tilewise.process(image, ops, tile="40x36", layout=layout, nodata=0, dst_nodata=dst)
+        np.testing.assert_array_equal(tiled, whole, err_msg=f"{ops} {layout}")
+
+
+@pytest.mark.parametrize(("executor", "layout"), [("serial", "grid"), ("local", "rows")])
+def test_nodata_geotiff_runs_tile_exactly_and_read_back(tmp_path, executor, layout):
+    rasterio = pytest.importorskip("rasterio")
+    from tests.io.test_raster import write_raster
+
+    image = with_nodata_blocks(make_image((301, 257), "uint16", 3), 0)
+    src = write_raster(tmp_path / "in.tif", image, nodata=0, tiled=True, blockxsize=64,
+                       blockysize=64)  # fmt: skip
+    ops = ["bands:3,2", "lee:size=7,looks=4", "median:size=3"]
+    whole = Pipeline.from_specs(ops).with_nodata(0, image.dtype)(image)
+    workers = 2 if executor == "local" else None
+    for out in ("o.tif", "o.zarr"):
+        report = tilewise.run(
+            src, tmp_path / out, ops, tile="100x33", layout=layout, executor=executor,
+            workers=workers,
+        )  # fmt: skip
+        assert report.ok
+        np.testing.assert_array_equal(read_image(tmp_path / out), whole, err_msg=out)
+    with rasterio.open(tmp_path / "o.tif") as o:
+        assert o.nodata == 0 and o.dtypes == ("float32", "float32")
+        mask = o.read_masks(1) == 0  # where GDAL sees nodata
+    np.testing.assert_array_equal(mask, image[..., 2] == 0)

@@ -45,6 +45,7 @@ def run(
     drop_georef: bool = False,
     dst_nodata: float | None = None,
     format: str | None = None,
+    nodata: float | str = "file",
     **executor_options: Any,
 ) -> RunReport:
     """Run a pipeline over an image too big for memory, tile by tile, in parallel.
@@ -113,6 +114,13 @@ def run(
         says (``"nearest"``, ``"average"`` or ``"mode"``; default nearest for integer
         pixels, average for floats). ``"tiff"``, ``"zarr"`` and ``"npy"`` are the
         extensions' formats.
+        Nodata pixels of the input are written with it.
+    nodata
+        ``"file"`` (default): the input's nodata value (GeoTIFF/GDAL, Zarr
+        attributes) is missing data, which the ops leave out (docs/nodata.md);
+        a number (or NaN): this value instead; ``"none"``: every pixel is data.
+        An op that cannot leave nodata out raises
+        :class:`~tilewise.errors.PipelineError` before any tile runs.
 
     Returns
     -------
@@ -140,6 +148,7 @@ def run(
             drop_georef=drop_georef,
             dst_nodata=dst_nodata,
             format=format,
+            nodata=nodata,  # type: ignore[arg-type]
         )
         if has_user_ops(pipeline):  # their declarations are checked on the first tile
             check_first_tile(the_plan, lifecycle.executor)

@@ -87,17 +87,23 @@ def process(
     tile: Any = 1024,
     layout: str | Layout = Layout.GRID,
     workers: int = 1,
+    nodata: float | None = None,
+    dst_nodata: float | None = None,
 ) -> Array:
     """Run ``ops`` over an in-memory image tile by tile; equal to running them on the whole image.
 
     Tiles run on ``workers`` threads in this process (OpenCV and SciPy release
     the GIL). For images that do not fit in memory, use :func:`tilewise.run`.
+    With ``nodata``, pixels of that value are missing data the ops leave out,
+    written as ``dst_nodata`` (default: ``nodata`` as the ops map it); see
+    :meth:`Pipeline.with_nodata`.
     """
     pipeline = as_pipeline(ops)
     if image.ndim not in (2, 3):
         raise UsageError(f"expected a (rows, cols) or (rows, cols, bands) array, got {image.shape}")
     pipeline.check_tileable()
     pipeline.check_input(image.dtype, 1 if image.ndim == 2 else image.shape[2], source="image")
+    pipeline = pipeline.with_nodata(nodata, image.dtype, dst_nodata=dst_nodata, source="image")
     stages = pipeline.stage_map(image.shape[:2]) if pipeline.rescales else None
     shape = stages.output_shape if stages is not None else image.shape[:2]
     grid = Grid(shape, parse_tile_shape(tile), Layout(layout),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import pickle
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -12,12 +13,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tilewise.errors import OpError, PipelineError
+from tilewise.errors import OpError, PipelineError, UsageError
 from tilewise.geometry import Stage, StageMap, Tile
 from tilewise.io.georef import Georef
 from tilewise.ops import base as opbase
 
-__all__ = ["OpLike", "Pipeline", "parse_op"]
+__all__ = ["Nodata", "OpLike", "Pipeline", "parse_op"]
 
 Array = npt.NDArray[Any]
 OpLike = str | opbase.BoundOp | Callable[..., Any]
@@ -167,18 +168,38 @@ def _by_value(item: Callable[..., Any]) -> opbase.BoundOp:
     return opbase.BoundOp(definition, {}, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Nodata:
+    """The nodata values a pipeline reads and writes: ``value`` in, ``out`` out (NaN allowed)."""
+
+    value: float
+    out: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for reports and fingerprints (NaN as ``"nan"``)."""
+        return {"input": _json_number(self.value), "output": _json_number(self.out)}
+
+
+def _json_number(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
 @dataclass(frozen=True)
 class Pipeline:
-    """An ordered, non-empty list of bound ops.
+    """An ordered, non-empty list of bound ops, and the nodata value it leaves out, if any.
 
     Examples
     --------
     >>> p = Pipeline.from_specs(["gaussian:sigma=4", "threshold:value=127"])
     >>> p.halo, p.out_dtype(np.dtype("uint8")).name
     (16, 'uint8')
+    >>> p.with_nodata(0, np.dtype("uint8"), dst_nodata=1).nodata
+    Nodata(value=0.0, out=1.0)
     """
 
     ops: tuple[opbase.BoundOp, ...]
+    #: With a nodata value, the ops leave its pixels out (:mod:`tilewise.ops.nodata`).
+    nodata: Nodata | None = None
 
     def __post_init__(self) -> None:
         if not self.ops:
@@ -253,11 +274,64 @@ class Pipeline:
     def out_georef(self, georef: Georef, dtype: np.dtype[Any]) -> Georef:
         """The output's georeferencing for an input with ``georef`` and ``dtype``.
 
-        See :mod:`tilewise.pipeline_georef` for how each op maps it.
+        See :mod:`tilewise.pipeline_georef` for how each op maps it. Its nodata
+        value is this pipeline's output nodata value (:meth:`with_nodata`), or
+        none when the pipeline leaves no nodata out.
         """
         from tilewise.pipeline_georef import map_georef
 
-        return map_georef(self.ops, georef, np.dtype(dtype))
+        out = None if self.nodata is None else self.nodata.out
+        return map_georef(self.ops, georef, np.dtype(dtype), nodata=out)
+
+    def with_nodata(
+        self,
+        nodata: float | None,
+        dtype: np.dtype[Any],
+        *,
+        dst_nodata: float | None = None,
+        source: str = "the input",
+    ) -> Pipeline:
+        """This pipeline leaving pixels of ``nodata`` out; unchanged when ``nodata`` is None.
+
+        The output's nodata value is ``dst_nodata``, or the input's as the ops map
+        it (see :mod:`tilewise.ops.nodata`). ``dtype`` is the input's.
+
+        Raises
+        ------
+        PipelineError
+            An op cannot leave nodata out (naming it and the way round), or no
+            op says which value marks nodata in the output and ``dst_nodata`` is
+            not given, or it does not fit the output's dtype.
+        """
+        if nodata is None:
+            return Pipeline(self.ops) if self.nodata is not None else self
+        from tilewise.ops.nodata import fits
+
+        where = f"{source} has nodata ({_number(nodata)})"
+        value: float | None = float(nodata)
+        dtype = np.dtype(dtype)
+        for op in self.ops:
+            reason = op.nodata_refusal()
+            if reason is not None:
+                raise PipelineError(
+                    f"{where}, and op {op.spec()} {reason}; leave the op out, or pass "
+                    "--nodata none to process nodata pixels as ordinary values"
+                )
+            value = op.out_nodata(value, dtype)
+            dtype = op.out_dtype(dtype)
+        out = value if dst_nodata is None else float(dst_nodata)
+        if out is None:
+            raise PipelineError(
+                f"{where}; no value marks nodata in the {dtype.name} output of "
+                f"{self.specs()[-1]} without taking the place of a valid one: choose it with "
+                "--dst-nodata (e.g. --dst-nodata 1 after threshold), or pass --nodata none"
+            )
+        if not fits(dtype, out):
+            raise UsageError(
+                f"--dst-nodata {_number(out)} does not fit the output's {dtype.name} pixels; "
+                "give a value the output type holds"
+            )
+        return Pipeline(self.ops, Nodata(float(nodata), out))
 
     def check_input(self, dtype: np.dtype[Any], bands: int, *, source: str = "the input") -> None:
         """Refuse an image no op chain can process, from its dtype and bands alone.
@@ -289,20 +363,36 @@ class Pipeline:
             bands = op.out_bands(bands)
 
     def __call__(self, image: Array) -> Array:
-        """Run every op in order on ``image`` (which is not modified)."""
+        """Run every op in order on ``image`` (which is not modified).
+
+        With a nodata value, pixels of that value are left out by every op and
+        come out as the output's nodata value (:mod:`tilewise.ops.nodata`).
+        """
+        if self.nodata is not None:
+            return self._finish(*self._masked(image, self._valid(image)))
         for op in self.ops:
             result = op(image)
-            if not isinstance(result, np.ndarray):
-                raise PipelineError(
-                    f"op {op.name} returned {type(result).__name__}, not a numpy array"
-                )
-            if result.shape[:2] != image.shape[:2] and not op.definition.changes_shape:
-                raise PipelineError(
-                    f"op {op.name} changed the image size from {image.shape[:2]} to "
-                    f"{result.shape[:2]}; ops used for tiling must keep the size"
-                )
+            _check_result(op, image, result)
             image = result
         return image
+
+    def _valid(self, image: Array) -> Array:
+        from tilewise.ops.nodata import valid_mask
+
+        assert self.nodata is not None
+        return valid_mask(image, self.nodata.value)
+
+    def _masked(self, image: Array, valid: Array) -> tuple[Array, Array]:
+        for op in self.ops:
+            result, valid = op.masked(image, valid)
+            _check_result(op, image, result)
+            image = result
+        return image, valid
+
+    def _finish(self, image: Array, valid: Array) -> Array:
+        """Every pixel that is not valid set to the output's nodata value (a new array)."""
+        assert self.nodata is not None
+        return np.where(valid, image, image.dtype.type(self.nodata.out))
 
     def apply_tile(self, image: Array, tile: Tile, stages: StageMap | None = None) -> Array:
         """Run the ops on ``image`` (the pixels of ``tile.read``); return the tile's core.
@@ -316,11 +406,16 @@ class Pipeline:
             return self(image)[tile.core_in_read.slices]
         windows = stages.windows(tile.core)
         current = windows[0]
+        valid = self._valid(image) if self.nodata is not None else None
         for index, op in enumerate(self.ops):
-            wanted = windows[index]
-            image = Pipeline((op,))(image[wanted.relative_to(current).slices])
-            current = stages.forward(index, wanted)
-        return image[windows[-1].relative_to(current).slices]
+            cut = windows[index].relative_to(current).slices
+            if valid is None:
+                image = Pipeline((op,))(image[cut])
+            else:
+                image, valid = Pipeline((op,))._masked(image[cut], valid[cut])
+            current = stages.forward(index, windows[index])
+        last = windows[-1].relative_to(current).slices
+        return image[last] if valid is None else self._finish(image[last], valid[last])
 
     def specs(self) -> list[str]:
         """The ops as command-line strings (for reports and fingerprints)."""
@@ -348,6 +443,21 @@ class Pipeline:
 
     def __iter__(self) -> Any:
         return iter(self.ops)
+
+
+def _check_result(op: opbase.BoundOp, image: Array, result: Any) -> None:
+    if not isinstance(result, np.ndarray):
+        raise PipelineError(f"op {op.name} returned {type(result).__name__}, not a numpy array")
+    if result.shape[:2] != image.shape[:2] and not op.definition.changes_shape:
+        raise PipelineError(
+            f"op {op.name} changed the image size from {image.shape[:2]} to "
+            f"{result.shape[:2]}; ops used for tiling must keep the size"
+        )
+
+
+def _number(value: float) -> str:
+    """A nodata value as a user writes it: ``0``, ``-9999``, ``nan``."""
+    return "nan" if math.isnan(value) else f"{value:g}"
 
 
 def _conversion_advice(dtype: np.dtype[Any], accepted: tuple[str, ...] | None) -> str | None:

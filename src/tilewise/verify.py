@@ -357,6 +357,7 @@ def verify(
         layout=layout,
         max_pixels=max_pixels,
         max_whole_pixels=max_whole_pixels,
+        nodata="none",  # declarations are checked on the pixels as they are
     )
     tiles = sample_tiles(plan.grid.counts)
     count = min(len(tiles), workers or os.cpu_count() or 1)

@@ -60,7 +60,8 @@ def test_tif_output_keeps_crs_transform_nodata_and_bands(
         assert o.colorinterp == i.colorinterp
         source = io.open_source(src)
         try:
-            expected = Pipeline.from_specs(["median:size=3"])(source.read(_whole(i)))
+            pipeline = Pipeline.from_specs(["median:size=3"]).with_nodata(nodata, source.dtype)
+            expected = pipeline(source.read(_whole(i)))  # the nodata pixels left out
         finally:
             source.close()
         out = np.moveaxis(o.read(), 0, -1)
@@ -201,3 +202,52 @@ def test_batch_keeps_each_files_georeferencing(tmp_path, tile_above):
         with rasterio.open(folder / name) as i, rasterio.open(tmp_path / "out" / name) as o:
             assert (o.crs, o.transform, o.nodata) == (i.crs, i.transform, i.nodata)
             assert (o.descriptions, o.colorinterp) == (i.descriptions, i.colorinterp)
+    # each file's own nodata is left out: utm.tif's 0, none in wgs.tif
+    median = Pipeline.from_specs(["median:size=3"])
+    with rasterio.open(folder / "utm.tif") as i, rasterio.open(tmp_path / "out/utm.tif") as o:
+        np.testing.assert_array_equal(o.read(1), median.with_nodata(0, i.dtypes[0])(i.read(1)))
+    with rasterio.open(folder / "wgs.tif") as i, rasterio.open(tmp_path / "out/wgs.tif") as o:
+        bands = np.moveaxis(i.read(), 0, -1)
+        np.testing.assert_array_equal(o.read(), np.moveaxis(median(bands), -1, 0))
+
+
+def test_nodata_option_overrides_or_ignores_the_files_value(tmp_path):
+    src = write_raster(tmp_path / "in.tif", _image("uint16", 1), nodata=0)
+    image = _image("uint16", 1)
+    base = ["run", str(src), "--op", "median:size=3", "--executor", "serial", "--tile", "32"]
+    result = CliRunner().invoke(cli, [*base[:2], str(tmp_path / "none.tif"), *base[2:],
+                                      "--nodata", "none"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with rasterio.open(tmp_path / "none.tif") as o:
+        assert o.nodata is None  # nothing is nodata: no value says so
+        np.testing.assert_array_equal(o.read(1), Pipeline.from_specs(["median:size=3"])(image))
+    result = CliRunner().invoke(cli, [*base[:2], str(tmp_path / "v.tif"), *base[2:],
+                                      "--nodata", "37", "--dst-nodata", "65535"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = Pipeline.from_specs(["median:size=3"]).with_nodata(37, image.dtype, dst_nodata=65535)
+    with rasterio.open(tmp_path / "v.tif") as o:
+        assert o.nodata == 65535
+        np.testing.assert_array_equal(o.read(1), expected(image))
+        assert (o.read(1)[image == 37] == 65535).all() and (image == 37).any()
+
+
+@pytest.mark.filterwarnings("ignore:Dataset has no geotransform")  # a plain TIFF, by design
+def test_nodata_given_for_a_plain_tiff_is_written_and_refused_ops_exit_2(tmp_path):
+    import tifffile
+
+    image = _image("uint8", 1)
+    tifffile.imwrite(tmp_path / "plain.tif", image, tile=(32, 32))
+    assert api.run(
+        tmp_path / "plain.tif", tmp_path / "o.tif", ["gaussian:sigma=1"], tile=32,
+        executor="serial", nodata=0,
+    ).ok  # fmt: skip
+    with rasterio.open(tmp_path / "o.tif") as o:
+        assert o.nodata == 0 and o.crs is None
+        assert (o.read(1)[image == 0] == 0).all()
+    result = CliRunner().invoke(
+        cli, ["run", str(tmp_path / "plain.tif"), str(tmp_path / "s.tif"), "--op", "stamp",
+              "--nodata", "0", "--executor", "serial"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "op stamp" in result.output and "--nodata none" in result.output
+    assert not (tmp_path / "s.tif").exists()

@@ -12,6 +12,7 @@ from tilewise.cli.options import (
     dask_options,
     executor_options,
     input_limits,
+    nodata_option,
     parse_key_values,
     setup_logging,
     supervision_options,
@@ -140,6 +141,7 @@ class _OutputFormat(click.ParamType):
     "format takes the keys it knows; a key "
     "none of them takes, or a value one refuses, is an error.",
 )
+@nodata_option
 @apply(supervision_options)
 @apply(input_limits)
 @click.option(
@@ -170,6 +172,7 @@ def batch(
     overwrite: bool,
     resume: bool,
     creation: tuple[str, ...],
+    nodata: float | str,
     retries: int,
     timeout: float | None,
     memory_limit: int | None,
@@ -237,6 +240,7 @@ def batch(
             max_whole_pixels=max_whole_pixels,
             progress=not quiet,
             report=report_path,
+            nodata=nodata,
             **connection,
         )
     finish(

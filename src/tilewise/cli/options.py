@@ -50,6 +50,36 @@ class SizeType(click.ParamType):
         return value if isinstance(value, int) else parse_size(str(value))
 
 
+class NodataType(click.ParamType):
+    """``--nodata``: a number, ``nan``, or ``none`` (no pixel is nodata)."""
+
+    name = "V|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float | str:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        if text in ("none", "file"):
+            return text
+        try:
+            return float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number, nan or none", param, ctx)
+
+
+NODATA = NodataType()
+
+nodata_option = click.option(
+    "--nodata",
+    type=NODATA,
+    default="file",
+    metavar="V|none",
+    help="The input's nodata value, which the ops leave out (docs/nodata.md): "
+    "default the file's (GeoTIFF/GDAL, Zarr attributes); a number or nan overrides it; "
+    "none processes every pixel as data. An op that cannot leave nodata out is refused.",
+)
+
+
 def parse_key_values(items: tuple[str, ...], what: str) -> dict[str, str]:
     """Turn ``("COMPRESS=ZSTD", "LEVEL=5")`` into a dict, with a clear error for bad items."""
     out = {}

@@ -12,6 +12,7 @@ from tilewise.cli.options import (
     dask_options,
     executor_options,
     input_limits,
+    nodata_option,
     parse_key_values,
     setup_logging,
     supervision_options,
@@ -104,8 +105,10 @@ tiling_options = [
     type=float,
     default=None,
     metavar="V",
-    help="The output's nodata value (default: the input's, as the ops map it; 'nan' for NaN).",
+    help="The output's nodata value, written where the input is nodata (default: the "
+    "input's, as the ops map it; 'nan' for NaN).",
 )
+@nodata_option
 @apply(supervision_options)
 @click.option(
     "--allow-failed",
@@ -158,6 +161,7 @@ def run(
     overview_resampling: str | None,
     drop_georef: bool,
     dst_nodata: float | None,
+    nodata: float | str,
     retries: int,
     timeout: float | None,
     memory_limit: int | None,
@@ -183,6 +187,10 @@ def run(
     appears under its name only once every tile is done; until then the work
     is kept in .OUTPUT.partial with a journal, for --resume. While a run works,
     .OUTPUT.lock keeps a second run off OUTPUT (refused, exit 2).
+
+    \b
+    Pixels of the input's nodata value (or --nodata V) are left out by the ops
+    and come out as the output's nodata value.
 
     \b
     Examples:
@@ -252,6 +260,7 @@ def run(
             drop_georef=drop_georef,
             dst_nodata=dst_nodata,
             format=fmt,
+            nodata=nodata,
             **connection,
         )
     finish(

@@ -71,6 +71,7 @@ def batch(
     max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
     progress: bool | None = None,
     report: PathLike | None = None,
+    nodata: float | str = "file",
     **executor_options: Any,
 ) -> BatchReport:
     """Run one pipeline over every image of a collection, in parallel.
@@ -116,6 +117,10 @@ def batch(
         stderr in a terminal. Default: when interactive (a terminal or a Jupyter kernel).
     report
         Write the JSON report to this path.
+    nodata
+        As for :func:`tilewise.run`, for each file: ``"file"`` (default) leaves
+        out each file's own nodata value, a number that value in every file,
+        ``"none"`` nothing. A file whose nodata an op cannot leave out fails.
 
     Returns
     -------
@@ -176,6 +181,7 @@ def batch(
             limits=(max_pixels, max_whole_pixels),
             lifecycle=lifecycle,
             progress=progress,
+            nodata=nodata,
         )
         if out is not None:
             target.parent.mkdir(parents=True, exist_ok=True)  # --out creates its parents
@@ -191,6 +197,7 @@ def batch(
                     "timeout": timeout,
                     "memory_limit": memory_limit,
                     "max_tasks_per_worker": max_tasks_per_worker,
+                    "nodata": nodata,
                     **large_options,
                 },
             )
@@ -220,8 +227,10 @@ class _Batch:
         limits: tuple[int, int],
         lifecycle: Lifecycle,
         progress: bool | None,
+        nodata: float | str = "file",
     ) -> None:
         self.items = items
+        self.nodata = nodata
         self.pipeline = pipeline
         self.target = target
         self.stack_mode = stack_mode
@@ -263,7 +272,10 @@ class _Batch:
 
     def prepare(self, *, overwrite: bool, resume: bool) -> setup.Prepared:
         """Create or reopen the output and its journal."""
-        print_ = setup.fingerprint(self.items, self.pipeline.specs(), self._output_print())
+        specs = self.pipeline.specs()
+        if self.nodata != "file":  # another nodata is another result
+            specs.append(f"nodata={self.nodata}")
+        print_ = setup.fingerprint(self.items, specs, self._output_print())
         if self.stack_mode:
             prepared = setup.prepare_stack(
                 self.target,
@@ -293,6 +305,7 @@ class _Batch:
             max_whole_pixels=self.limits[1],
             tile_above=self.tile_above,
             probe=probe,
+            nodata=self.nodata,
         )
 
     def _task(self, indices: Iterable[int]) -> list[tuple[int, str, str]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy.typing as npt
@@ -26,7 +26,7 @@ from tilewise.geometry import Window
 from tilewise.io import SourceSpec, StackSpec, cached_sink, open_source
 from tilewise.io.georef import Georef
 from tilewise.pipeline import Pipeline
-from tilewise.runner.georef import GEOREF_FORMATS
+from tilewise.runner.georef import GEOREF_FORMATS, input_nodata
 
 __all__ = ["BatchCall", "BatchJob", "FileResult", "FileTask", "process_file"]
 
@@ -65,6 +65,8 @@ class BatchJob:
     max_whole_pixels: int
     tile_above: int
     probe: bool = False
+    #: The nodata each file's ops leave out: ``"file"`` (its own), ``"none"`` or a value.
+    nodata: float | str = "file"
 
 
 def _cause(err: BaseException, source: str) -> tuple[str, str, str]:
@@ -88,20 +90,27 @@ def _cause(err: BaseException, source: str) -> tuple[str, str, str]:
     return kind, cause, detail
 
 
-def _read(job: BatchJob, source: str, name: str) -> tuple[Array | tuple[int, int], Georef | None]:
-    """The whole image, or its ``(rows, cols)`` when it is over the tiling threshold; and its
-    georeferencing as the pipeline maps it, for an output that holds it (TIFF, Zarr)."""
+def _read(
+    job: BatchJob, source: str, name: str
+) -> tuple[Array | tuple[int, int], Georef | None, Pipeline]:
+    """The whole image, or its ``(rows, cols)`` when it is over the tiling threshold; its
+    georeferencing as the pipeline maps it, for an output that holds it (TIFF, Zarr); and
+    the pipeline leaving out the file's nodata (:meth:`Pipeline.with_nodata`)."""
     src = open_source(SourceSpec(source, job.max_pixels, job.max_whole_pixels))
     try:
         rows, cols = src.shape
         job.pipeline.out_bands(src.bands)  # a band count the ops refuse fails here, undecoded
         if rows * cols > job.tile_above:
-            return (rows, cols), None
+            return (rows, cols), None, job.pipeline
+        missing = input_nodata(src, job.nodata)  # type: ignore[arg-type]
+        pipeline = job.pipeline.with_nodata(missing, src.dtype, source=source)
         keeps = job.stack is None and not job.probe and output_format(name, None) in GEOREF_FORMATS
         georef = src.georef if keeps else None
+        if keeps and georef is None and missing is not None:
+            georef = Georef(band_count=src.bands)  # --nodata on a plain image
         if georef is not None:
-            georef = job.pipeline.out_georef(georef, src.dtype)
-        return src.read(Window(0, 0, rows, cols)), georef
+            georef = pipeline.out_georef(replace(georef, nodata=missing), src.dtype)
+        return src.read(Window(0, 0, rows, cols)), georef, pipeline
     finally:
         src.close()
 
@@ -110,13 +119,13 @@ def process_file(job: BatchJob, index: int, source: str, name: str) -> FileResul
     """Process one file end to end; never raises (a failure is a ``failed`` result)."""
     start = time.perf_counter()
     try:
-        image, georef = _read(job, source, name)
+        image, georef, pipeline = _read(job, source, name)
         if isinstance(image, tuple):
             return FileResult(index, LARGE, shape=image, seconds=time.perf_counter() - start)
         pixels = int(image.shape[0] * image.shape[1])
         bands = 1 if image.ndim == 2 else image.shape[2]
-        job.pipeline.check_input(image.dtype, bands, source=source)
-        result = job.pipeline(image)
+        pipeline.check_input(image.dtype, bands, source=source)
+        result = pipeline(image)
         del image
         shape = tuple(int(s) for s in result.shape)
         if job.probe:

@@ -1,8 +1,11 @@
 """Band ops (no halo): ``bands`` selects and reorders bands, ``expr`` computes band math.
 
 Bands are numbered from 1, as in GDAL (``gdal_translate -b 4``, ``gdal_calc.py``).
-Both ops check the band numbers against the input's band count before any
-tile runs (their band rules see the parameters).
+With nodata (:mod:`tilewise.ops.nodata`), ``bands`` takes each band's nodata
+flags with it, and ``expr`` gives nodata where any band it reads is nodata or
+where its result is undefined, written as its ``nodata=`` value unless
+``--dst-nodata`` says otherwise. Both ops check the band numbers against the
+input's band count before any tile runs (their band rules see the parameters).
 """
 
 from __future__ import annotations
@@ -100,6 +103,13 @@ def expr(image: Array, expr: str, dtype: str = "float32", nodata: float = math.n
     Equals ``numpy`` evaluating the same expression on the whole image in
     float64, cast to ``dtype`` — exactly (each pixel is computed alone).
     """
+    result, undefined = _evaluate(image, expr, dtype, nodata)
+    result[undefined] = nodata
+    return result
+
+
+def _evaluate(image: Array, expr: str, dtype: str, nodata: float) -> tuple[Array, Array]:
+    """The expression cast to ``dtype``, and where it is undefined."""
     parsed = Expression.parse(expr)
     count = 1 if image.ndim == 2 else image.shape[2]
     _check_bands("expr", parsed.bands, count)
@@ -115,8 +125,31 @@ def expr(image: Array, expr: str, dtype: str = "float32", nodata: float = math.n
             undefined = ~np.isfinite(value)
             result = np.clip(np.rint(np.where(undefined, 0, value)), info.min, info.max)
             result = result.astype(out_dtype)
-    result[undefined] = nodata
-    return result
+    return result, undefined
+
+
+def expr_masked(
+    image: Array, valid: Array, expr: str, dtype: str = "float32", nodata: float = math.nan
+) -> tuple[Array, Array]:
+    """``expr`` where every band it reads is valid and the result is defined; nodata elsewhere."""
+    result, undefined = _evaluate(image, expr, dtype, nodata)
+    used = Expression.parse(expr).bands
+    flags = np.ones(image.shape[:2], dtype=bool)
+    for b in used:
+        flags &= _band(valid, b)
+    return result, flags & ~undefined
+
+
+def select_bands_masked(image: Array, valid: Array, bands: str) -> tuple[Array, Array]:
+    """``bands``: the flags of the bands selected go with them."""
+    return select_bands(image, bands), select_bands(valid, bands)
+
+
+def _expr_nodata(
+    _: float | None, __: Any, ___: Any, nodata: float = math.nan, **____: Any
+) -> float:
+    """``expr`` writes its ``nodata=`` parameter (NaN by default) where a pixel is nodata."""
+    return float(nodata)
 
 
 def _expr_count(count: int, expr: str, **_: Any) -> int:
@@ -137,6 +170,7 @@ register(
         params=(Param("bands", str, help="band numbers from 1, in output order, e.g. 1,3,4"),),
         equals="gdal_translate -b 1 -b 3 -b 4 (numpy indexing)",
         summary="select and reorder bands (numbered from 1, as GDAL)",
+        masked=select_bands_masked,
     )
 )
 register(
@@ -153,5 +187,7 @@ register(
         ),
         equals="the same expression in float64 NumPy on the whole image, cast to dtype",
         summary="band math: + - * / **, comparisons, where, log, sqrt, abs, clip",
+        masked=expr_masked,
+        nodata_rule=_expr_nodata,
     )
 )

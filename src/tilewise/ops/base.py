@@ -11,6 +11,10 @@ An op declares:
   refuses an image it cannot process from the header, before any tile runs
   (an op that declares none is not checked).
 * the library function it **equals** on the whole image.
+* optionally, how it treats **nodata** (:mod:`tilewise.ops.nodata`): a second
+  function ``masked(image, valid, **params) -> (image, valid)`` that leaves
+  pixels where ``valid`` is false out of every computation, and a rule for the
+  output's nodata value. An op without one is refused when the image has nodata.
 
 Ops never touch files and never modify their input.
 """
@@ -47,6 +51,10 @@ Array = npt.NDArray[Any]
 HaloRule = int | Callable[..., int]
 DtypeRule = Callable[..., np.dtype[Any]] | None
 BandsRule = Callable[..., int] | None
+#: ``masked(image, valid, **params) -> (image, valid)``: the op with nodata left out.
+MaskedFunc = Callable[..., tuple[Any, Any]]
+#: ``rule(value, in_dtype, out_dtype, **params)``: the output's nodata value, or None.
+NodataRule = Callable[..., float | None]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)$")
@@ -152,6 +160,14 @@ class OpDefinition:
     dtypes: tuple[str, ...] | None = None
     #: Input band counts the op takes; ``None``: any.
     in_bands: tuple[int, ...] | None = None
+    #: The op with nodata pixels left out (see :mod:`tilewise.ops.nodata`); ``None``:
+    #: the op cannot treat nodata as missing, and images with nodata are refused.
+    masked: MaskedFunc | None = None
+    #: Where the op sends the nodata value (``None``: keep it when the output
+    #: dtype holds it exactly, else NaN for float outputs, else no value).
+    nodata_rule: NodataRule | None = None
+    #: Why the op, with these parameters, cannot leave nodata out (None: it can).
+    nodata_refuses: Callable[..., str | None] | None = None
 
     @property
     def locator(self) -> str:
@@ -201,6 +217,33 @@ class BoundOp:
 
     def __call__(self, image: Array) -> Array:
         return self.definition.func(image, **self.params)
+
+    def masked(self, image: Array, valid: Array) -> tuple[Array, Array]:
+        """Run the op with the pixels where ``valid`` is false left out.
+
+        Returns the result and where it is valid (see :mod:`tilewise.ops.nodata`).
+        """
+        func = self.definition.masked
+        if func is None:
+            raise OpError(f"op {self.name} cannot leave nodata pixels out")
+        return func(image, valid, **self.params)
+
+    def nodata_refusal(self) -> str | None:
+        """Why this op cannot leave nodata pixels out, or None if it can."""
+        if self.definition.masked is None:
+            return "does not know how to leave nodata pixels out"
+        rule = self.definition.nodata_refuses
+        return None if rule is None else rule(**self.params)
+
+    def out_nodata(self, value: float | None, dtype: np.dtype[Any]) -> float | None:
+        """The nodata value after this op, for ``value`` in an input of ``dtype`` (or None)."""
+        from tilewise.ops.nodata import keep_rule
+
+        out_dtype = self.out_dtype(dtype)
+        rule = self.definition.nodata_rule
+        if rule is None:
+            return keep_rule(value, np.dtype(dtype), out_dtype)
+        return rule(value, np.dtype(dtype), out_dtype, **self.params)
 
     def out_dtype(self, dtype: np.dtype[Any]) -> np.dtype[Any]:
         """Output dtype for an input of ``dtype`` (unchanged unless the op says otherwise)."""

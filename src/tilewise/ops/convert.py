@@ -18,6 +18,7 @@ import numpy.typing as npt
 from tilewise.errors import OpError
 from tilewise.ops._bands import REAL_DTYPES, to_float32
 from tilewise.ops.base import BoundOp, OpDefinition, Param, register
+from tilewise.ops.nodata import holds, keep_rule, nan_rule
 
 __all__ = ["normalize", "to_dtype"]
 
@@ -91,12 +92,21 @@ def normalize(image: Array, percentiles: str = "0:100", out_range: str = "0:1") 
     in_range=tuple(np.percentile(image, (LOW, HIGH))), out_range=(A, B))``.
     Add ``to_dtype:dtype=uint8`` after ``out_range=0:255`` for an 8-bit result.
     """
-    p_low, p_high = _pair("normalize", "percentiles", percentiles)
-    if p_low < 0 or p_high > 100:
-        raise OpError(f"normalize: percentiles must lie in 0:100, got {percentiles}")
-    low, high = _pair("normalize", "out_range", out_range)
+    p_low, p_high = _percentiles(percentiles)
     floats = image.astype(np.float32)
     in_low, in_high = (float(v) for v in np.percentile(floats, (p_low, p_high)))
+    return _stretch(floats, in_low, in_high, out_range)
+
+
+def _percentiles(text: str) -> tuple[float, float]:
+    p_low, p_high = _pair("normalize", "percentiles", text)
+    if p_low < 0 or p_high > 100:
+        raise OpError(f"normalize: percentiles must lie in 0:100, got {text}")
+    return p_low, p_high
+
+
+def _stretch(floats: Array, in_low: float, in_high: float, out_range: str) -> Array:
+    low, high = _pair("normalize", "out_range", out_range)
     with np.errstate(divide="ignore", invalid="ignore"):
         from skimage import exposure
 
@@ -104,6 +114,52 @@ def normalize(image: Array, percentiles: str = "0:100", out_range: str = "0:1") 
             floats, in_range=(in_low, in_high), out_range=(low, high)
         )
     return np.asarray(result, dtype=np.float32)
+
+
+def to_dtype_masked(
+    image: Array, valid: Array, dtype: str = "float32", scale: str = "none"
+) -> tuple[Array, Array]:
+    """``to_dtype`` of the valid pixels; nodata stays nodata.
+
+    With ``scale=auto`` the ranges are mapped as without nodata (nodata pixels are
+    given 0 first, so a float image's nodata value does not have to lie in [0, 1]).
+    """
+    filled = np.where(valid, image, 0).astype(image.dtype) if scale == "auto" else image
+    return to_dtype(filled, dtype, scale), valid
+
+
+def _to_dtype_nodata(
+    value: float | None,
+    in_dtype: np.dtype[Any],
+    out_dtype: np.dtype[Any],
+    scale: str = "none",
+    **_: Any,
+) -> float | None:
+    """``scale=none`` keeps the value if the target holds it; ``scale=auto`` maps it."""
+    if value is None or scale != "auto":
+        return keep_rule(value, in_dtype, out_dtype)
+    if not holds(in_dtype, value):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mapped = to_dtype(np.array([value], dtype=in_dtype), out_dtype.name, scale)
+    except OpError:
+        return keep_rule(value, in_dtype, out_dtype)
+    return float(mapped[0])
+
+
+def normalize_masked(
+    image: Array, valid: Array, percentiles: str = "0:100", out_range: str = "0:1"
+) -> tuple[Array, Array]:
+    """``normalize`` with the percentiles taken over the valid pixels only."""
+    p_low, p_high = _percentiles(percentiles)
+    if not valid.any():
+        return np.zeros(image.shape, dtype=np.float32), valid
+    floats = image.astype(np.float32)
+    low, high = (float(v) for v in np.percentile(floats[valid], (p_low, p_high)))
+    filled = np.where(valid, floats, np.float32(low))  # nodata pixels hold any in-range value
+    return _stretch(filled, low, high, out_range), valid
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +201,8 @@ register(
         ),
         equals="np.clip(np.rint(x), MIN, MAX).astype(dtype); scale=auto: skimage.util.img_as_*",
         summary="convert the pixel type (clip, or map ranges with scale=auto)",
+        masked=to_dtype_masked,
+        nodata_rule=_to_dtype_nodata,
     )
 )
 register(
@@ -159,6 +217,8 @@ register(
         ),
         equals="skimage.exposure.rescale_intensity(in_range=np.percentile(image, (LOW, HIGH)))",
         summary="stretch percentiles LOW:HIGH to A:B (float32; whole images only)",
+        masked=normalize_masked,
+        nodata_rule=nan_rule,
         whole_image=True,
     )
 )

@@ -3,6 +3,11 @@
 Libraries are imported when an op first runs, in the worker: the main process
 only reads the ops' metadata and never pays for importing OpenCV or SciPy.
 
+With nodata, each filter leaves the nodata pixels out of its windows
+(:mod:`tilewise.ops.nodata`): ``gaussian`` and ``mean`` are normalized
+convolutions in float64, ``median`` takes the median of the valid pixels, and
+``sobel`` gives nodata wherever its 3 x 3 window holds a nodata pixel.
+
 Every filter is exact under tiling: each output pixel is computed by the same
 arithmetic in the same order wherever the tile starts. Where an OpenCV kernel
 is not translation-invariant for a dtype (SIMD tail handling on floats, running
@@ -26,6 +31,7 @@ from tilewise.ops._bands import (
     to_float32,
 )
 from tilewise.ops.base import OpDefinition, Param, register
+from tilewise.ops.nodata import nan_rule, normalized, per_band_masked
 
 Array = npt.NDArray[Any]
 _DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
@@ -131,6 +137,75 @@ def sobel(image: Array) -> Array:
     return per_band(lambda band: skfilters.sobel(band).astype(np.float32), image)
 
 
+def gaussian_masked(
+    image: Array, valid: Array, sigma: float, truncate: float = 4.0
+) -> tuple[Array, Array]:
+    """``gaussian`` over valid pixels: ``G(x * valid) / G(valid)``, G the float64
+    ``scipy.ndimage.gaussian_filter(mode="mirror", truncate=truncate)``; integer
+    results rounded half to even."""
+    from scipy import ndimage
+
+    check_dtype("gaussian", image, _DTYPES)
+
+    def smooth(x: Array) -> Array:
+        return np.asarray(ndimage.gaussian_filter(x, sigma, mode="mirror", truncate=truncate))
+
+    return per_band_masked(lambda band, ok: normalized(smooth, band, ok), image, valid)
+
+
+def mean_masked(image: Array, valid: Array, size: int) -> tuple[Array, Array]:
+    """``mean`` over valid pixels: the float64 box sums of ``x * valid`` over those of ``valid``."""
+    check_dtype("mean", image, _DTYPES)
+    odd_size("mean", size)
+    return per_band_masked(
+        lambda band, ok: normalized(lambda x: _mean_float(x, size), band, ok), image, valid
+    )
+
+
+def _median_band(band: Array, valid: Array, size: int) -> tuple[Array, Array]:
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy import ndimage
+
+    # windows without nodata: the ordinary median (an odd count: its middle value)
+    out = median(np.where(valid, band, 0).astype(band.dtype), size)
+    partial = ndimage.maximum_filter(~valid, size=size, mode="nearest") & valid
+    if not partial.any():
+        return out, valid
+    radius = size // 2
+    values = np.pad(np.where(valid, band, np.inf).astype(np.float64), radius, mode="edge")
+    rows, cols = np.nonzero(partial)
+    windows = sliding_window_view(values, (size, size))[rows, cols].reshape(len(rows), -1)
+    windows.sort(axis=-1)  # the valid values first: nodata is given +inf
+    flags = sliding_window_view(np.pad(valid, radius, mode="edge"), (size, size))[rows, cols]
+    middle = (flags.sum(axis=(1, 2)) - 1) // 2
+    out[rows, cols] = np.take_along_axis(windows, middle[:, np.newaxis], axis=-1)[:, 0]
+    return out, valid
+
+
+def median_masked(image: Array, valid: Array, size: int) -> tuple[Array, Array]:
+    """``median`` over valid pixels: the median of a window's valid values, border replicated.
+
+    With an even count of valid values, the lower of the two middle ones, so the
+    result is always one of the input's values. Without nodata in a window it
+    equals ``median``.
+    """
+    check_dtype("median", image, _DTYPES)
+    odd_size("median", size)
+    return per_band_masked(lambda band, ok: _median_band(band, ok, size), image, valid)
+
+
+def sobel_masked(image: Array, valid: Array) -> tuple[Array, Array]:
+    """``sobel`` where the 3 x 3 window holds no nodata pixel; nodata elsewhere."""
+    from scipy import ndimage
+
+    check_dtype("sobel", image, _DTYPES)
+    filled = np.where(valid, image, 0).astype(image.dtype)
+    window = np.ones((3, 3) if valid.ndim == 2 else (3, 3, 1), dtype=bool)
+    # mode="reflect", as skimage's sobel: at the border the window holds image pixels only
+    complete = ~ndimage.maximum_filter(~valid, footprint=window, mode="reflect")
+    return sobel(filled), complete
+
+
 register(
     OpDefinition(
         name="gaussian",
@@ -144,6 +219,7 @@ register(
         ),
         equals="cv2.GaussianBlur (integer dtypes), scipy.ndimage.gaussian_filter (floats)",
         summary="Gaussian blur, mirrored border",
+        masked=gaussian_masked,
     )
 )
 register(
@@ -156,6 +232,7 @@ register(
         params=(Param("size", int, help="odd window size", rule="odd"),),
         equals="cv2.medianBlur (uint8), scipy.ndimage.median_filter(mode='nearest') (others)",
         summary="median filter, replicated border",
+        masked=median_masked,
     )
 )
 register(
@@ -168,6 +245,7 @@ register(
         params=(Param("size", int, help="odd window size", rule="odd"),),
         equals="cv2.blur (integer dtypes), scipy.ndimage.correlate1d box kernel (floats)",
         summary="box mean filter, mirrored border",
+        masked=mean_masked,
     )
 )
 register(
@@ -180,5 +258,7 @@ register(
         params=(),
         equals="skimage.filters.sobel per band, as float32",
         summary="Sobel gradient magnitude (float32)",
+        masked=sobel_masked,
+        nodata_rule=nan_rule,
     )
 )

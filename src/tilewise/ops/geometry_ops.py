@@ -5,6 +5,13 @@ use them all. Tiled runs take ``resize`` by an integer factor (it declares its
 ``scale``; see :mod:`tilewise.geometry.stages`) and refuse the rest
 (:meth:`Pipeline.check_tileable`); ``crop``/``pad`` in tiled runs would need
 output windows shifted by their offsets.
+
+With nodata (:mod:`tilewise.ops.nodata`): ``resize`` shrinking by an integer
+factor with ``area`` averages the valid pixels of each k x k block (a block
+with none is nodata), and ``nearest`` moves each pixel's flag with it; other
+interpolations would blend nodata into their neighbours and are refused.
+``crop`` keeps the flags of the pixels it keeps; ``pad`` adds nodata pixels
+with ``mode=constant`` and copies the flags with the other modes.
 """
 
 from __future__ import annotations
@@ -173,6 +180,71 @@ def _block_mean(image: Array, k: int) -> Array:
     return blocks.mean(axis=(1, 3), dtype=np.float64).astype(image.dtype)
 
 
+def _resize_nodata_refusal(
+    shape: str = "", scale: float = 1.0, interpolation: str = "auto"
+) -> str | None:
+    """Why this resize cannot leave nodata out (None: it can)."""
+    if interpolation == "nearest":
+        return None
+    down = _integer(1 / scale) if not shape and scale < 1 else None
+    if down is not None and interpolation in ("auto", "area"):
+        return None
+    return (
+        f"would blend nodata into its neighbours with interpolation={interpolation}; "
+        "shrink by an integer factor (scale=0.5, interpolation area), or use "
+        "interpolation=nearest"
+    )
+
+
+def resize_masked(
+    image: Array, valid: Array, shape: str = "", scale: float = 1.0, interpolation: str = "auto"
+) -> tuple[Array, Array]:
+    """``resize`` leaving nodata out: area means of valid pixels, or nearest with the flags.
+
+    Shrinking by an integer factor k with ``area``: each output pixel is the
+    float64 mean of the valid pixels of its k x k block (rounded half to even for
+    integer types); a block without a valid pixel is nodata. An image whose sides
+    are not multiples of k is refused (OpenCV would weight partial blocks).
+    """
+    reason = _resize_nodata_refusal(shape, scale, interpolation)
+    if reason is not None:
+        raise OpError(f"resize: {reason}")
+    if interpolation == "nearest":
+        flags = resize(valid.astype(np.uint8), shape, scale, interpolation)
+        return resize(image, shape, scale, interpolation), flags.astype(bool)
+    check_dtype("resize", image, _RESIZE_DTYPES)
+    k = _integer(1 / scale)
+    assert k is not None  # _resize_nodata_refusal checked it
+    h, w = image.shape[:2]
+    if h % k or w % k:
+        raise OpError(
+            f"resize: with nodata, scale={scale} needs sides that are multiples of {k}, "
+            f"not {h}x{w}; crop or pad the image first"
+        )
+    from tilewise.ops.nodata import as_dtype
+
+    def blocks(x: Array) -> Array:
+        return x.reshape(h // k, k, w // k, k, *image.shape[2:]).sum(axis=(1, 3), dtype=np.float64)
+
+    total = blocks(np.where(valid, image, 0))
+    count = blocks(valid)
+    flags = count > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / np.where(flags, count, 1.0)
+    return as_dtype(mean, image.dtype, flags), flags
+
+
+def crop_masked(image: Array, valid: Array, **params: Any) -> tuple[Array, Array]:
+    """``crop``: the flags of the pixels kept go with them."""
+    return crop(image, **params), crop(valid, **params)
+
+
+def pad_masked(image: Array, valid: Array, **params: Any) -> tuple[Array, Array]:
+    """``pad``: ``mode=constant`` adds nodata pixels; the other modes copy the flags."""
+    flag_params = {**params, "value": 0} if params.get("mode", "constant") == "constant" else params
+    return pad(image, **params), pad(valid.astype(np.uint8), **flag_params).astype(bool)
+
+
 def crop(image: Array, rows: str = "", cols: str = "", shape: str = "") -> Array:
     """Cut out ``rows=START:STOP`` and/or ``cols=START:STOP``, or a centred ``shape=HxW``.
 
@@ -281,6 +353,8 @@ register(
         equals="cv2.resize(image, (W, H) | fx=fy=F, interpolation=INTER_AREA|LINEAR|CUBIC|NEAREST)",
         summary="resize to HxW or by a factor (INTER_AREA when shrinking)",
         changes_shape=True,
+        masked=resize_masked,
+        nodata_refuses=_resize_nodata_refusal,
         halo=lambda shape="", scale=1.0, interpolation="auto": (
             1
             if _tiled_scale(shape, scale, interpolation)
@@ -306,6 +380,7 @@ register(
         equals="skimage.util.crop(image, ((top, bottom), (left, right)), copy=True)",
         summary="cut out rows/cols ranges, or a centred HxW",
         changes_shape=True,
+        masked=crop_masked,
     )
 )
 register(
@@ -325,5 +400,6 @@ register(
         equals="numpy.pad(image, ((top, bottom), (left, right)), mode=mode)",
         summary="add a border (numpy.pad modes)",
         changes_shape=True,
+        masked=pad_masked,
     )
 )

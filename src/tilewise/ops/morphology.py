@@ -3,6 +3,11 @@
 Minimum and maximum are exact in every dtype, so OpenCV's kernels tile exactly.
 Outside the image OpenCV ignores pixels (its default morphology border), which
 equals ``scipy.ndimage.grey_erosion``/``grey_dilation`` with ``mode="nearest"``.
+
+With nodata (:mod:`tilewise.ops.nodata`) the minimum and maximum are taken over
+the valid pixels of the window: nodata pixels are given the type's largest
+value (erosion) or smallest (dilation), which never wins over a valid one; a
+valid pixel is in its own window, so nodata stays exactly where it was.
 """
 
 from __future__ import annotations
@@ -61,6 +66,51 @@ def closing(image: Array, size: int) -> Array:
     return _morph("closing", image, size)
 
 
+def _extreme(dtype: np.dtype[Any], largest: bool) -> Any:
+    if dtype.kind == "f":
+        return dtype.type(np.inf if largest else -np.inf)
+    info = np.iinfo(dtype)
+    return dtype.type(info.max if largest else info.min)
+
+
+def _erode_valid(image: Array, valid: Array, size: int) -> Array:
+    filled = np.where(valid, image, _extreme(image.dtype, largest=True))
+    return erode(filled, size)
+
+
+def _dilate_valid(image: Array, valid: Array, size: int) -> Array:
+    filled = np.where(valid, image, _extreme(image.dtype, largest=False))
+    return dilate(filled, size)
+
+
+def erode_masked(image: Array, valid: Array, size: int) -> tuple[Array, Array]:
+    """``erode`` over the valid pixels of each window."""
+    return _erode_valid(image, valid, size), valid
+
+
+def dilate_masked(image: Array, valid: Array, size: int) -> tuple[Array, Array]:
+    """``dilate`` over the valid pixels of each window."""
+    return _dilate_valid(image, valid, size), valid
+
+
+def opening_masked(image: Array, valid: Array, size: int) -> tuple[Array, Array]:
+    """``opening``: erosion then dilation, each over the valid pixels."""
+    return _dilate_valid(_erode_valid(image, valid, size), valid, size), valid
+
+
+def closing_masked(image: Array, valid: Array, size: int) -> tuple[Array, Array]:
+    """``closing``: dilation then erosion, each over the valid pixels."""
+    return _erode_valid(_dilate_valid(image, valid, size), valid, size), valid
+
+
+_MASKED = {
+    "erode": erode_masked,
+    "dilate": dilate_masked,
+    "opening": opening_masked,
+    "closing": closing_masked,
+}
+
+
 def _register(name: str, func: Any, halo: Any, equals: str, summary: str) -> None:
     register(
         OpDefinition(
@@ -72,6 +122,7 @@ def _register(name: str, func: Any, halo: Any, equals: str, summary: str) -> Non
             equals=equals,
             summary=summary,
             dtypes=_DTYPES,
+            masked=_MASKED[name],
         )
     )
 

@@ -1,4 +1,10 @@
-"""Point ops (no halo): threshold, invert, grayscale."""
+"""Point ops (no halo): threshold, invert, grayscale.
+
+With nodata (:mod:`tilewise.ops.nodata`), each maps valid pixels alone and
+nodata stays nodata; ``grayscale`` gives nodata where any of the bands it
+combines is nodata. ``invert`` sends the nodata value where it sends pixels;
+``threshold``'s 0/255 output has no free value, so ``--dst-nodata`` chooses it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import numpy.typing as npt
 from tilewise.errors import OpError
 from tilewise.ops._bands import REAL_DTYPES, to_uint8
 from tilewise.ops.base import OpDefinition, Param, register
+from tilewise.ops.nodata import no_value_rule
 
 Array = npt.NDArray[Any]
 
@@ -60,6 +67,37 @@ def grayscale(image: Array) -> Array:
     return np.asarray(cv2.cvtColor(np.ascontiguousarray(image), code))
 
 
+def _pointwise(func: Any) -> Any:
+    """The masked form of a pointwise op that keeps the band count: the flags stay."""
+
+    def masked(image: Array, valid: Array, **params: Any) -> tuple[Array, Array]:
+        return func(image, **params), valid
+
+    masked.__name__ = f"{func.__name__}_masked"
+    masked.__qualname__ = masked.__name__
+    return masked
+
+
+threshold_masked = _pointwise(threshold)
+invert_masked = _pointwise(invert)
+
+
+def _invert_nodata(value: float | None, dtype: np.dtype[Any], *_: Any) -> float | None:
+    """``invert`` sends the nodata value where it sends a pixel of that value."""
+    from tilewise.ops.nodata import holds
+
+    if value is None or not holds(dtype, value):
+        return None
+    return float(invert(np.array([value], dtype=dtype))[0])
+
+
+def grayscale_masked(image: Array, valid: Array) -> tuple[Array, Array]:
+    """``grayscale``; a pixel is nodata where any band it combines is nodata."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return image, valid
+    return grayscale(image), np.asarray(valid[..., :3].all(axis=-1))
+
+
 register(
     OpDefinition(
         name="threshold",
@@ -69,6 +107,8 @@ register(
         params=(Param("value", float, help="pixels above this become 255"),),
         equals="cv2.threshold(THRESH_BINARY, maxval=255) as uint8",
         summary="binary threshold to 0/255 uint8",
+        masked=threshold_masked,
+        nodata_rule=no_value_rule,
     )
 )
 register(
@@ -79,6 +119,8 @@ register(
         params=(),
         equals="skimage.util.invert",
         summary="invert intensities",
+        masked=invert_masked,
+        nodata_rule=_invert_nodata,
     )
 )
 
@@ -105,5 +147,6 @@ register(
         params=(),
         equals="cv2.cvtColor(COLOR_RGB2GRAY) (integers); BT.601 weights in float32 (floats)",
         summary="RGB(A) to one band (a one-band image stays as it is)",
+        masked=grayscale_masked,
     )
 )

@@ -1,8 +1,11 @@
 """SAR ops: ``db`` and ``linear`` (intensity scales), ``lee`` (speckle filter).
 
-All three output float32 and use NaN as nodata. NaN inputs stay NaN (``lee``:
-a NaN inside a pixel's window makes that pixel NaN); treating the input's
-nodata value as missing inside windows is not done here.
+All three output float32. Without a nodata value, NaN inputs stay NaN
+(``lee``: a NaN inside a pixel's window makes that pixel NaN) and ``db`` gives
+NaN for ``x <= 0``. With one (:mod:`tilewise.ops.nodata`), nodata pixels stay
+nodata, ``db``/``linear`` make undefined results nodata too (their output's
+nodata value is NaN unless ``--dst-nodata`` says otherwise), and ``lee`` takes
+its local mean and variance over the valid pixels of each window.
 
 ``lee`` is exact under tiling because its two box means are separable
 ``scipy.ndimage.correlate1d`` passes in float64 with an explicit ``1/size``
@@ -21,6 +24,7 @@ import numpy.typing as npt
 from tilewise.errors import OpError
 from tilewise.ops._bands import odd_size, per_band, to_float32
 from tilewise.ops.base import OpDefinition, Param, register
+from tilewise.ops.nodata import nan_rule, per_band_masked
 
 Array = npt.NDArray[Any]
 
@@ -95,6 +99,45 @@ def lee(image: Array, size: int = 7, looks: float = 1.0) -> Array:
     return per_band(lambda band: _lee_band(band, size, looks), image)
 
 
+def db_masked(image: Array, valid: Array) -> tuple[Array, Array]:
+    """``db`` of the valid pixels; ``x <= 0`` is nodata too."""
+    out = db(image)
+    return out, valid & ~np.isnan(out)
+
+
+def linear_masked(image: Array, valid: Array) -> tuple[Array, Array]:
+    """``linear`` of the valid pixels; a result beyond float32 is nodata too."""
+    out = linear(image)
+    return out, valid & ~np.isnan(out)
+
+
+def _lee_band_masked(band: Array, valid: Array, size: int, looks: float) -> tuple[Array, Array]:
+    weights = valid.astype(np.float64)
+    x = np.where(valid, band, 0).astype(np.float64)
+    count = _box_mean(weights, size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 1.0 / np.where(valid, count, 1.0)
+        mean = _box_mean(x, size) * scale
+        variance = np.maximum(_box_mean(x * x, size) * scale - mean * mean, 0.0)
+        cu2 = 1.0 / looks
+        ci2 = variance / (mean * mean)
+        weight = np.maximum(0.0, (1.0 - cu2 / ci2) / (1.0 + cu2))
+        out = mean + weight * (x - mean)
+    out[(mean == 0) | ~valid] = 0.0
+    return out.astype(np.float32), valid
+
+
+def lee_masked(
+    image: Array, valid: Array, size: int = 7, looks: float = 1.0
+) -> tuple[Array, Array]:
+    """``lee`` over valid pixels: m and mean(x²) are the window's sums over its valid pixels
+    divided by their count (box sums of ``x * valid``, ``x² * valid`` and ``valid``)."""
+    odd_size("lee", size)
+    if not looks > 0:
+        raise OpError(f"lee: looks must be positive, got {looks}")
+    return per_band_masked(lambda band, ok: _lee_band_masked(band, ok, size, looks), image, valid)
+
+
 register(
     OpDefinition(
         name="db",
@@ -103,6 +146,8 @@ register(
         params=(),
         equals="10 * numpy.log10(x) in float64, as float32; x <= 0 -> NaN",
         summary="intensity to decibels (float32, NaN where x <= 0)",
+        masked=db_masked,
+        nodata_rule=nan_rule,
     )
 )
 register(
@@ -113,6 +158,8 @@ register(
         params=(),
         equals="10 ** (x / 10) in float64, as float32",
         summary="decibels to intensity (float32), the inverse of db",
+        masked=linear_masked,
+        nodata_rule=nan_rule,
     )
 )
 register(
@@ -128,5 +175,6 @@ register(
         ),
         equals="Lee (1980) with scipy.ndimage.uniform_filter(mode='mirror') means, rtol 1e-5",
         summary="Lee speckle filter from the number of looks (float32)",
+        masked=lee_masked,
     )
 )

@@ -10,19 +10,19 @@ wrong output.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from tilewise.errors import UnsupportedFormatError, UsageError
 from tilewise.io import Source
 from tilewise.io.georef import Georef
+from tilewise.ops.nodata import fits
 from tilewise.pipeline import Pipeline
 
-__all__ = ["GEOREF_FORMATS", "input_georef", "output_georef"]
+__all__ = ["GEOREF_FORMATS", "NodataOption", "input_georef", "input_nodata", "output_georef"]
 
 #: Output formats that hold georeferencing.
 GEOREF_FORMATS = ("tiff", "cog", "zarr")
@@ -46,6 +46,36 @@ def input_georef(source: Source, *, drop: bool) -> Georef | None:
             f"{err}; to process the pixels without the georeferencing, pass --drop-georef"
         ) from err
     return georef if georef is not None and _carries(georef) else None
+
+
+#: ``"file"``: the input's nodata value; ``"none"``: no pixel is nodata; a number: that one.
+NodataOption = float | Literal["file", "none"]
+
+
+def input_nodata(source: Source, option: NodataOption) -> float | None:
+    """The nodata value the ops leave out: the input's, or the one ``option`` gives.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        The input may have a nodata value that cannot be read (rasterio is not
+        installed): processing it as data would be silently wrong.
+    UsageError
+        ``option`` is neither a number, ``"file"`` nor ``"none"``.
+    """
+    if option == "none":
+        return None
+    if option == "file":
+        try:
+            georef = source.georef
+        except UnsupportedFormatError as err:
+            raise UnsupportedFormatError(
+                f"{err}; or give its nodata value with --nodata VALUE (--nodata none: none)"
+            ) from err
+        return None if georef is None else georef.nodata
+    if isinstance(option, str):
+        raise UsageError(f"--nodata {option!r}: give a number, nan, or none")
+    return float(option)
 
 
 def output_georef(
@@ -95,14 +125,8 @@ def _carries(georef: Georef) -> bool:
 
 
 def _check_nodata(value: float, dtype: np.dtype[Any]) -> None:
-    if dtype.kind == "f":
-        if math.isnan(value) or np.finfo(dtype).min <= value <= np.finfo(dtype).max:
-            return
-    elif dtype.kind in "iu" and float(value).is_integer():
-        info = np.iinfo(dtype)
-        if info.min <= value <= info.max:
-            return
-    raise UsageError(
-        f"--dst-nodata {value:g} does not fit the output's {dtype.name} pixels; "
-        "give a value the output type holds"
-    )
+    if not fits(dtype, value):
+        raise UsageError(
+            f"--dst-nodata {value:g} does not fit the output's {dtype.name} pixels; "
+            "give a value the output type holds"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,9 @@ from tilewise.defaults import DEFAULT_TILE
 from tilewise.errors import OpError, OutputError, PipelineError, UsageError
 from tilewise.geometry import Grid, Layout, Window, parse_tile_shape
 from tilewise.io import SinkSpec, Source, SourceSpec
+from tilewise.io.georef import Georef
 from tilewise.pipeline import Pipeline
-from tilewise.runner.georef import input_georef, output_georef
+from tilewise.runner.georef import NodataOption, input_georef, input_nodata, output_georef
 
 __all__ = ["DEFAULT_TILE", "Plan", "make_plan"]
 
@@ -47,12 +48,15 @@ class Plan:
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must share with the run that started the output."""
-        return {
+        fingerprint = {
             "input": self.source_identity,
             "pipeline": self.pipeline.specs(),
             "grid": self.grid.to_dict(),
             "output": self.sink.fingerprint() if self.sink else None,
         }
+        if self.pipeline.nodata is not None:
+            fingerprint["nodata"] = self.pipeline.nodata.to_dict()
+        return fingerprint
 
     def _largest_window(self) -> int:
         """Pixels of the largest window a worker holds for a full tile, at any stage."""
@@ -80,6 +84,7 @@ class Plan:
         return {
             "input": self.source_info,
             "pipeline": self.pipeline.specs(),
+            "nodata": None if self.pipeline.nodata is None else self.pipeline.nodata.to_dict(),
             "halo": self.pipeline.halo,
             "grid": self.grid.to_dict(),
             "read_overhead": None if read is None else round(read / image_pixels - 1, 4),
@@ -111,6 +116,7 @@ def make_plan(
     drop_georef: bool = False,
     dst_nodata: float | None = None,
     format: str | None = None,
+    nodata: NodataOption = "file",
 ) -> Plan:
     """Plan a run of ``pipeline`` from ``src`` to ``dst`` (``None`` for ``tilewise plan``).
 
@@ -120,6 +126,9 @@ def make_plan(
     (``dst_nodata`` replaces its nodata value); an output format that cannot hold
     it is refused unless ``drop_georef`` (see :func:`tilewise.runner.georef.output_georef`).
     ``format`` names the output format (``"cog"``); by default the extension picks it.
+    The ops leave out the pixels of the input's nodata value, or of ``nodata``
+    (``"none"``: none), and write ``dst_nodata`` there (see
+    :meth:`Pipeline.with_nodata`); the returned plan's pipeline carries both.
     """
     if dst is not None and Path(dst).resolve() == Path(src).resolve():
         raise UsageError(f"{dst}: the output would replace the input; write to another path")
@@ -137,10 +146,16 @@ def make_plan(
         image_shape = source.shape
         bands, dtype = source.bands, source.dtype
         georef = input_georef(source, drop=drop_georef or dst is None)
+        missing = input_nodata(source, nodata)
     finally:
         source.close()
     pipeline.check_tileable()
     pipeline.check_input(dtype, bands, source=str(src))
+    pipeline = pipeline.with_nodata(missing, dtype, dst_nodata=dst_nodata, source=str(src))
+    if georef is not None:
+        georef = replace(georef, nodata=missing)
+    elif missing is not None and dst is not None and not drop_georef:
+        georef = Georef(band_count=bands, nodata=missing)  # --nodata on a plain image
     try:
         pipeline.out_bands(bands)
     except OpError as err:
