@@ -178,8 +178,10 @@ def run(
     )
     start_workers_early(executor, "run")
     from tilewise import api
+    from tilewise.runner.lifecycle import HeldSignals
 
-    with reporting_errors(verbose):
+    # A signal after the output is final is held to the end of the command (exit 0).
+    with HeldSignals(give_back=False) as held, reporting_errors(verbose):
         if verify_first:
             from tilewise.cli.verify_cmd import check_before_run
 
@@ -219,13 +221,14 @@ def run(
             dst_nodata=dst_nodata,
             **connection,
         )
-    finish(
-        result,
-        quiet=quiet,
-        wrote=output_path,
-        unit="tile",
-        failures=[f"tile {f.tile} ({_window(f.window)}): {f.cause}" for f in result.failures],
-    )
+        finish(
+            result,
+            quiet=quiet,
+            wrote=output_path,
+            unit="tile",
+            failures=[f"tile {f.tile} ({_window(f.window)}): {f.cause}" for f in result.failures],
+            late_signal=held.held,
+        )
 
 
 def _window(window: dict[str, int]) -> str:

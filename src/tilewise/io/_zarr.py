@@ -237,7 +237,7 @@ class ZarrSink(Sink):
         return True
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
+    def commit(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
         final = Path(spec.path)
         try:
             if final.exists():

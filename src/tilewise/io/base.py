@@ -219,10 +219,29 @@ class Sink(abc.ABC):
     def verify(self, window: Window, receipt: Receipt) -> bool:
         """Whether a region the journal says is written is still intact."""
 
+    @classmethod  # noqa: B027 - optional hook
+    def assemble(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
+        """Build the final output from the partial one under a temporary name (main process).
+
+        For formats whose tiles cannot be written in place (TIFF); it may take a
+        while and may be interrupted: the next ``--resume`` builds it again. The
+        default has nothing to build.
+        """
+
     @classmethod
     @abc.abstractmethod
+    def commit(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
+        """Move the assembled output under its final name, atomically (main process).
+
+        Quick (a rename, then removing what is left of the partial output): once
+        the rename is done the output is final.
+        """
+
+    @classmethod
     def finalize(cls, spec: SinkSpec, receipts: dict[int, Receipt]) -> None:
-        """Turn the partial output into the final one, atomically (main process)."""
+        """Turn the partial output into the final one: :meth:`assemble`, then :meth:`commit`."""
+        cls.assemble(spec, receipts)
+        cls.commit(spec, receipts)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
