@@ -78,8 +78,7 @@ class _Gate:
         if not self.final:
             raise Interrupted(signum)
         if self.held is None:
-            self.held = signum
-            log.info("%s: the output is complete; finishing the run first", _name(signum))
+            self.held = signum  # noted only: the run's last steps go on
             return
         raise Interrupted(signum, complete=True)  # a second signal: stop now
 
