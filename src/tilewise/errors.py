@@ -156,10 +156,13 @@ class Interrupted(BaseException):
     """A run or batch was stopped by a signal; ``exit_code`` is 128 + the signal number.
 
     ``report`` holds the partial report (what finished before the signal).
+    ``complete`` is true when the output was already final: the signal came
+    after it, so there is nothing to resume.
     """
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, *, complete: bool = False) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.exit_code = 128 + signum
+        self.complete = complete
         self.report: object = None

@@ -28,6 +28,7 @@ from click.testing import CliRunner
 
 import tilewise
 from tests.conftest import leftovers, make_image, read_image, write_image
+from tests.executors import tasks
 from tests.faults import MARKER
 from tests.runner.helpers import (
     journal_lines,
@@ -38,6 +39,7 @@ from tests.runner.helpers import (
 )
 from tilewise.cli.app import cli
 from tilewise.errors import ExecutorError, Phase, UsageError
+from tilewise.executors import Done, StallRule, Supervision, Task
 
 distributed = pytest.importorskip("distributed")
 
@@ -550,25 +552,52 @@ def listening_addresses(*pids: int) -> set[str]:
     return found
 
 
-def test_local_cluster_listens_on_loopback_only_and_matches_local(source, reference, tmp_path):
+@pytest.fixture(scope="module")
+def local_cluster() -> Iterator[Any]:
+    """A LocalCluster of two single-threaded workers, through the executor; shared."""
     from tilewise.executors.dask import DaskExecutor
 
     executor = DaskExecutor(2)
     try:
-        described = executor.describe()
-        assert described["scheduler"].startswith("tcp://127.0.0.1:")
-        assert described["dashboard"].startswith("http://127.0.0.1:")
-        assert described["workers"] == 2
-        # this process (scheduler, nannies) and the two worker processes
-        workers = list(executor.client.run(os.getpid).values())
-        assert len(workers) == 2
-        assert listening_addresses(os.getpid(), *workers) == {"127.0.0.1"}
-        out = tmp_path / "out.tif"
-        report = tilewise.run(source, out, OPS, tile=TILE, executor=executor)
+        yield executor
     finally:
         executor.close()
+
+
+def test_local_cluster_listens_on_loopback_only_and_matches_local(
+    local_cluster, source, reference, tmp_path
+):
+    executor = local_cluster
+    described = executor.describe()
+    assert described["scheduler"].startswith("tcp://127.0.0.1:")
+    assert described["dashboard"].startswith("http://127.0.0.1:")
+    assert described["workers"] == 2
+    # this process (scheduler, nannies) and the two worker processes
+    workers = list(executor.client.run(os.getpid).values())
+    assert len(workers) == 2
+    assert listening_addresses(os.getpid(), *workers) == {"127.0.0.1"}
+    out = tmp_path / "out.tif"
+    report = tilewise.run(source, out, OPS, tile=TILE, executor=executor)
     assert report.ok and report.executor["cluster"] == "LocalCluster (127.0.0.1)"
     np.testing.assert_array_equal(read_image(out), reference(".tif"))
+
+
+def test_a_tile_process_stopped_by_sigstop_is_given_up_as_stalled(local_cluster, tmp_path):
+    """Without a timeout the stall rule reaches the tile processes on the Dask workers."""
+    stall = StallRule(factor=4, floor=0.5, limit=2, min_samples=3)
+    work = [Task(i, (i, str(tmp_path))) for i in range(12)]
+    # 4 tasks in flight (2 x the worker threads): task 7 is sent after 4 have finished
+    outcomes = {
+        o.key: o
+        for o in local_cluster.map_tasks(
+            tasks.stop_self_once, work, supervision=Supervision(retries=1, stall=stall)
+        )
+    }
+    assert sorted(outcomes) == list(range(12))
+    assert all(isinstance(o, Done) for o in outcomes.values())
+    assert outcomes[7].attempts == 2
+    assert outcomes[7].history[0].startswith("stalled: ran")
+    assert "the Dask worker was not affected" in outcomes[7].history[0]
 
 
 def test_tls_local_cluster_with_a_temporary_security(source, reference, tmp_path):

@@ -216,8 +216,10 @@ def batch(
     )
     start_workers_early(executor, "batch")
     from tilewise.collection import batch as run_batch
+    from tilewise.runner.lifecycle import HeldSignals
 
-    with reporting_errors(verbose):
+    # A signal after the output is final is held to the end of the command.
+    with HeldSignals(give_back=False) as held, reporting_errors(verbose):
         result = run_batch(
             list(inputs),
             ops=list(ops),
@@ -243,10 +245,11 @@ def batch(
             nodata=nodata,
             **connection,
         )
-    finish(
-        result,
-        quiet=quiet,
-        wrote=str(out or stack),
-        unit="file",
-        failures=[f"{f.source}: {f.cause}" for f in result.failures],
-    )
+        finish(
+            result,
+            quiet=quiet,
+            wrote=str(out or stack),
+            unit="file",
+            failures=[f"{f.source}: {f.cause}" for f in result.failures],
+            late_signal=held.held,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from collections.abc import Iterator
@@ -39,11 +40,13 @@ def exit_code(err: BaseException) -> int:
 
 def interrupted(stop: Interrupted, *, resumable: bool) -> NoReturn:
     """Say which signal stopped the command (and how to continue); exit 128 + its number."""
-    hint = (
-        "; finished tiles are kept. Run the same command with --resume to continue."
-        if resumable
-        else "."
-    )
+    if stop.complete:
+        output = getattr(stop.report, "output", None) or "the output"
+        hint = f" after {output} was complete; nothing to resume."
+    elif resumable:
+        hint = "; finished tiles are kept. Run the same command with --resume to continue."
+    else:
+        hint = "."
     click.echo(f"\nInterrupted by {stop.args[0]}{hint}", err=True)
     sys.exit(exit_code(stop))
 
@@ -64,7 +67,7 @@ def reporting_errors(verbose: int) -> Iterator[None]:
     try:
         yield
     except Interrupted as stop:
-        interrupted(stop, resumable=True)
+        interrupted(stop, resumable=not stop.complete)
     except (TilewiseError, OSError) as err:
         if verbose:
             traceback.print_exc()
@@ -80,14 +83,33 @@ def reporting_errors(verbose: int) -> Iterator[None]:
 
 
 def finish(
-    report: RunReport, *, quiet: bool, wrote: str, failures: list[str], unit: str
+    report: RunReport,
+    *,
+    quiet: bool,
+    wrote: str,
+    failures: list[str],
+    unit: str,
+    late_signal: int | None = None,
 ) -> NoReturn:
-    """Print the run's summary and its failures (ten at most), then exit 0 or 3."""
+    """Print the run's summary and its failures (ten at most), then exit 0 or 3.
+
+    ``late_signal`` came after the output was final: the run finished first, and
+    exits as it ended, saying so.
+    """
     if not quiet:
         click.echo(report.summary(), err=True)
+    if late_signal is not None:
+        click.echo(
+            f"{signal.Signals(late_signal).name} came after {wrote} was complete: the run "
+            "finished its last steps first.",
+            err=True,
+        )
     if report.ok:
         if not quiet:
-            click.echo(f"Wrote {wrote}", err=True)
+            if report.extra.get("already_final"):
+                click.echo(f"{wrote} was already complete: nothing left to do.", err=True)
+            else:
+                click.echo(f"Wrote {wrote}", err=True)
         sys.exit(EXIT_DONE)
     for line in failures[:10]:
         click.echo(f"Error: {line}", err=True)

@@ -220,8 +220,10 @@ def run(
     )
     start_workers_early(executor, "run", (input_path, output_path))
     from tilewise import api
+    from tilewise.runner.lifecycle import HeldSignals
 
-    with reporting_errors(verbose):
+    # A signal after the output is final is held to the end of the command (exit 0).
+    with HeldSignals(give_back=False) as held, reporting_errors(verbose):
         if verify_first:
             from tilewise.cli.verify_cmd import check_before_run
 
@@ -263,13 +265,14 @@ def run(
             nodata=nodata,
             **connection,
         )
-    finish(
-        result,
-        quiet=quiet,
-        wrote=output_path,
-        unit="tile",
-        failures=[f"tile {f.tile} ({_window(f.window)}): {f.cause}" for f in result.failures],
-    )
+        finish(
+            result,
+            quiet=quiet,
+            wrote=output_path,
+            unit="tile",
+            failures=[f"tile {f.tile} ({_window(f.window)}): {f.cause}" for f in result.failures],
+            late_signal=held.held,
+        )
 
 
 def _window(window: dict[str, int]) -> str:

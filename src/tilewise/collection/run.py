@@ -34,7 +34,7 @@ from tilewise.executors.forkserver import worker_options
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner import DEFAULT_TILE, Lifecycle
 from tilewise.runner.journal import Journal
-from tilewise.runner.lifecycle import working
+from tilewise.runner.lifecycle import committing, working
 from tilewise.runner.lock import holding
 from tilewise.runner.progress import Progress
 
@@ -543,6 +543,10 @@ class _Batch:
     # -- the end ----------------------------------------------------------------------------
 
     def _finish(self, prepared: setup.Prepared) -> None:
+        with committing():  # the files are written: signals now wait for the end of the batch
+            self._make_final(prepared)
+
+    def _make_final(self, prepared: setup.Prepared) -> None:
         report = self.report
         journal = prepared.journal
         if self.stack_mode:

@@ -51,11 +51,17 @@ class Isolation:
         Bytes one child may allocate beyond its start-up size.
     max_tasks_per_worker
         Replace each child after this many tasks.
+    stall
+        Without a ``timeout``: the run's stall threshold and give-up time, in
+        seconds, when its main process sent the task (see
+        :class:`~tilewise.executors.StallRule`); a task still running at the
+        give-up time is stopped as stalled, its child killed and replaced.
     """
 
     timeout: float | None = None
     memory_limit: int | None = None
     max_tasks_per_worker: int | None = None
+    stall: tuple[float, float] | None = None
 
 
 @dataclass(slots=True)
@@ -150,8 +156,8 @@ def _new_lane(isolation: Isolation) -> Lane:
 
 def _acquire(isolation: Isolation) -> tuple[_Pool, Lane]:
     """An idle child process for ``isolation`` (a new one if none is idle)."""
-    # the timeout is per call, not a property of the process: one pool serves every timeout
-    key = (replace(isolation, timeout=None), _where())
+    # limits are per call, not properties of the process: one pool serves every limit
+    key = (replace(isolation, timeout=None, stall=None), _where())
     with _lock:
         pool = _pools.setdefault(key, _Pool(key[0]))
         if pool.idle:
@@ -189,8 +195,9 @@ def run_isolated(
         message = f"the task cannot be sent to a process: {type(err).__name__}: {err}"
         return _failure("exception", message, start, traceback.format_exc())
     pool, lane = _acquire(isolation)
+    stall = isolation.stall if isolation.timeout is None else None
     try:
-        status, answer = lane.call(data, isolation.timeout)
+        status, answer = lane.call(data, isolation.timeout if stall is None else stall[1])
     except Exception as err:  # no child process could be started or reached
         lane.take_back()
         lane.kill()
@@ -198,6 +205,16 @@ def run_isolated(
         return _failure("crash", message, start, traceback.format_exc())
     finally:
         _release(pool, lane)
+    if status == "timeout" and stall is not None:
+        stalled, give_up = stall
+        return _failure(
+            "timeout",
+            f"stalled: ran {time.perf_counter() - start:.0f} s without an answer, over "
+            f"{give_up:.0f} s ({give_up / stalled:g} x the stall threshold of {stalled:.0f} s); "
+            "its process was replaced (the Dask worker was not affected; set --timeout to "
+            "choose the limit yourself)",
+            start,
+        )
     if status == "timeout":
         return _failure(
             "timeout",

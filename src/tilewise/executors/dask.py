@@ -29,6 +29,7 @@ from typing import Any
 from tilewise.errors import ExecutorError, UsageError
 from tilewise.executors._dask_cluster import Connection, connect, import_distributed, tls_security
 from tilewise.executors._dask_isolation import Isolation, retire_idle_pools, run_isolated, warm_up
+from tilewise.executors._stall import StallWatch
 from tilewise.executors._worker import TaskError, TaskResult
 from tilewise.executors.base import Attempts, Executor, FailureKind, Outcome, Supervision, Task
 
@@ -285,12 +286,18 @@ class DaskExecutor(Executor):
         """Run every task; yield each outcome as soon as it is known.
 
         ``locality`` is ignored: the Dask scheduler places tasks itself.
-        ``supervision``'s timeout reaches the tile processes on the workers.
+        ``supervision``'s timeout reaches the tile processes on the workers;
+        without one, its stall rule does: each task carries the give-up time
+        the run's finished tasks give when it is sent, and its tile process
+        stops it there (the rule's warning at the stall threshold is not given
+        here: this process does not see when a task starts on its worker).
         """
         client = self._connect().client
         distributed = import_distributed()
         supervision = supervision or self.supervision
         isolation = replace(self._isolation, timeout=supervision.timeout)
+        rule = supervision.stall if supervision.timeout is None else None
+        watch = None if rule is None else StallWatch(rule)
         token = uuid.uuid4().hex[:12]
         source = iter(tasks)
         retry: deque[Attempts] = deque()
@@ -313,7 +320,7 @@ class DaskExecutor(Executor):
                             run_isolated,
                             fn,
                             attempts.task.payload,
-                            isolation,
+                            isolation if watch is None else _stall_limits(isolation, watch),
                             key=f"tilewise-tile-{attempts.task.key}-{attempts.number}-{token}",
                             pure=False,
                         )
@@ -335,6 +342,8 @@ class DaskExecutor(Executor):
                     outcome = self._classify(future, gathered)
                     future.release()
                     if isinstance(outcome, TaskResult):
+                        if watch is not None:
+                            watch.add(outcome.seconds)
                         yield attempts.succeeded(outcome.value, outcome.worker, outcome.seconds)
                         continue
                     failed = attempts.failed(*outcome, retries=supervision.retries)
@@ -364,3 +373,9 @@ class DaskExecutor(Executor):
             except Exception as err:
                 log.debug("stopping the tile processes on the Dask workers: %s", err)
         connection.close()
+
+
+def _stall_limits(isolation: Isolation, watch: StallWatch) -> Isolation:
+    """``isolation`` with the stall threshold and give-up time known now (if known yet)."""
+    limits = watch.thresholds()
+    return isolation if limits is None else replace(isolation, stall=limits)

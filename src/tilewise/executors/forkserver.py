@@ -90,12 +90,13 @@ def start_forkserver(work: str | Iterable[str] = ()) -> None:
     global _started
     if _started:
         return
+    from tilewise.executors import _pymp
+
+    mine = _pymp.claim()  # the folder of the server's socket, claimed before it is used
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload(work))
     forkserver.ensure_running()
     _started = True
-    from tilewise.executors import _pymp  # imported once the server is on its way
-
-    _pymp.sweep(keep=_pymp.claim())  # the server's socket folder; killed runs left theirs
+    _pymp.sweep(keep=mine)  # the folders killed runs left
 
 
 def restart_forkserver() -> None:

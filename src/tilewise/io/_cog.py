@@ -21,8 +21,6 @@ are built again (they are a third of the pixels, and a tile redone changes them)
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +35,7 @@ from tilewise.geometry import Window
 from tilewise.io._cog_layout import Ifd, Tag, fits_classic, plan_layout, write_layout
 from tilewise.io._geotiff_tags import GeoTiffTags, geotiff_tags
 from tilewise.io._overviews import default_resampling, level_shapes, reduce2
-from tilewise.io._tiff import COMPRESSIONS, TiffSink
+from tilewise.io._tiff import COMPRESSIONS, TiffSink, assembling_path
 from tilewise.io.base import Array, Receipt, SinkSpec
 
 __all__ = ["CogSink", "OverviewStrip", "RunTasks", "resampling_of"]
@@ -79,12 +77,13 @@ class CogSink(TiffSink):
         super().create(spec)
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
-        cls.finalize_with(spec, receipts, _run_here)
+    def assemble(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+        cls.assemble_with(spec, receipts, _run_here)
 
     @classmethod
-    def finalize_with(cls, spec: SinkSpec, receipts: Mapping[int, Receipt], run: RunTasks) -> None:
-        """Build the overviews with ``run`` (tasks in parallel), then write the COG."""
+    def assemble_with(cls, spec: SinkSpec, receipts: Mapping[int, Receipt], run: RunTasks) -> None:
+        """Build the overviews with ``run`` (tasks in parallel), then write the COG as
+        ``.NAME.assembling``; :meth:`TiffSink.commit` renames it and removes the tiles."""
         block = spec.chunks
         images = [_where(receipts)]
         shapes = [spec.shape, *level_shapes(spec.shape, block)]
@@ -97,7 +96,6 @@ class CogSink(TiffSink):
             images.append(_where(dict(enumerate(run(strip, payloads)))))
             _check_complete(spec, shapes[level], images[-1], f"overview level {level}")
         _assemble(spec, shapes, images)
-        shutil.rmtree(spec.partial, ignore_errors=True)
 
 
 def _run_here(fn: Callable[[Any], Any], payloads: Sequence[Any]) -> list[Any]:
@@ -281,7 +279,7 @@ def _assemble(spec: SinkSpec, shapes: Sequence[tuple[int, int]], images: Sequenc
         )
     layout = plan_layout(ifds, bigtiff=choice == "YES" or not classic)
     final = Path(spec.path)
-    tmp = final.with_name(f".{final.name}.assembling")
+    tmp = assembling_path(final)
     files: dict[str, BinaryIO] = {}
 
     def tiles(number: int) -> Iterator[bytes]:
@@ -299,7 +297,6 @@ def _assemble(spec: SinkSpec, shapes: Sequence[tuple[int, int]], images: Sequenc
     try:
         with open(tmp, "wb") as fh:
             write_layout(fh, layout, tiles, [ifd.tile_sizes for ifd in ifds])
-        os.replace(tmp, final)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"{final}: cannot write the COG: {err}") from err

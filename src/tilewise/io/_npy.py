@@ -87,7 +87,7 @@ class NpySink(Sink):
         return zlib.crc32(region.data) == receipt["crc32"]
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+    def commit(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         final = Path(spec.path)
         try:
             os.replace(spec.partial, final)

@@ -171,7 +171,7 @@ class StackSink(Sink):
         return row
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+    def commit(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         stack = StackSpec.require(spec)
         final = Path(stack.path)
         if stack.partial == final:

@@ -463,7 +463,8 @@ class TiffSink(Sink):
         )
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+    def assemble(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+        """Write the final TIFF as ``.NAME.assembling``, copying the spooled segments in order."""
         partial = spec.partial
         where: dict[int, tuple[str, int, int]] = {}
         for receipt in receipts.values():
@@ -483,7 +484,7 @@ class TiffSink(Sink):
                     yield fh.read(length)
 
         final = Path(spec.path)
-        tmp = final.with_name(f".{final.name}.assembling")
+        tmp = assembling_path(final)
         compress = spec.options["COMPRESS"]
         bands = spec.bands
         photometric = "rgb" if bands in (3, 4) else "minisblack"
@@ -508,7 +509,6 @@ class TiffSink(Sink):
                     extratags=extratags,
                     predictor=2 if spec.options.get("PREDICTOR", 1) == 2 else None,
                 )
-            os.replace(tmp, final)
         except ValueError as err:  # tifffile: the data passed what a classic TIFF addresses
             tmp.unlink(missing_ok=True)
             raise OutputError(
@@ -518,4 +518,20 @@ class TiffSink(Sink):
         except OSError as err:
             tmp.unlink(missing_ok=True)
             raise OutputError(f"{final}: cannot write the TIFF: {err}") from err
-        shutil.rmtree(partial, ignore_errors=True)
+
+    @classmethod
+    def commit(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+        """Rename the assembled TIFF to its final name; remove the spooled segments."""
+        final = Path(spec.path)
+        try:
+            os.replace(assembling_path(final), final)
+        except OSError as err:
+            raise OutputError(
+                f"{final}: cannot move the finished output into place: {err}"
+            ) from err
+        shutil.rmtree(spec.partial, ignore_errors=True)
+
+
+def assembling_path(final: Path) -> Path:
+    """Where the final TIFF is built before it is renamed: ``.NAME.assembling``."""
+    return final.with_name(f".{final.name}.assembling")

@@ -110,7 +110,7 @@ class WholeImageSink(Sink):
         return image_intact(partial if os.path.lexists(partial) else self.spec.path, receipt)
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+    def commit(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         final = Path(spec.path)
         if final.is_dir() and not final.is_symlink():
             shutil.rmtree(final)

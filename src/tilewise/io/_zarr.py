@@ -276,7 +276,7 @@ class ZarrSink(Sink):
         return True
 
     @classmethod
-    def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+    def commit(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         final = Path(spec.path)
         try:
             if final.exists():

@@ -220,30 +220,49 @@ class Sink(abc.ABC):
     def verify(self, window: Window, receipt: Receipt) -> bool:
         """Whether a region the journal says is written is still intact."""
 
+    @classmethod  # noqa: B027 - optional hook
+    def assemble(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+        """Build the final output from the partial one under a temporary name (main process).
+
+        For formats whose tiles cannot be written in place (TIFF); it may take a
+        while and may be interrupted: the next ``--resume`` builds it again. The
+        default has nothing to build.
+        """
+
     @classmethod
     @abc.abstractmethod
+    def commit(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
+        """Move the assembled output under its final name, atomically (main process).
+
+        Quick (a rename, then removing what is left of the partial output): once
+        the rename is done the output is final.
+        """
+
+    @classmethod
     def finalize(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
-        """Turn the partial output into the final one, atomically (main process).
+        """Turn the partial output into the final one: :meth:`assemble`, then :meth:`commit`.
 
         ``receipts`` maps each written tile to its receipt; it may be read from the
         journal as it is asked for, so a sink only reads it, and in one pass
         (``values()``/``items()``) when it needs them all.
         """
+        cls.assemble(spec, receipts)
+        cls.commit(spec, receipts)
 
     @classmethod
-    def finalize_with(
+    def assemble_with(
         cls,
         spec: SinkSpec,
         receipts: Mapping[int, Receipt],
         run: Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]],
     ) -> None:
-        """:meth:`finalize`, given ``run(fn, payloads)`` to do work in parallel first.
+        """:meth:`assemble`, given ``run(fn, payloads)`` to do work in parallel first.
 
         ``run`` returns ``fn(payload)`` for each payload, in order, computed by the
         run's executor (it raises if a payload fails on every attempt). Outputs that
-        need work after the tiles (a COG's overviews) use it; the rest just finalize.
+        need work after the tiles (a COG's overviews) use it; the rest just assemble.
         """
-        cls.finalize(spec, receipts)
+        cls.assemble(spec, receipts)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""

@@ -14,6 +14,15 @@ and how they record outcomes; everything around that is here, once:
   advises ``--resume``), a bare ``OSError`` first wrapped in an
   :class:`~tilewise.errors.OutputError` naming its file; and the journal is
   closed without a failing close hiding the error that stopped the run.
+- :func:`committing` wraps the step that makes the output final (a rename).
+  From its start, SIGINT/SIGTERM are *held*: the run is done but for its
+  bookkeeping (journal, report, workers), which it finishes; then the
+  outermost :class:`HeldSignals` (the command, or the run's
+  :class:`Lifecycle`) ends and gives the signal back — the command line exits
+  as the run ended (0) and says the signal came after the output was complete;
+  the Python API raises :class:`~tilewise.errors.Interrupted` with
+  ``complete=True`` and the full report. A second signal while one is held
+  stops at once, with ``complete=True`` too: there is nothing to resume.
 """
 
 from __future__ import annotations
@@ -34,31 +43,156 @@ from tilewise.runner.journal import Journal
 from tilewise.runner.progress import Progress
 from tilewise.runner.report import RunReport
 
-__all__ = ["Lifecycle", "signals_as_exceptions", "working"]
+__all__ = ["HeldSignals", "Lifecycle", "committing", "signals_as_exceptions", "working"]
 
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_Handlers = dict[signal.Signals, Any]
+
+
+def _main_thread() -> bool:
+    """Whether this is the main thread (the only one that can set signal handlers)."""
+    return threading.current_thread() is threading.main_thread()
+
+
+class _Gate:
+    """Where SIGINT/SIGTERM go while tilewise runs; process-wide, like signal handlers."""
+
+    def __init__(self) -> None:
+        #: Nested :class:`HeldSignals` (a command, a run's lifecycle, its work).
+        self.scopes = 0
+        #: Nested works (the files a batch runs through the tiled runner are inside the batch's).
+        self.works = 0
+        #: The outermost work's output is final: a signal is held, not raised.
+        self.final = False
+        #: The signal held since then.
+        self.held: int | None = None
+        #: The handlers to put back when the outermost scope ends (set once final).
+        self.restore: _Handlers | None = None
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The handler while a run works: raise, or hold once the output is final."""
+        if not self.final:
+            raise Interrupted(signum)
+        if self.held is None:
+            self.held = signum  # noted only: the run's last steps go on
+            return
+        raise Interrupted(signum, complete=True)  # a second signal: stop now
+
+    def leave(self) -> int | None:
+        """End a scope; for the outermost, put the handlers back and return a held signal."""
+        self.scopes -= 1
+        if self.scopes > 0:
+            return None
+        held, restore = self.held, self.restore
+        self.final, self.held, self.restore = False, None, None
+        if restore is not None:
+            _install(restore)
+        return held
+
+
+_gate = _Gate()
+
+
+def _name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+def _install(handlers: _Handlers) -> None:
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
+class HeldSignals:
+    """A scope at whose end a signal held after the output became final is given back.
+
+    Scopes nest; only the outermost acts. With ``give_back`` (the default) a
+    held signal is raised there, when nothing else is raised, as
+    :class:`Interrupted` with ``complete=True`` and :attr:`report`; without it
+    the caller reads :attr:`held` and decides (the command line finishes and
+    exits 0). Off the main thread it does nothing: no handlers are set there.
+    """
+
+    def __init__(self, *, give_back: bool = True) -> None:
+        self.give_back = give_back
+        #: The report attached to the :class:`Interrupted` of a held signal.
+        self.report: object = None
+        self._active = False
+
+    @property
+    def held(self) -> int | None:
+        """The signal held so far (None if none)."""
+        return _gate.held if self._active else None
+
+    def __enter__(self) -> HeldSignals:
+        self._active = _main_thread()
+        if self._active:
+            _gate.scopes += 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._active:
+            return
+        self._active = False
+        held = _gate.leave()
+        if held is not None and exc is None and self.give_back:
+            stop = Interrupted(held, complete=True)
+            stop.report = self.report
+            raise stop
+
 
 @contextlib.contextmanager
 def signals_as_exceptions() -> Iterator[None]:
-    """Turn SIGTERM (and SIGINT) into :class:`Interrupted` while a run is going on."""
-    if threading.current_thread() is not threading.main_thread():
+    """Turn SIGTERM (and SIGINT) into :class:`Interrupted` while a run is going on.
+
+    Once the outermost run's output is final (:func:`committing`) they are held
+    instead, and the handlers stay until the outermost :class:`HeldSignals` ends.
+    """
+    if not _main_thread():
         yield
         return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signum)
-
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, handler)
+    previous = {s: signal.getsignal(s) for s in _SIGNALS}
+    _install(dict.fromkeys(_SIGNALS, _gate.on_signal))
+    _gate.works += 1
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        _gate.works -= 1
+        if _gate.final and _gate.scopes > 0:
+            if _gate.works == 0:
+                _gate.restore = previous  # put back when the outermost scope ends
+        else:
+            _install(previous)
+
+
+@contextlib.contextmanager
+def committing() -> Iterator[None]:
+    """The step that makes a run's output final; SIGINT/SIGTERM are held from its start.
+
+    Held until the outermost :class:`HeldSignals` ends (see the module notes).
+    If the step fails, the output is not final: signals act again, and the
+    error stops the run. Inside a batch (a large file run through the tiled
+    runner) it holds nothing: the batch's output is not final yet.
+    """
+    if not _main_thread() or _gate.works != 1 or _gate.scopes == 0:
+        yield
+        return
+    _gate.final = True
+    try:
+        yield
+    except BaseException:
+        held, _gate.final, _gate.held = _gate.held, False, None
+        if held is not None:
+            log.info("%s came while the output was being moved into place", _name(held))
+        raise
 
 
 def _during_work(err: TilewiseError | OSError) -> TilewiseError:
@@ -84,27 +218,30 @@ def working(report: RunReport, journal: Journal, bar: Progress) -> Iterator[None
     error that stopped the run is the one reported.
     """
     start = time.perf_counter()
-    try:
-        with signals_as_exceptions():
-            yield
-    except BaseException as err:
-        report.seconds = time.perf_counter() - start
-        bar.close()
+    held = HeldSignals()
+    held.report = report
+    with held:
         try:
-            journal.close()
-        except OutputError as closing:
-            log.warning("%s", closing)
-        if isinstance(err, Interrupted | KeyboardInterrupt):
-            stop = err if isinstance(err, Interrupted) else Interrupted(signal.SIGINT)
-            report.interrupted = signal.Signals(stop.signum).name
-            stop.report = report
-            raise stop from None
-        if isinstance(err, TilewiseError | OSError):
-            marked = _during_work(err)
-            if marked is err:
-                raise
-            raise marked from err
-        raise
+            with signals_as_exceptions():
+                yield
+        except BaseException as err:
+            report.seconds = time.perf_counter() - start
+            bar.close()
+            try:
+                journal.close()
+            except OutputError as closing:
+                log.warning("%s", closing)
+            if isinstance(err, Interrupted | KeyboardInterrupt):
+                stop = err if isinstance(err, Interrupted) else Interrupted(signal.SIGINT)
+                report.interrupted = signal.Signals(stop.signum).name
+                stop.report = report
+                raise stop from None
+            if isinstance(err, TilewiseError | OSError):
+                marked = _during_work(err)
+                if marked is err:
+                    raise
+                raise marked from err
+            raise
 
 
 class Lifecycle:
@@ -133,12 +270,16 @@ class Lifecycle:
         self.executor = make_executor(executor, workers=workers, supervision=supervision, **options)
         self.owned = self.executor is not executor
         self.report_path = report
+        #: A signal after the output is final is held until the executor is closed.
+        self._signals = HeldSignals()
 
     def __enter__(self) -> Lifecycle:
+        self._signals.__enter__()
         try:
             self.executor.start()  # workers start up while the caller prepares the work
-        except BaseException:
+        except BaseException as err:
             self._close()
+            self._signals.__exit__(type(err), err, err.__traceback__)
             raise
         return self
 
@@ -148,14 +289,22 @@ class Lifecycle:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        error = exc
         try:
-            if isinstance(exc, Interrupted) and isinstance(exc.report, RunReport):
-                self.write(exc.report)
-        finally:
-            self._close()
+            try:
+                if isinstance(exc, Interrupted) and isinstance(exc.report, RunReport):
+                    self.write(exc.report)
+            finally:
+                self._close()
+        except BaseException as err:
+            error = err
+            raise
+        finally:  # last: a signal held after the output was final comes back here
+            self._signals.__exit__(None if error is None else type(error), error, None)
 
     def write(self, report: RunReport) -> None:
         """Write ``report`` where the caller asked for it (nowhere if not asked)."""
+        self._signals.report = report
         if self.report_path is not None:
             report.write(self.report_path)
 

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from tilewise import io
-from tilewise.errors import OutputError, ResumeError
+from tilewise.errors import OutputError, OutputExistsError, ResumeError
 from tilewise.executors.base import Done, Executor, Failed, Outcome, Supervision, Task
 from tilewise.executors.runs import map_in_runs
 from tilewise.geometry import Window
 from tilewise.runner.holes import check_fill, fill_failed, remove_sidecar, write_sidecar
 from tilewise.runner.journal import Journal, Receipts, clear_for_new_output, journal_path
-from tilewise.runner.lifecycle import working
+from tilewise.runner.lifecycle import committing, working
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
 from tilewise.runner.report import STAGES, RunReport, TileRecord, TileRecords
@@ -44,12 +44,21 @@ def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journ
     jpath = journal_path(final)
     started = partial.exists() or jpath.exists()
     if resume and started:
+        if jpath.exists() and not partial.exists() and final.exists():
+            # made final by the run that wrote the journal, stopped before deleting it
+            return Journal.resume(jpath, plan.fingerprint()), True
         if not (partial.exists() and jpath.exists()):
             raise ResumeError(
                 f"{final}: found {'the partial output' if partial.exists() else 'the journal'} "
                 "but not the other; start again with --overwrite"
             )
         return Journal.resume(jpath, plan.fingerprint()), True
+    if resume and not started and final.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{final}: already exists, and no run of it is unfinished (no {jpath.name}): "
+            "nothing to resume. tilewise cannot tell which run made it; use --overwrite to "
+            "make it again"
+        )
     if started and not overwrite:
         raise ResumeError(
             f"{final}: an earlier run of this output did not finish ({partial.name} exists); "
@@ -117,6 +126,8 @@ def execute_plan(
     )
     if report.total > _SPOOL_ABOVE:
         report.tiles = TileRecords(spool=Path(plan.sink.path).parent)
+    if resumed and not plan.sink.partial.exists():
+        return _final_already(plan, journal, report)
     damaged = _verify_journal(plan, journal) if resumed else []
     report.extra["redone_damaged"] = damaged
     report.skipped = len(journal.done)
@@ -151,22 +162,24 @@ def execute_plan(
         holes = _fill_holes(plan, report, fill) if allow_failed and _only_failed(report) else {}
         if report.ok or holes:
             finalizing = time.perf_counter()
+            sink = io.sink_class(plan.sink.format)
+            receipts = _receipts(journal, holes)
             run_tasks = _TasksAfterTiles(
                 executor, replace(supervision, on_stall=None), plan.sink.path
             )
-            io.sink_class(plan.sink.format).finalize_with(
-                plan.sink, _receipts(journal, holes), run_tasks
-            )
+            sink.assemble_with(plan.sink, receipts, run_tasks)  # a signal here still stops the run
             if run_tasks.seconds:
                 report.extra["phases"]["after_tiles_s"] = round(run_tasks.seconds, 4)
-            journal.remove()
+            with committing():  # from here on the run is done: signals wait for its end
+                sink.commit(plan.sink, receipts)
+            report.finalized = True
             if holes:
                 failed = [t.window for t in report.failures]
                 sidecar = write_sidecar(Path(plan.sink.path), fill, failed)
                 report.extra["filled"] = {"value": fill, "list": str(sidecar), "tiles": failed}
             else:
                 remove_sidecar(Path(plan.sink.path))
-            report.finalized = True
+            journal.remove()  # last: while it is there, --resume can tell the output is done
             report.extra["phases"]["finalize_s"] = round(time.perf_counter() - finalizing, 4)
             report.seconds = time.perf_counter() - start
     return report
@@ -195,6 +208,31 @@ class _TasksAfterTiles:
             results[outcome.key] = outcome.value
         self.seconds += time.perf_counter() - start
         return results
+
+
+def _final_already(plan: Plan, journal: Journal, report: RunReport) -> RunReport:
+    """A resume of an output that its run made final, stopped before it deleted the journal.
+
+    The journal (whose fingerprint matched this run's) then proves the output is
+    this run's: nothing is left to do but what that run did not finish.
+    """
+    assert plan.sink is not None
+    final = Path(plan.sink.path)
+    done = len(journal.done)
+    if done != report.total:  # only an output finished with --allow-failed has holes
+        raise ResumeError(
+            f"{final}: already final, with {report.total - done} of {report.total} tiles "
+            f"failed and filled (--allow-failed; see {final.name}.failed.json); nothing to "
+            "resume: to redo them, start again with --overwrite"
+        )
+    remove_sidecar(final)
+    journal.remove()
+    report.skipped = done
+    report.finalized = True
+    report.extra["redone_damaged"] = []
+    report.extra["already_final"] = True
+    log.info("%s: already complete (made final by an earlier run); nothing to do", final)
+    return report
 
 
 def _record(
