@@ -8,7 +8,15 @@ drives both over an in-memory array. See ``docs/measure.md``.
 from tilewise.measurements._driver import tiled
 from tilewise.measurements._geo import with_xy
 from tilewise.measurements._regions_merge import RegionsMerge, relabel
-from tilewise.measurements._table import TABLE_SUFFIXES, Table, concat, to_frame, write_table
+from tilewise.measurements._table import (
+    GEO_SUFFIXES,
+    TABLE_SUFFIXES,
+    Table,
+    check_table_path,
+    concat,
+    to_frame,
+    write_table,
+)
 from tilewise.measurements.base import Detector, Merger
 from tilewise.measurements.peaks import Peaks, PeaksMerge, skimage_order
 from tilewise.measurements.regions import Regions
@@ -16,6 +24,7 @@ from tilewise.measurements.spec import parse_detector
 from tilewise.measurements.stats import BandStats, Stats, StatsMerge, stats_table
 
 __all__ = [
+    "GEO_SUFFIXES",
     "TABLE_SUFFIXES",
     "BandStats",
     "Detector",
@@ -27,6 +36,7 @@ __all__ = [
     "Stats",
     "StatsMerge",
     "Table",
+    "check_table_path",
     "concat",
     "parse_detector",
     "relabel",
