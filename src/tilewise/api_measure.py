@@ -16,19 +16,10 @@ from tilewise.errors import Phase, TileError, UsageError
 from tilewise.executors import Executor, Supervision
 from tilewise.executors.forkserver import worker_options
 from tilewise.geometry import Layout
-from tilewise.measurements import (
-    GEO_SUFFIXES,
-    Detector,
-    Regions,
-    Stats,
-    check_table_path,
-    parse_detector,
-    to_frame,
-)
+from tilewise.measurements import GEO_SUFFIXES, Detector, Stats, check_table_path, to_frame
 from tilewise.pipeline import OpLike, Pipeline
 from tilewise.runner import DEFAULT_TILE, Lifecycle, RunReport, make_plan
 from tilewise.runner.lock import holding
-from tilewise.runner.measure_labels import check_labels_path
 from tilewise.runner.measure_run import execute_measure, measure_pipeline, measure_plan
 
 __all__ = ["measure", "measure_run", "stats"]
@@ -66,13 +57,23 @@ def measure_run(
     (a dict of NumPy columns) or, for :class:`~tilewise.measurements.Stats`, a
     list of :class:`~tilewise.measurements.BandStats` — None unless ``report.ok``.
     """
-    detector = parse_detector(detect) if isinstance(detect, str) else detect
+    detector: Detector
+    if isinstance(detect, str):
+        from tilewise.measurements import parse_detector
+
+        detector = parse_detector(detect)
+    else:
+        detector = detect
     pipeline = measure_pipeline(src, ops, max_pixels, max_whole_pixels)
-    if intensity is not None and not isinstance(detector, Regions):
-        raise UsageError(f"only regions measure a second intensity image, not {detector!r}")
+    if intensity is not None:
+        from tilewise.measurements import Regions
+
+        if not isinstance(detector, Regions):
+            raise UsageError(f"only regions measure a second intensity image, not {detector!r}")
     suffix = None if output is None else check_table_path(output)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
-    startup = worker_options(executor, "measure", (op.definition.locator for op in pipeline))
+    work = "stats" if isinstance(detector, Stats) else "measure"  # stats import no SciPy
+    startup = worker_options(executor, work, (op.definition.locator for op in pipeline))
     executor_options = {**startup, **executor_options}
     with (
         Lifecycle(
@@ -91,6 +92,8 @@ def measure_run(
         )
         labels_format = None
         if labels is not None:
+            from tilewise.runner.measure_labels import check_labels_path
+
             labels_format = check_labels_path(labels, detector, overwrite=overwrite)
             _check_labels_apart(labels, src, intensity)
         plan = measure_plan(plan, detector, labels_format)

@@ -280,7 +280,7 @@ def stats(
     """
     setup_logging(verbose, quiet)
     connection: dict[str, Any] = dask_options(executor, **{k: options.pop(k) for k in _connection})
-    start_workers_early(executor, "measure")
+    start_workers_early(executor, "stats")
     from tilewise import api_measure
     from tilewise.measurements import Stats
 

@@ -16,7 +16,7 @@ __all__ = ["start_for_argv", "start_workers_early"]
 
 
 def start_workers_early(executor: str, work: str) -> None:
-    """Start the fork server for ``work`` (``"run"``, ``"batch"``, ``"measure"``) for local workers.
+    """Start the fork server for ``work`` (a key of ``WORK_MODULES``) for local workers.
 
     Calling it again is harmless: the server starts once per process.
     """
@@ -46,4 +46,4 @@ def start_for_argv(args: Sequence[str]) -> None:
             executor = args[index + 1]
         elif arg.startswith("--executor="):
             executor = arg.partition("=")[2]
-    start_workers_early(executor, "measure" if args[0] == "stats" else args[0])
+    start_workers_early(executor, args[0])

@@ -41,7 +41,13 @@ BASE_PRELOAD = ("tilewise.executors._native_threads", "tilewise.executors._worke
 WORK_MODULES = {
     "run": ("tilewise.runner.work", "tilewise.io._tiff"),
     "batch": ("tilewise.collection.work", "tilewise.io._tiff_whole"),
-    "measure": ("tilewise.runner.measure_work", "tilewise.io._tiff"),
+    "measure": (
+        "tilewise.runner.measure_work",
+        "tilewise.io._tiff",
+        "tilewise.measurements.peaks",
+        "tilewise.measurements.regions",
+    ),
+    "stats": ("tilewise.runner.measure_work", "tilewise.io._tiff", "tilewise.measurements.stats"),
     "dask": ("tilewise.runner.work", "tifffile", "zarr"),
 }
 

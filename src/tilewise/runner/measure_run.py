@@ -30,20 +30,11 @@ from tilewise.executors.base import Done, Executor, Supervision, Task
 from tilewise.geometry import Grid
 from tilewise.io import SourceSpec
 from tilewise.io.georef import Georef
-from tilewise.measurements import (
-    Detector,
-    Merger,
-    RegionsMerge,
-    Table,
-    concat,
-    with_xy,
-    write_table,
-)
+from tilewise.measurements import Detector, Merger, Table, concat, with_xy, write_table
 from tilewise.ops.bandmath import select_bands
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import working
-from tilewise.runner.measure_labels import write_labels
 from tilewise.runner.measure_work import MeasureCall, MeasureJob, object_count
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
@@ -318,6 +309,9 @@ def execute_measure(
             if isinstance(result, dict) and georef is not None and georef.transform is not None:
                 result = with_xy(result, georef.transform)
             if labels is not None:
+                from tilewise.measurements import RegionsMerge
+                from tilewise.runner.measure_labels import write_labels
+
                 assert isinstance(merger, RegionsMerge)
                 write_labels(labels, job, plan.grid, merger, executor, supervision=supervision)
             if final is not None:
