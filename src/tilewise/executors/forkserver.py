@@ -46,6 +46,7 @@ WORK_MODULES = {
         "tilewise.io._tiff",
         "tilewise.measurements.peaks",
         "tilewise.measurements.regions",
+        "scipy.ndimage",
     ),
     "stats": ("tilewise.runner.measure_work", "tilewise.io._tiff", "tilewise.measurements.stats"),
     "dask": ("tilewise.runner.work", "tifffile", "zarr"),

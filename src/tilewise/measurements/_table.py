@@ -173,5 +173,26 @@ def _write_parquet(table: Mapping[str, npt.NDArray[Any]], path: Path) -> None:
         import pyarrow.parquet as pq
     except ImportError as err:
         raise UsageError(f"writing .parquet needs pyarrow: {_INSTALL}") from err
-    arrow = pa.table({name: pa.array(np.asarray(col)) for name, col in table.items()})
-    pq.write_table(arrow, path)
+    arrays = [_arrow_column(pa, np.asarray(col)) for col in table.values()]
+    pq.write_table(pa.Table.from_arrays(arrays, names=list(table)), path)
+
+
+def _arrow_column(pa: Any, column: npt.NDArray[Any]) -> Any:
+    """One column as an Arrow array, built from its buffers.
+
+    ``pa.array`` would import pandas (about a second and 100 MiB) to ask whether
+    a NumPy array is a pandas one; a table of numbers and strings needs none of it.
+    """
+    rows = len(column)
+    if column.dtype.kind in "iuf":
+        data = np.ascontiguousarray(column)
+        buffer = pa.py_buffer(data)
+        return pa.Array.from_buffers(pa.from_numpy_dtype(data.dtype), rows, [None, buffer])
+    if column.dtype.kind == "b":
+        bits = np.packbits(column, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), rows, [None, pa.py_buffer(bits)])
+    encoded = [str(value).encode() for value in column.tolist()]
+    offsets = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    data = pa.py_buffer(b"".join(encoded))
+    return pa.Array.from_buffers(pa.large_string(), rows, [None, pa.py_buffer(offsets), data])
