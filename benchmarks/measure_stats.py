@@ -32,6 +32,7 @@ import numpy as np
 from _measure import Run, compile_tilewise, run_once
 
 OPS = ["gaussian:sigma=2"]
+RESULTS = Path(__file__).parent / "results"
 
 
 def make_input(path: Path, size: int) -> None:
@@ -79,7 +80,7 @@ def main() -> int:
     compile_tilewise()
     ops = [x for op in OPS for x in ("--op", op)]
     common = ["--tile", str(args.tile), "--workers", str(args.workers), "-q"]
-    with tempfile.TemporaryDirectory(dir=".") as tmp:
+    with tempfile.TemporaryDirectory(dir=RESULTS, prefix="stats-") as tmp:  # ignored by git
         src, out = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
         make_input(src, args.size)
         run_cmd = [*base, "run", str(src), str(out), *ops, *common, "--overwrite"]
