@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tilewise import io
+from tilewise.collection.collect import Item
+from tilewise.collection.overlap import check_apart
+from tilewise.collection.report import BatchReport
 from tilewise.errors import Phase, TileError, UsageError
 from tilewise.executors import Executor, Supervision
 from tilewise.executors.forkserver import worker_options
 from tilewise.geometry import Layout
-from tilewise.measurements import TABLE_SUFFIXES, Detector, Regions, Stats, parse_detector, to_frame
-from tilewise.ops.bandmath import select_bands
-from tilewise.pipeline import OpLike, Pipeline, as_pipeline
+from tilewise.measurements import GEO_SUFFIXES, Detector, Stats, check_table_path, to_frame
+from tilewise.pipeline import OpLike, Pipeline
 from tilewise.runner import DEFAULT_TILE, Lifecycle, RunReport, make_plan
 from tilewise.runner.lock import holding
-from tilewise.runner.measure_labels import check_labels_path
-from tilewise.runner.measure_run import execute_measure, measure_plan
+from tilewise.runner.measure_run import execute_measure, measure_pipeline, measure_plan
 
 __all__ = ["measure", "measure_run", "stats"]
 
@@ -56,16 +57,30 @@ def measure_run(
     (a dict of NumPy columns) or, for :class:`~tilewise.measurements.Stats`, a
     list of :class:`~tilewise.measurements.BandStats` — None unless ``report.ok``.
     """
-    detector = parse_detector(detect) if isinstance(detect, str) else detect
-    pipeline = _pipeline(src, ops, max_pixels, max_whole_pixels)
-    if intensity is not None and not isinstance(detector, Regions):
-        raise UsageError(f"only regions measure a second intensity image, not {detector!r}")
+    detector: Detector
+    if isinstance(detect, str):
+        from tilewise.measurements import parse_detector
+
+        detector = parse_detector(detect)
+    else:
+        detector = detect
+    pipeline = measure_pipeline(src, ops, max_pixels, max_whole_pixels)
+    if intensity is not None:
+        from tilewise.measurements import Regions
+
+        if not isinstance(detector, Regions):
+            raise UsageError(f"only regions measure a second intensity image, not {detector!r}")
+    suffix = None if output is None else check_table_path(output)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
-    startup = worker_options(executor, "measure", (op.definition.locator for op in pipeline))
+    work = "stats" if isinstance(detector, Stats) else "measure"  # stats import no SciPy
+    startup = worker_options(executor, work, (op.definition.locator for op in pipeline))
     executor_options = {**startup, **executor_options}
-    with Lifecycle(
-        executor, workers=workers, supervision=supervision, report=report, **executor_options
-    ) as lifecycle:
+    with (
+        Lifecycle(
+            executor, workers=workers, supervision=supervision, report=report, **executor_options
+        ) as lifecycle,
+        contextlib.ExitStack() as held,
+    ):
         plan = make_plan(
             src,
             None,
@@ -77,7 +92,10 @@ def measure_run(
         )
         labels_format = None
         if labels is not None:
+            from tilewise.runner.measure_labels import check_labels_path
+
             labels_format = check_labels_path(labels, detector, overwrite=overwrite)
+            _check_labels_apart(labels, src, intensity)
         plan = measure_plan(plan, detector, labels_format)
         second = None
         if intensity is not None:
@@ -85,58 +103,35 @@ def measure_run(
                 str(intensity), max_pixels=max_pixels, max_whole_pixels=max_whole_pixels
             )
             _check_intensity(second, plan.grid.image_shape)
-        if output is None:
-            result = execute_measure(
-                plan,
-                detector,
-                lifecycle.executor,
-                None,
-                intensity=second,
-                labels=labels,
-                progress=progress,
-            )
-        else:
-            if Path(output).suffix.lower() not in TABLE_SUFFIXES:
-                raise UsageError(
-                    f"{output}: a table is written as .csv, .parquet or .geojson (points of "
-                    "a georeferenced input)"
-                )
-            if Path(output).suffix.lower() == ".geojson":
-                _check_georeferenced(plan.source)
-            with holding(output):  # one measurement per table at a time
-                result = execute_measure(
-                    plan,
-                    detector,
-                    lifecycle.executor,
-                    output,
-                    intensity=second,
-                    labels=labels,
-                    overwrite=overwrite,
-                    resume=resume,
-                    progress=progress,
-                )
+        if suffix in GEO_SUFFIXES:
+            _check_georeferenced(plan.source, suffix)
+        if output is not None:
+            held.enter_context(holding(output))  # one measurement per table at a time
+        if labels is not None:
+            held.enter_context(holding(labels))  # and per label image, as a run's output
+        result = execute_measure(
+            plan,
+            detector,
+            lifecycle.executor,
+            output,
+            intensity=second,
+            labels=labels,
+            overwrite=overwrite,
+            resume=resume,
+            progress=progress,
+        )
         lifecycle.write(result[0])
     return result
 
 
-def _pipeline(
-    src: PathLike, ops: Pipeline | Sequence[OpLike] | OpLike, max_pixels: int, max_whole: int
-) -> Pipeline:
-    """``ops`` as a pipeline; without ops, the input as it is (every band selected)."""
-    if isinstance(ops, Pipeline | str) or callable(ops) or list(ops):
-        return as_pipeline(ops)
-    source = io.open_source(
-        io.SourceSpec(str(src), max_pixels=max_pixels, max_whole_pixels=max_whole)
-    )
-    try:
-        bands = source.bands
-    finally:
-        source.close()
-    every = ",".join(str(b) for b in range(1, bands + 1))
-    return as_pipeline(functools.partial(select_bands, bands=every))
+def _check_labels_apart(labels: PathLike, src: PathLike, intensity: PathLike | None) -> None:
+    """Refuse a label image that is, or would hold, the input or the intensity image."""
+    inputs = [os.fspath(p) for p in (src, intensity) if p is not None]
+    items = [Item(os.path.abspath(p), os.path.basename(p)) for p in inputs]
+    check_apart(inputs, items, Path(os.path.abspath(labels)), folder=False, kind="label image")
 
 
-def _check_georeferenced(spec: io.SourceSpec) -> None:
+def _check_georeferenced(spec: io.SourceSpec, suffix: str) -> None:
     source = io.open_source(spec)
     try:
         georef = source.georef
@@ -145,7 +140,7 @@ def _check_georeferenced(spec: io.SourceSpec) -> None:
     if georef is None or georef.transform is None:
         raise UsageError(
             f"{spec.path}: is not georeferenced (no transform), so its objects have no map "
-            "coordinates for GeoJSON points: write the table as .csv or .parquet"
+            f"coordinates for {suffix} points: write the table as .csv or .parquet"
         )
 
 
@@ -164,7 +159,7 @@ def _check_intensity(spec: io.SourceSpec, shape: tuple[int, int]) -> None:
 
 
 def measure(
-    src: PathLike,
+    src: PathLike | Sequence[PathLike],
     ops: Pipeline | Sequence[OpLike] | OpLike = (),
     *,
     detect: Detector | str,
@@ -181,7 +176,11 @@ def measure(
     Parameters
     ----------
     src
-        Input image, as for :func:`tilewise.run`.
+        Input image, as for :func:`tilewise.run`; or a collection — several
+        paths, a folder, a glob pattern or ``"@LIST"``, as :func:`tilewise.batch`
+        takes them — measured file by file into one table with a ``file``
+        column first (see :func:`tilewise.collection.measure_files`, which also
+        returns the report and the rows of the files that finished when some failed).
     ops
         Ops to run before the detector (none by default).
     detect
@@ -191,18 +190,19 @@ def measure(
         :class:`~tilewise.measurements.Regions`).
     output
         Also write the table here (``.csv``, ``.parquet`` with pyarrow, or
-        ``.geojson`` points for a georeferenced input); the measurement is then
-        resumable (``resume=True``) like a run. A georeferenced input's tables
-        carry ``x`` and ``y`` in its CRS.
+        ``.geojson`` / ``.gpkg`` points for a georeferenced input, GeoPackage
+        with geopandas); the measurement is then resumable (``resume=True``)
+        like a run. A georeferenced input's tables carry ``x`` and ``y`` in its CRS.
     frame
         Return a pandas DataFrame (default: when pandas is installed) or a
         plain dict of NumPy columns.
     **options
         ``intensity`` (a second image regions measure), ``labels`` (regions:
         also write the label image, ``.zarr`` or ``.tif``, uint32 or uint64,
-        numbered as ``docs/measure.md`` says), and the options of
-        :func:`tilewise.run`: ``tile``, ``layout``, ``workers``, ``executor``,
-        ``overwrite``, ``resume``, supervision, input limits, ``progress``, ``report``.
+        numbered as ``docs/measure.md`` says) — both for one image only — and
+        the options of :func:`tilewise.run`: ``tile``, ``layout``, ``workers``,
+        ``executor``, ``overwrite``, ``resume``, supervision, input limits,
+        ``progress``, ``report``.
 
     Returns
     -------
@@ -212,10 +212,22 @@ def measure(
     Raises
     ------
     TilewiseError
-        When a tile failed (the report names it) or the input is refused.
+        When a tile (or, for a collection, a file) failed — the message names
+        it — or the input is refused.
     """
-    report, table = measure_run(src, ops, detect=detect, output=output, **options)
-    _raise_unless_ok(report)
+    from tilewise.collection.measure import is_collection, measure_files
+
+    table: Any
+    if is_collection(src):
+        for name in ("intensity", "labels"):
+            if options.get(name) is not None:
+                raise UsageError(f"{name} is for one image, not a collection of files")
+        files, table = measure_files(src, ops, detect=detect, output=output, **options)
+        _raise_unless_files_ok(files)
+    else:
+        assert isinstance(src, str | os.PathLike)
+        report, table = measure_run(src, ops, detect=detect, output=output, **options)
+        _raise_unless_ok(report)
     if frame is None:
         try:
             import pandas  # noqa: F401
@@ -249,6 +261,17 @@ def stats(
     report, result = measure_run(src, ops, detect=detector, **options)
     _raise_unless_ok(report)
     return list(result)
+
+
+def _raise_unless_files_ok(report: BatchReport) -> None:
+    if not report.ok:
+        failures = "; ".join(f"{f.source}: {f.cause}" for f in report.failures[:5])
+        err = TileError(
+            f"{report.failed} of {report.total} file(s) failed ({failures}); with an output, "
+            "the table holds the others: rerun with resume=True to measure only those"
+        )
+        err.phase = Phase.DURING_WORK
+        raise err
 
 
 def _raise_unless_ok(report: RunReport) -> None:

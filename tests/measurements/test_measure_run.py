@@ -167,7 +167,7 @@ def test_bad_detector_and_table_type_exit_2_before_work(source, tmp_path):
     bad = invoke("measure", source, "--detect", "blobs:x=1", "-o", tmp_path / "t.csv")
     assert bad.exit_code == 2 and "unknown detector 'blobs'" in bad.output
     wrong = invoke("measure", source, "--detect", "regions:threshold=1", "-o", tmp_path / "t.txt")
-    assert wrong.exit_code == 2 and ".csv, .parquet or .geojson" in wrong.output
+    assert wrong.exit_code == 2 and ".csv, .parquet, .geojson or .gpkg" in wrong.output
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 

@@ -39,10 +39,11 @@ def test_parquet_and_frame(tmp_path, table):
 
 
 def test_bad_names_and_places(tmp_path, table):
-    with pytest.raises(UsageError, match=r"\.csv, \.parquet or \.geojson"):
+    with pytest.raises(UsageError, match=r"\.csv, \.parquet, \.geojson or \.gpkg"):
         write_table(table, tmp_path / "peaks.xlsx")
-    with pytest.raises(UsageError, match="GeoJSON points need map coordinates"):
-        write_table(table, tmp_path / "peaks.geojson")
+    for suffix in (".geojson", ".gpkg"):
+        with pytest.raises(UsageError, match="map points need map coordinates"):
+            write_table(table, tmp_path / f"peaks{suffix}")
     with pytest.raises(OutputError, match="cannot write"):
         write_table(table, tmp_path / "missing" / "peaks.csv")
     with pytest.raises(UsageError, match="differ in length"):

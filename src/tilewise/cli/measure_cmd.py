@@ -40,8 +40,16 @@ _report_option = click.option(
 _connection = ["scheduler", "scheduler_file", "tls_ca_file", "tls_cert", "tls_key"]
 
 
-@click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
+@click.command(
+    epilog="\b\nExit codes:\n"
+    "  0    every tile (every file) done\n"
+    "  1    stopped on an error after work started (resumable: --resume)\n"
+    "  2    bad usage or bad input found before work started\n"
+    "  3    finished, but some tiles (or files) failed (named on stderr and in --report;\n"
+    "       --resume redoes only those)\n"
+    "  130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM (resumable: --resume)"
+)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUTS...")
 @_ops_option
 @click.option(
     "--detect",
@@ -57,8 +65,8 @@ _connection = ["scheduler", "scheduler_file", "tls_ca_file", "tls_cert", "tls_ke
     required=True,
     type=click.Path(dir_okay=False),
     metavar="TABLE",
-    help="The table: .csv, .parquet (pip install 'tilewise[measure]'), or .geojson "
-    "(points; a georeferenced input only).",
+    help="The table: .csv, .parquet (pip install 'tilewise[measure]'), or .geojson / .gpkg "
+    "(points; a georeferenced input only; .gpkg: pip install 'tilewise[geo]').",
 )
 @click.option(
     "--intensity",
@@ -92,7 +100,7 @@ _connection = ["scheduler", "scheduler_file", "tls_ca_file", "tls_cert", "tls_ke
 @_report_option
 @apply(verbosity_options)
 def measure(
-    input_path: str,
+    inputs: tuple[str, ...],
     ops: tuple[str, ...],
     detect: str,
     output_path: str,
@@ -106,28 +114,41 @@ def measure(
     verbose: int,
     **options: Any,
 ) -> None:
-    """Detect peaks or regions in INPUT after the ops; equal to the whole-image answer.
+    """Detect peaks or regions in INPUTS after the ops; equal to the whole-image answer.
 
     Each tile runs the ops, exactly as 'tilewise run' does, then the detector;
     this process merges the tiles (regions cut by a tile border are joined) and
     writes one row per object to TABLE. Peaks: row, col, value. Regions: label,
-    area, centroid, bbox, mean/min/max intensity. A georeferenced INPUT's rows also
+    area, centroid, bbox, mean/min/max intensity. A georeferenced input's rows also
     carry x, y in its CRS. Until every tile is done the
     tiles' results are kept in .TABLE.parts with a journal, for --resume.
 
+    INPUTS is one image, or a collection as 'tilewise batch' takes it (several files,
+    folders, quoted glob patterns, @LIST): each file is measured as one image would be,
+    into one table whose first column, file, names it. A file that cannot be read or
+    whose tiles fail is named with its cause and the rest completes (exit 3).
+
     \b
-    Example:
+    Examples:
       tilewise measure cells.tif --op gaussian:sigma=2 \\
           --detect peaks:min_distance=5,threshold=30 -o nuclei.csv
+      tilewise measure 'slides/*.tif' --op gaussian:sigma=2 \\
+          --detect peaks:min_distance=5,threshold=30 -o nuclei.parquet
     """
     setup_logging(verbose, quiet)
     connection: dict[str, Any] = dask_options(executor, **{k: options.pop(k) for k in _connection})
     start_workers_early(executor, "measure")
     from tilewise import api_measure
+    from tilewise.collection.measure import is_collection
 
+    if is_collection(inputs):
+        _measure_files(
+            inputs, ops, detect, output_path, intensity, labels_path, executor, overwrite,
+            resume, report_path, quiet, verbose, options, connection,
+        )  # fmt: skip
     with reporting_errors(verbose):
         result, table = api_measure.measure_run(
-            input_path,
+            inputs[0],
             list(ops),
             detect=detect,
             output=output_path,
@@ -149,6 +170,55 @@ def measure(
         wrote=output_path,
         unit="tile",
         failures=[f"tile {f.tile}: {f.cause}" for f in result.failures],
+    )
+
+
+def _measure_files(
+    inputs: tuple[str, ...],
+    ops: tuple[str, ...],
+    detect: str,
+    output_path: str,
+    intensity: str | None,
+    labels_path: str | None,
+    executor: str,
+    overwrite: bool,
+    resume: bool,
+    report_path: str | None,
+    quiet: bool,
+    verbose: int,
+    options: dict[str, Any],
+    connection: dict[str, Any],
+) -> None:
+    """``tilewise measure`` over a collection: one table with a file column; exits."""
+    from tilewise.collection.measure import measure_files
+
+    for flag, given in (("--intensity", intensity), ("--labels", labels_path)):
+        if given is not None:
+            raise click.UsageError(f"{flag} is for one image, not a collection of files")
+    with reporting_errors(verbose):
+        result, table = measure_files(
+            list(inputs),
+            list(ops),
+            detect=detect,
+            output=output_path,
+            executor=executor,
+            overwrite=overwrite,
+            resume=resume,
+            progress=not quiet,
+            report=report_path,
+            **options,
+            **connection,
+        )
+    if table is not None and not quiet:
+        click.echo(
+            f"{len(table['file'])} objects in {result.done + result.skipped} file(s)", err=True
+        )
+    finish(
+        result,
+        quiet=quiet,
+        wrote=output_path,
+        unit="file",
+        failures=[f"{f.source}: {f.cause}" for f in result.failures],
     )
 
 
@@ -210,7 +280,7 @@ def stats(
     """
     setup_logging(verbose, quiet)
     connection: dict[str, Any] = dask_options(executor, **{k: options.pop(k) for k in _connection})
-    start_workers_early(executor, "measure")
+    start_workers_early(executor, "stats")
     from tilewise import api_measure
     from tilewise.measurements import Stats
 

@@ -16,7 +16,7 @@ __all__ = ["start_for_argv", "start_workers_early"]
 
 
 def start_workers_early(executor: str, work: str, paths: Sequence[str] = ()) -> None:
-    """Start the fork server for ``work`` (``"run"``, ``"batch"``, ``"measure"``) for local workers.
+    """Start the fork server for ``work`` (a key of ``WORK_MODULES``) for local workers.
 
     ``paths`` are the command's arguments: a Zarr input or output adds the Zarr
     reader and writer to the preload. Calling it again is harmless: the server
@@ -49,4 +49,4 @@ def start_for_argv(args: Sequence[str]) -> None:
             executor = args[index + 1]
         elif arg.startswith("--executor="):
             executor = arg.partition("=")[2]
-    start_workers_early(executor, "measure" if args[0] == "stats" else args[0], args[1:])
+    start_workers_early(executor, args[0], args[1:])

@@ -51,9 +51,16 @@ def _trees(arguments: Sequence[str]) -> list[tuple[str, str, bool]]:
 
 
 def check_apart(
-    arguments: Sequence[str], items: Sequence[Item], target: Path, *, folder: bool
+    arguments: Sequence[str],
+    items: Sequence[Item],
+    target: Path,
+    *,
+    folder: bool,
+    kind: str | None = None,
 ) -> None:
     """Refuse an output that is, contains or (``folder``: an ``--out`` tree) lies in an input.
+
+    ``kind`` names the output in the message (default: "output folder" or "stack").
 
     Raises
     ------
@@ -61,12 +68,12 @@ def check_apart(
         Naming the output, the input it overlaps and how.
     """
     out = os.path.realpath(target)
-    kind = "output folder" if folder else "stack"
+    kind = kind or ("output folder" if folder else "stack")
     for argument, tree, is_tree in _trees(arguments):
         if _inside(tree, out):
             how = "is" if tree == out else "contains"
             raise UsageError(
-                f"{target}: the {kind} {how} the input {argument}, so the batch would write over "
+                f"{target}: the {kind} {how} the input {argument}, so tilewise would write over "
                 "its own inputs; choose an output outside every input"
             )
         if folder and is_tree and _inside(out, tree):
@@ -90,7 +97,7 @@ def check_apart(
         if _inside(real, out):
             how = "is" if real == out else "contains"
             raise UsageError(
-                f"{target}: the {kind} {how} the input {item.source}, so the batch would "
+                f"{target}: the {kind} {how} the input {item.source}, so tilewise would "
                 "write over its own inputs; choose an output outside every input"
             )
 

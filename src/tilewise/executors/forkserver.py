@@ -43,7 +43,14 @@ BASE_PRELOAD = ("tilewise.executors._native_threads", "tilewise.executors._worke
 WORK_MODULES = {
     "run": ("tilewise.runner.work", "tilewise.io._tiff"),
     "batch": ("tilewise.collection.work", "tilewise.io._tiff_whole", "tilewise.io._npy"),
-    "measure": ("tilewise.runner.measure_work", "tilewise.io._tiff"),
+    "measure": (
+        "tilewise.runner.measure_work",
+        "tilewise.io._tiff",
+        "tilewise.measurements.peaks",
+        "tilewise.measurements.regions",
+        "scipy.ndimage",
+    ),
+    "stats": ("tilewise.runner.measure_work", "tilewise.io._tiff", "tilewise.measurements.stats"),
     "dask": ("tilewise.runner.work", "tifffile", "zarr"),
 }
 

@@ -1,4 +1,4 @@
-"""Map coordinates for tables of a georeferenced image, and GeoJSON points."""
+"""Map coordinates for tables of a georeferenced image, and points as GeoJSON or GeoPackage."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy.typing as npt
 from tilewise.geometry import GeoTransform
 from tilewise.measurements._table import Table
 
-__all__ = ["point_columns", "with_xy", "write_geojson"]
+__all__ = ["point_columns", "with_xy", "write_geojson", "write_geopackage"]
 
 #: Columns holding an object's (row, col) position, by detector.
 _POINTS = (("row", "col"), ("centroid_row", "centroid_col"))
@@ -76,3 +76,30 @@ def write_geojson(table: Mapping[str, npt.NDArray[Any]], path: Path, crs: str | 
         collection["crs"] = {"type": "name", "properties": {"name": crs}}
     with open(path, "w") as fh:
         json.dump(collection, fh)
+
+
+def write_geopackage(
+    table: Mapping[str, npt.NDArray[Any]], path: Path, crs: str | None, *, layer: str
+) -> None:
+    """Write one Point per row at (x, y) into a GeoPackage ``layer``, the other columns as fields.
+
+    Through geopandas (and its pyogrio engine), the ``geo`` extra. The points
+    are in the image's CRS, not reprojected.
+    """
+    import geopandas as gpd
+
+    names = [n for n in table if n not in ("x", "y")]
+    x = np.asarray(table["x"], dtype=np.float64)
+    y = np.asarray(table["y"], dtype=np.float64)
+    fields = {name: _storable(np.asarray(table[name])) for name in names}
+    frame = gpd.GeoDataFrame(fields, geometry=gpd.points_from_xy(x, y), crs=crs)
+    frame.to_file(path, driver="GPKG", layer=layer)
+
+
+def _storable(column: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``column`` in a type a GeoPackage field holds (SQLite integers are signed 64-bit)."""
+    if column.dtype.kind == "u" and column.dtype.itemsize == 8:
+        if column.size and int(column.max()) > np.iinfo(np.int64).max:
+            return column.astype(np.float64)
+        return column.astype(np.int64)
+    return column

@@ -16,7 +16,7 @@ With ``min_area=0`` the labels equal skimage's exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +24,9 @@ import numpy.typing as npt
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid
 from tilewise.measurements._table import Table
-from tilewise.measurements.regions import Regions, RegionsPart
+
+if TYPE_CHECKING:  # the merge itself needs no SciPy, which the regions module imports
+    from tilewise.measurements.regions import Regions, RegionsPart
 
 __all__ = ["RegionsMerge", "relabel"]
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage as ndi
 
 from tilewise.errors import UsageError
 from tilewise.geometry import Grid, Tile
@@ -99,6 +98,8 @@ class Regions:
         Deterministic, so a second pass can recompute them and map them to the
         final labels with :meth:`RegionsMerge.lookup`.
         """
+        from scipy import ndimage as ndi  # here: the main process merges without SciPy
+
         a = plane(image, tile, "regions")
         core = a[tile.core_in_read.slices]
         structure = ndi.generate_binary_structure(2, self.connectivity)

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from tilewise.errors import UsageError
-from tilewise.measurements.peaks import Peaks
-from tilewise.measurements.regions import Regions
 from tilewise.ops.base import parse_value
+
+if TYPE_CHECKING:
+    from tilewise.measurements.peaks import Peaks
+    from tilewise.measurements.regions import Regions
 
 __all__ = ["DETECTORS", "parse_detector"]
 
-#: Detector name -> class; each takes its parameters as keywords.
-DETECTORS: dict[str, type[Peaks] | type[Regions]] = {"peaks": Peaks, "regions": Regions}
+#: Detector name -> (module, class); each class takes its parameters as keywords. Only the
+#: one named is imported (peaks import SciPy, which merging regions does not need).
+DETECTORS: dict[str, tuple[str, str]] = {
+    "peaks": ("tilewise.measurements.peaks", "Peaks"),
+    "regions": ("tilewise.measurements.regions", "Regions"),
+}
 
 
 def parse_detector(spec: str) -> Peaks | Regions:
@@ -25,9 +32,10 @@ def parse_detector(spec: str) -> Peaks | Regions:
     20
     """
     name, _, arg_text = spec.strip().partition(":")
-    cls = DETECTORS.get(name.strip())
-    if cls is None:
+    where = DETECTORS.get(name.strip())
+    if where is None:
         raise UsageError(f"unknown detector {name!r} in {spec!r}; choose from {sorted(DETECTORS)}")
+    cls: type[Peaks] | type[Regions] = getattr(importlib.import_module(where[0]), where[1])
     fields = {f.name: f for f in dataclasses.fields(cls)}
     params: dict[str, Any] = {}
     for item in filter(None, (a.strip() for a in arg_text.split(","))):

@@ -213,7 +213,8 @@ class Stats:
         return BandPart(
             values.dtype,
             nodata,
-            value_counts=counts[first : last + 1].astype(np.int64),
+            # a tile's counts fit 32 bits: half the bytes to send; the merge adds in 64
+            value_counts=counts[first : last + 1].astype(np.uint32 if v.size < 2**32 else np.int64),
             value_low=first - shift,
         )
 

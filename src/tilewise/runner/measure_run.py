@@ -12,11 +12,13 @@ table is written (and the spool removed) once every tile is done.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import pickle
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +30,36 @@ from tilewise.executors.base import Done, Executor, Supervision, Task
 from tilewise.geometry import Grid
 from tilewise.io import SourceSpec
 from tilewise.io.georef import Georef
-from tilewise.measurements import (
-    Detector,
-    Merger,
-    RegionsMerge,
-    Table,
-    concat,
-    with_xy,
-    write_table,
-)
+from tilewise.measurements import Detector, Merger, Table, concat, with_xy, write_table
+from tilewise.ops.bandmath import select_bands
+from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import working
-from tilewise.runner.measure_labels import write_labels
 from tilewise.runner.measure_work import MeasureCall, MeasureJob, object_count
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
 from tilewise.runner.report import RunReport
 from tilewise.runner.run import _LOCALITY_LIMIT, _record
 
-__all__ = ["execute_measure", "measure_plan", "spool_path"]
+__all__ = [
+    "TableWriter",
+    "Unrecorded",
+    "execute_measure",
+    "load_part",
+    "measure_pipeline",
+    "measure_plan",
+    "prepare_spool",
+    "save_part",
+    "spool_path",
+]
+
+#: Writes a finished table: ``(table, path, crs)``; :func:`write_table` by default.
+TableWriter = Callable[[Table, Path, "str | None"], Any]
+
+
+def _write(table: Table, path: Path, crs: str | None) -> Any:
+    return write_table(table, path, crs=crs)
+
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +67,26 @@ log = logging.getLogger(__name__)
 def spool_path(table: Path) -> Path:
     """Where the parts of finished tiles wait for the merge: ``.NAME.parts`` beside the table."""
     return table.with_name(f".{table.name}.parts")
+
+
+def measure_pipeline(
+    src: str | os.PathLike[str],
+    ops: Pipeline | Sequence[OpLike] | OpLike,
+    max_pixels: int,
+    max_whole_pixels: int,
+) -> Pipeline:
+    """``ops`` as a pipeline; without ops, the input ``src`` as it is (every band selected)."""
+    if isinstance(ops, Pipeline | str) or callable(ops) or list(ops):
+        return as_pipeline(ops)
+    source = io.open_source(
+        SourceSpec(str(src), max_pixels=max_pixels, max_whole_pixels=max_whole_pixels)
+    )
+    try:
+        bands = source.bands
+    finally:
+        source.close()
+    every = ",".join(str(b) for b in range(1, bands + 1))
+    return as_pipeline(functools.partial(select_bands, bands=every))
 
 
 def measure_plan(plan: Plan, detector: Detector, labels_format: str | None = None) -> Plan:
@@ -76,7 +109,7 @@ def measure_plan(plan: Plan, detector: Detector, labels_format: str | None = Non
     )
 
 
-class _Unrecorded(Journal):
+class Unrecorded(Journal):
     """The journal of a measurement without a table file (stats): kept in memory only."""
 
     def __init__(self) -> None:
@@ -92,7 +125,7 @@ class _Unrecorded(Journal):
         pass
 
 
-def _prepare(
+def prepare_spool(
     table: Path, fingerprint: dict[str, Any], *, overwrite: bool, resume: bool
 ) -> tuple[Journal, bool]:
     """Create or reopen the spool and journal of ``table``; return (journal, resumed)."""
@@ -141,29 +174,38 @@ def _georef(plan: Plan) -> Georef | None:
         source.close()
 
 
-def _spool(spool: Path, index: int, part: Any) -> None:
-    """Write one tile's part atomically (a killed process leaves no half part)."""
-    path = spool / f"{index}.pickle"
+def save_part(path: Path, part: Any) -> None:
+    """Keep ``part`` in ``path`` atomically (a killed process leaves no half part)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as fh:
             pickle.dump(part, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except OSError as err:
-        raise OutputError(f"{path}: cannot keep the tile's measurement: {err.strerror}") from err
+        raise OutputError(f"{path}: cannot keep the measurement: {err.strerror}") from err
 
 
-def _unspool(spool: Path, index: int) -> Any:
-    """A finished tile's part, or None when it is missing or damaged (the tile is redone).
+def load_part(path: Path) -> Any:
+    """What :func:`save_part` kept in ``path``, or None when it is missing or damaged.
 
-    The parts are this run's own files, written by :func:`_spool` in the folder
-    the journal's fingerprint belongs to.
+    The parts are this run's own files, in the folder the journal's
+    fingerprint belongs to.
     """
     try:
-        with open(spool / f"{index}.pickle", "rb") as fh:
+        with open(path, "rb") as fh:
             return pickle.load(fh)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
         return None
+
+
+def _spool(spool: Path, index: int, part: Any) -> None:
+    """Keep one tile's part (see :func:`save_part`)."""
+    save_part(spool / f"{index}.pickle", part)
+
+
+def _unspool(spool: Path, index: int) -> Any:
+    """A finished tile's part, or None when it is missing or damaged (the tile is redone)."""
+    return load_part(spool / f"{index}.pickle")
 
 
 def execute_measure(
@@ -178,13 +220,15 @@ def execute_measure(
     resume: bool = False,
     progress: bool = True,
     supervision: Supervision | None = None,
+    writer: TableWriter = _write,
 ) -> tuple[RunReport, Any]:
     """Measure ``plan``'s tiles with ``detector`` on ``executor``; return (report, result).
 
     ``plan`` comes from :func:`measure_plan`. With ``table`` the rows are
-    written there once every tile is done (``.csv`` or ``.parquet``), and the
-    work is resumable; without it nothing is written. The result is the merged
-    table (row detectors) or the merger's result (stats); None unless ``ok``.
+    written there by ``writer`` once every tile is done (by default as
+    :func:`~tilewise.measurements.write_table` does), and the work is
+    resumable; without it nothing is written. The result is the merged table
+    (row detectors) or the merger's result (stats); None unless ``ok``.
     """
     plan.pipeline.check_portable()
     final = Path(table) if table is not None else None
@@ -192,9 +236,9 @@ def execute_measure(
     fingerprint["intensity"] = intensity.path if intensity is not None else None
     fingerprint["labels"] = None if labels is None else str(labels)
     if final is not None:
-        journal, resumed = _prepare(final, fingerprint, overwrite=overwrite, resume=resume)
+        journal, resumed = prepare_spool(final, fingerprint, overwrite=overwrite, resume=resume)
     else:
-        journal, resumed = _Unrecorded(), False
+        journal, resumed = Unrecorded(), False
     report = RunReport(
         input=plan.source.path,
         output=None if final is None else str(final),
@@ -265,10 +309,13 @@ def execute_measure(
             if isinstance(result, dict) and georef is not None and georef.transform is not None:
                 result = with_xy(result, georef.transform)
             if labels is not None:
+                from tilewise.measurements import RegionsMerge
+                from tilewise.runner.measure_labels import write_labels
+
                 assert isinstance(merger, RegionsMerge)
                 write_labels(labels, job, plan.grid, merger, executor, supervision=supervision)
             if final is not None:
-                write_table(result, final, crs=None if georef is None else georef.crs)
+                writer(result, final, None if georef is None else georef.crs)
                 journal.remove()
                 shutil.rmtree(spool_path(final), ignore_errors=True)
             report.finalized = True
