@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 
 def _wait_listening(url: str, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # moto imports a lot; slow on a loaded machine
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the server at {url} exited with {proc.returncode}")

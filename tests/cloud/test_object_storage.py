@@ -8,6 +8,9 @@ with the same run on local files.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +25,7 @@ from tests.cloud.conftest import DENIED_BUCKET, Faults, HttpServer, S3Server
 from tests.conftest import make_image, read_image, write_image
 from tilewise.errors import AccessDeniedError, OutputExistsError
 from tilewise.geometry import Window
+from tilewise.io import local_state
 
 OPS = ("--op", "gaussian:sigma=2", "--op", "threshold:value=127")
 OP_LIST = ["gaussian:sigma=2", "threshold:value=127"]
@@ -168,3 +172,30 @@ def test_missing_or_denied_input_exits_2_naming_the_url(
 def test_denied_output_bucket_is_refused_before_work(s3_server: S3Server, scene: Path) -> None:
     with pytest.raises(AccessDeniedError, match=f"s3://{DENIED_BUCKET}/out\\.zarr"):
         run_here(scene, f"s3://{DENIED_BUCKET}/out.zarr")
+
+
+def test_resume_after_sigkill_of_the_main_process(
+    s3_server: S3Server, scene: Path, tmp_path: Path
+) -> None:
+    from tests.runner.helpers import journal_lines, start_cli, wait_for_journal
+
+    bucket = s3_server.bucket("resumed")
+    src = s3_server.upload(scene, f"{bucket}/scene.tif")
+    dst = f"{bucket}/out.zarr"
+    slow = ("--op", "tests.faults.slow:seconds=0.3", "--op", "invert")
+    args = ("run", src, dst, *slow, "--tile", "128", "--workers", "2", "-q")
+    journal_stand_in = local_state(dst)
+    proc = start_cli(*args)
+    try:
+        wait_for_journal(journal_stand_in, 6, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    assert not any(k.endswith("/zarr.json") for k in s3_server.keys(dst))  # not an array yet
+    done_before = journal_lines(journal_stand_in)
+    resumed = tilewise_cmd(*args[:-1], "--resume", "--report", str(tmp_path / "r.json"))
+    assert resumed.returncode == 0, resumed.stderr
+    got = read_image(s3_server.download(dst, tmp_path / "out.zarr"))
+    np.testing.assert_array_equal(got, 255 - tifffile.imread(scene))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["tiles"]["skipped"] >= done_before > 0
