@@ -152,7 +152,7 @@ def run(
         )
         if has_user_ops(pipeline):  # their declarations are checked on the first tile
             check_first_tile(the_plan, lifecycle.executor)
-        with holding(dst):  # one run per output at a time
+        with holding(io.local_state(dst)):  # one run per output at a time
             result = execute_plan(
                 the_plan,
                 lifecycle.executor,

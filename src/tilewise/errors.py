@@ -18,6 +18,10 @@ refines, so ``except OSError`` still catches a failed read::
     ├── OutputError (OSError)              an output cannot be created or written
     │   ├── OutputExistsError              exists and --overwrite was not given
     │   └── ResumeError                    a partial run cannot be resumed as asked
+    ├── StorageError (OSError)             object storage refused or failed a request
+    │   ├── ObjectNotFoundError (FileNotFoundError)   no such object or bucket
+    │   ├── AccessDeniedError (PermissionError)       403: credentials or policy
+    │   └── StorageUnavailableError (ConnectionError) still failing after retries
     ├── TileError (RuntimeError)           one tile failed inside a worker
     └── ExecutorError (RuntimeError)       the executor itself cannot go on
 
@@ -39,6 +43,7 @@ import signal
 from enum import StrEnum
 
 __all__ = [
+    "AccessDeniedError",
     "CorruptInputError",
     "ExecutorError",
     "GeometryError",
@@ -46,6 +51,7 @@ __all__ = [
     "InputError",
     "Interrupted",
     "NoDecoderError",
+    "ObjectNotFoundError",
     "OpError",
     "OutputError",
     "OutputExistsError",
@@ -53,6 +59,8 @@ __all__ = [
     "PipelineError",
     "ResumeError",
     "StackMismatchError",
+    "StorageError",
+    "StorageUnavailableError",
     "TileError",
     "TilewiseError",
     "TilewiseWarning",
@@ -138,6 +146,22 @@ class OutputExistsError(OutputError, FileExistsError):
 
 class ResumeError(OutputError):
     """A partial run cannot be resumed the way it was asked."""
+
+
+class StorageError(TilewiseError, OSError):
+    """Object storage (S3, HTTP) refused or failed a request; the message names the URL."""
+
+
+class ObjectNotFoundError(StorageError, FileNotFoundError):
+    """No object (or no bucket) under the URL."""
+
+
+class AccessDeniedError(StorageError, PermissionError):
+    """The server refused the request (403): credentials or the bucket's policy."""
+
+
+class StorageUnavailableError(StorageError, ConnectionError):
+    """The server kept failing (5xx, timeouts, refused connections) through every retry."""
 
 
 class TileError(TilewiseError, RuntimeError):

@@ -16,6 +16,7 @@ from tilewise.io._formats import (
     parse_creation_options,
     parse_options_for_formats,
 )
+from tilewise.io._remote import is_url
 from tilewise.io._stack import (
     StackSink,
     StackSpec,
@@ -53,6 +54,8 @@ __all__ = [
     "cached_source",
     "format_for_suffix",
     "image_intact",
+    "is_url",
+    "local_state",
     "open_source",
     "output_format",
     "parse_creation_options",
@@ -61,6 +64,7 @@ __all__ = [
     "reopen_stack",
     "sink_chunks",
     "sink_class",
+    "sink_for",
     "stack_format",
     "stack_sink_class",
     "stored_size",
@@ -103,6 +107,8 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
     """Open an input for windowed reading; the format is taken from its content."""
     if not isinstance(spec, SourceSpec):
         spec = SourceSpec(str(spec))
+    if is_url(spec.path):
+        return _remote_source(spec)
     path = Path(spec.path)
     try:
         kind, head, size = _sniff(path)
@@ -135,6 +141,42 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
     from tilewise.io._simple import SimpleSource
 
     return SimpleSource(spec)
+
+
+def _remote_source(spec: SourceSpec) -> Source:
+    """An input in object storage: a TIFF/COG object, or a Zarr array's folder."""
+    from tilewise.io import _remote, _tiff_whole
+
+    url = spec.path.rstrip("/")
+    if url.lower().endswith(".zarr"):
+        from tilewise.io._remote_zarr import RemoteZarrSource
+
+        return RemoteZarrSource(spec)
+    try:
+        meta = _remote.head(url)
+    except FileNotFoundError:  # a Zarr folder not named .zarr?
+        try:
+            _remote.head(f"{url}/zarr.json")
+        except FileNotFoundError:
+            raise _remote.storage_error(url, FileNotFoundError(url)) from None
+        from tilewise.io._remote_zarr import RemoteZarrSource
+
+        return RemoteZarrSource(spec)
+    handle = _remote.RangeFile(url, int(meta["size"]))
+    head = handle.pread(0, min(_tiff_whole.HEAD_BYTES, _remote.BLOCK))
+    if head[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        handle.close()
+        raise UnsupportedFormatError(
+            f"{url}: not a TIFF (starts with {head[:8]!r}); from object storage tilewise "
+            "reads TIFF/COG objects and Zarr arrays; copy other formats to a local disk first"
+        )
+    from tilewise.io._remote_tiff import RemoteTiffSource
+
+    try:
+        return RemoteTiffSource(spec, handle, meta)
+    except BaseException:
+        handle.close()
+        raise
 
 
 def _gdal_source(
@@ -175,6 +217,13 @@ def output_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     ('tiff', 'cog')
     """
     suffix = Path(path).suffix.lower()
+    if is_url(os.fspath(path)):
+        named_or_found = fmt if fmt is not None else format_for_suffix(suffix)
+        if named_or_found not in REMOTE_OUTPUTS:
+            raise UsageError(
+                f"{path}: tilewise writes {' and '.join(REMOTE_OUTPUTS.values())} to object "
+                "storage; write other formats to a local disk"
+            )
     tiled = ", ".join(f.extensions[0] for f in FORMATS.values() if f.tiled and not f.by_name)
     if fmt is not None:
         named = FORMATS.get(fmt)
@@ -196,6 +245,35 @@ def output_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
             f"{path}: tilewise does not write {suffix} (it is not tiled); write {tiled}"
         )
     raise UsageError(f"{path}: unknown output extension {suffix!r}; use {tiled}")
+
+
+#: The formats written to object storage, and their extensions.
+REMOTE_OUTPUTS = {"tiff": ".tif", "zarr": ".zarr"}
+
+
+def sink_for(spec: SinkSpec) -> type[Sink]:
+    """The Sink implementation for an output: by format, and local or object storage."""
+    if not is_url(spec.path):
+        return sink_class(spec.format)
+    if spec.format == "tiff":
+        from tilewise.io._remote_tiff import RemoteTiffSink
+
+        return RemoteTiffSink
+    if spec.format == "zarr":
+        from tilewise.io._remote_zarr import RemoteZarrSink
+
+        return RemoteZarrSink
+    raise UsageError(f"{spec.path}: no writer for format {spec.format!r} in object storage")
+
+
+def local_state(output: str | os.PathLike[str]) -> Path:
+    """Where the journal and lock of ``output`` are named from: the output itself, or for an
+    output in object storage a local stand-in (see :func:`tilewise.io._remote.state_path`)."""
+    if is_url(os.fspath(output)):
+        from tilewise.io._remote import state_path
+
+        return state_path(os.fspath(output))
+    return Path(output)
 
 
 def sink_class(fmt: str) -> type[Sink]:
@@ -259,8 +337,18 @@ def cached_source(spec: SourceSpec) -> Source:
     """Open ``spec`` once per process (workers read many tiles of one input).
 
     The cache is keyed by the file's size and mtime too, so a file replaced
-    under the same name is opened afresh.
+    under the same name is opened afresh (not an object in storage: its ETag was
+    checked when the run was planned).
     """
+    if is_url(spec.path):
+        key = (spec, 0, 0)
+        source = _sources.get(key)
+        if source is None:
+            for old in _sources.values():
+                old.close()
+            _sources.clear()
+            source = _sources[key] = open_source(spec)
+        return source
     try:
         st = os.stat(spec.path)
     except OSError as err:
@@ -283,10 +371,6 @@ def cached_sink(spec: SinkSpec) -> Sink:
         for old in _sinks.values():
             old.close()
         _sinks.clear()
-        cls = (
-            stack_sink_class(spec.format)
-            if isinstance(spec, StackSpec)
-            else sink_class(spec.format)
-        )
+        cls = stack_sink_class(spec.format) if isinstance(spec, StackSpec) else sink_for(spec)
         sink = _sinks[key] = cls(spec)
     return sink

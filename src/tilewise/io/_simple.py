@@ -55,6 +55,8 @@ def decoded_dir() -> Path:
 class SimpleSource(Source):
     """PNG or JPEG, decoded whole with imagecodecs after a header check."""
 
+    path: Path
+
     reader = "pillow (whole file)"
 
     def __init__(self, spec: SourceSpec) -> None:

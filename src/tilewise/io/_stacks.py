@@ -29,7 +29,7 @@ _MAX_PAGES_SEARCHED = 64
 _SPLIT = "split it into one 2-D image per file (tifffile.imwrite(name, stack[i]) per plane)"
 
 
-def check_single_image(path: Path, tif: Any) -> None:
+def check_single_image(path: Path | str, tif: Any) -> None:
     """Refuse a TIFF holding more than one full-resolution image (``tif``: a TiffFile)."""
     first = tif.pages.first
     for index in range(1, _MAX_PAGES_SEARCHED):
@@ -58,7 +58,7 @@ def _describe(tif: Any, first: Any, page: Any, index: int) -> str:
     return facts
 
 
-def check_array_layout(path: Path, shape: tuple[int, ...]) -> None:
+def check_array_layout(path: Path | str, shape: tuple[int, ...]) -> None:
     """Refuse a 3-D array that looks like a stack of planes rather than ``(rows, cols, bands)``.
 
     The last axis is bands when it is at most :data:`MAX_BANDS_BY_SHAPE` long, or

@@ -16,7 +16,7 @@ import os
 import shutil
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,15 @@ from tilewise.io._tiff_header import meaning as _meaning
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec, too_many_pixels
 from tilewise.io.georef import Georef
 
-__all__ = ["COMPRESSIONS", "TiffSink", "TiffSource", "tiff_block", "write_whole_tiff"]
+__all__ = [
+    "COMPRESSIONS",
+    "TiffSink",
+    "TiffSource",
+    "assemble_tiff",
+    "assembling_path",
+    "tiff_block",
+    "write_whole_tiff",
+]
 
 #: Largest single TIFF segment (strip or tile) tilewise will decode, in pixels.
 MAX_SEGMENT_PIXELS = 1 << 28
@@ -73,9 +81,11 @@ class TiffSource(Source):
 
     format_name = "tiff"
     reader = "tifffile"
+    #: The file, or the object's URL (:class:`~tilewise.io._remote_tiff.RemoteTiffSource`).
+    path: Path | str
 
     def __init__(self, spec: SourceSpec) -> None:
-        self.path = Path(spec.path)
+        self.path = self._location(spec)
         with library_notes("tifffile") as notes:
             try:
                 self._open(spec, notes)
@@ -90,7 +100,7 @@ class TiffSource(Source):
                 ) from err
 
     def _open(self, spec: SourceSpec, notes: list[str]) -> None:
-        self._tif = tifffile.TiffFile(self.path)
+        self._tif = tifffile.TiffFile(self._file())
         if not self._tif.pages:
             raise CorruptInputError(
                 f"{self.path}: not a readable TIFF: no image in it ({_cause(None, notes)})"
@@ -150,6 +160,19 @@ class TiffSource(Source):
         self._cached_bytes = 0
         self._compression = tifffile.COMPRESSION(page.compression).name
 
+    def _location(self, spec: SourceSpec) -> Path | str:
+        """What messages name: the path (a remote source: its URL)."""
+        return Path(spec.path)
+
+    def _file(self) -> Any:
+        """What tifffile opens: the path (a remote source gives a file over byte ranges)."""
+        return self.path
+
+    def _bytes(self, index: int, offset: int, count: int) -> bytes:
+        """The stored bytes of segment ``index``."""
+        self._fh.seek(offset)
+        return bytes(self._fh.read(count))
+
     @property
     def chunks(self) -> tuple[int, int]:
         return self._block
@@ -166,7 +189,7 @@ class TiffSource(Source):
             return None
         from tilewise.io._raster import tiff_georef
 
-        return tiff_georef(self.path)
+        return tiff_georef(Path(self.path))
 
     @property
     def overviews(self) -> list[int]:
@@ -213,8 +236,7 @@ class TiffSource(Source):
                 f"{self.path}: {where} lies past the end of the file "
                 f"(needs {offset + count:,} bytes, file has {self._filesize:,}): truncated"
             )
-        self._fh.seek(offset)
-        data = self._fh.read(count)
+        data = self._bytes(index, offset, count)
         try:
             with library_notes("tifffile") as notes:
                 segment, _, _ = self._decode(data, index, jpegtables=self._page.jpegtables)
@@ -466,57 +488,20 @@ class TiffSink(Sink):
     def assemble(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         """Write the final TIFF as ``.NAME.assembling``, copying the spooled segments in order."""
         partial = spec.partial
-        where: dict[int, tuple[str, int, int]] = {}
-        for receipt in receipts.values():
-            for index, offset, length, *_ in receipt["segments"]:
-                where[index] = (receipt["file"], offset, length)
-        bh, bw = spec.chunks
-        count = -(-spec.shape[0] // bh) * -(-spec.shape[1] // bw)
-        missing = [i for i in range(count) if i not in where]
-        if missing:
-            raise OutputError(f"{spec.path}: {len(missing)} TIFF tiles were never written")
 
-        def segments() -> Iterator[bytes]:
-            for index in range(count):
-                name, offset, length = where[index]
-                with open(partial / name, "rb") as fh:
-                    fh.seek(offset)
-                    yield fh.read(length)
+        def fetch(name: str, offset: int, length: int) -> bytes:
+            with open(partial / name, "rb") as fh:
+                fh.seek(offset)
+                return fh.read(length)
 
         final = Path(spec.path)
         tmp = assembling_path(final)
-        compress = spec.options["COMPRESS"]
-        bands = spec.bands
-        photometric = "rgb" if bands in (3, 4) else "minisblack"
-        extrasamples: tuple[int, ...] = (2,)
-        extratags: tuple[Any, ...] = ()
-        if spec.georef is not None:
-            geo = geotiff_tags(spec.georef, spec.dtype)
-            photometric, extrasamples, extratags = geo.photometric, geo.extrasamples, geo.extratags
         try:
-            with tifffile.TiffWriter(tmp, bigtiff=_bigtiff(spec)) as writer:
-                writer.write(
-                    segments(),
-                    shape=spec.array_shape,
-                    dtype=spec.dtype,
-                    tile=(bh, bw),
-                    compression=None if compress == "NONE" else COMPRESSIONS[compress],
-                    photometric=photometric,
-                    extrasamples=extrasamples if bands == 4 or spec.georef else None,
-                    planarconfig="contig",
-                    software="tilewise",
-                    metadata=None,
-                    extratags=extratags,
-                    predictor=2 if spec.options.get("PREDICTOR", 1) == 2 else None,
-                )
-        except ValueError as err:  # tifffile: the data passed what a classic TIFF addresses
-            tmp.unlink(missing_ok=True)
-            raise OutputError(
-                f"{final}: too large for a classic TIFF with --co BIGTIFF=NO ({err}); "
-                "use BIGTIFF=YES or IF_NEEDED, then --resume"
-            ) from err
+            assemble_tiff(spec, receipts, tmp, fetch)
         except OSError as err:
             tmp.unlink(missing_ok=True)
+            if isinstance(err, TilewiseError):
+                raise
             raise OutputError(f"{final}: cannot write the TIFF: {err}") from err
 
     @classmethod
@@ -535,3 +520,60 @@ class TiffSink(Sink):
 def assembling_path(final: Path) -> Path:
     """Where the final TIFF is built before it is renamed: ``.NAME.assembling``."""
     return final.with_name(f".{final.name}.assembling")
+
+
+def assemble_tiff(
+    spec: SinkSpec,
+    receipts: Mapping[int, Receipt],
+    tmp: Path,
+    fetch: Callable[[str, int, int], bytes],
+) -> None:
+    """Write the TIFF of ``spec`` to ``tmp`` from the workers' encoded tiles, in tile order.
+
+    ``fetch(file, offset, length)`` returns the bytes of one TIFF tile from the
+    spool named by a receipt (a local file, or an object).
+    """
+    where: dict[int, tuple[str, int, int]] = {}
+    for receipt in receipts.values():
+        for index, offset, length, *_ in receipt["segments"]:
+            where[index] = (receipt["file"], offset, length)
+    bh, bw = spec.chunks
+    count = -(-spec.shape[0] // bh) * -(-spec.shape[1] // bw)
+    missing = [i for i in range(count) if i not in where]
+    if missing:
+        raise OutputError(f"{spec.path}: {len(missing)} TIFF tiles were never written")
+
+    def segments() -> Iterator[bytes]:
+        for index in range(count):
+            yield fetch(*where[index])
+
+    compress = spec.options["COMPRESS"]
+    bands = spec.bands
+    photometric = "rgb" if bands in (3, 4) else "minisblack"
+    extrasamples: tuple[int, ...] = (2,)
+    extratags: tuple[Any, ...] = ()
+    if spec.georef is not None:
+        geo = geotiff_tags(spec.georef, spec.dtype)
+        photometric, extrasamples, extratags = geo.photometric, geo.extrasamples, geo.extratags
+    try:
+        with tifffile.TiffWriter(tmp, bigtiff=_bigtiff(spec)) as writer:
+            writer.write(
+                segments(),
+                shape=spec.array_shape,
+                dtype=spec.dtype,
+                tile=(bh, bw),
+                compression=None if compress == "NONE" else COMPRESSIONS[compress],
+                photometric=photometric,
+                extrasamples=extrasamples if bands == 4 or spec.georef else None,
+                planarconfig="contig",
+                software="tilewise",
+                metadata=None,
+                extratags=extratags,
+                predictor=2 if spec.options.get("PREDICTOR", 1) == 2 else None,
+            )
+    except ValueError as err:  # tifffile: the data passed what a classic TIFF addresses
+        tmp.unlink(missing_ok=True)
+        raise OutputError(
+            f"{spec.path}: too large for a classic TIFF with --co BIGTIFF=NO ({err}); "
+            "use BIGTIFF=YES or IF_NEEDED, then --resume"
+        ) from err

@@ -90,7 +90,7 @@ def _tidy(note: str) -> str:
     return re.sub(r"<tifffile\.\w+[^>]*>\s*", "", note).strip()
 
 
-def check_tags(path: Path, page: Any, notes: list[str]) -> None:
+def check_tags(path: Path | str, page: Any, notes: list[str]) -> None:
     """Refuse a header whose layout tags are of the wrong type, or were dropped as unreadable."""
     for code, name in _STRUCTURAL.items():
         tag = page.tags.get(code)

@@ -57,6 +57,8 @@ class WholeTiffSource(Source):
     eligible (see the module docstring).
     """
 
+    path: Path
+
     format_name = "tiff"
     reader = "libtiff (whole file)"
 

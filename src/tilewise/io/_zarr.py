@@ -52,11 +52,13 @@ class ZarrSource(Source):
 
     format_name = "zarr"
     reader = "zarr"
+    #: The folder, or the array's URL (:class:`~tilewise.io._remote_zarr.RemoteZarrSource`).
+    path: Path | str
 
     def __init__(self, spec: SourceSpec) -> None:
-        self.path = Path(spec.path)
+        self.path = self._location(spec)
         try:
-            self._array = zarr.open_array(self.path, mode="r")
+            self._array = zarr.open_array(self._store(), mode="r")
         except OSError as err:
             raise InputError(f"{self.path}: cannot open the Zarr array: {err}") from err
         except DECODE_ERRORS as err:
@@ -76,6 +78,14 @@ class ZarrSource(Source):
                 f"{self.path}: array declares {shape} = {self.shape[0] * self.shape[1]:,} pixels, "
                 f"over the limit of {spec.max_pixels:,}; raise it with --max-pixels"
             )
+
+    def _location(self, spec: SourceSpec) -> Path | str:
+        """What messages name: the folder (a remote source: its URL)."""
+        return Path(spec.path)
+
+    def _store(self) -> Any:
+        """What Zarr opens: the folder (a remote source gives an object store)."""
+        return self.path
 
     @property
     def chunks(self) -> tuple[int, int]:

@@ -57,7 +57,8 @@ class Source(abc.ABC):
     bands)`` (interleaved) for several.
     """
 
-    path: Path
+    #: The file or folder, or (in object storage) the URL as given.
+    path: Path | str
     shape: tuple[int, int]
     bands: int
     dtype: np.dtype[Any]
@@ -137,8 +138,9 @@ class Source(abc.ABC):
         """What identifies this input's content for a resume fingerprint: its path, size,
         newest mtime and a hash of a fixed sample of its bytes (see :mod:`tilewise.io._identity`).
         """
-        stat = _stat_tree(self.path)
-        return {"path": str(self.path.resolve()), **stat, "sample": content_sample(self.path)}
+        path = Path(self.path)
+        stat = _stat_tree(path)
+        return {"path": str(path.resolve()), **stat, "sample": content_sample(path)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +182,7 @@ class SinkSpec:
         }
 
 
-def too_many_pixels(path: Path, shape: tuple[int, int], limit: int) -> ImageTooLargeError:
+def too_many_pixels(path: Path | str, shape: tuple[int, int], limit: int) -> ImageTooLargeError:
     """The error for a header declaring more than ``limit`` pixels (read-by-window formats)."""
     length, width = shape
     return ImageTooLargeError(

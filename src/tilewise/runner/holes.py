@@ -63,7 +63,7 @@ def check_fill(value: float, dtype: str) -> None:
 
 def fill_failed(spec: SinkSpec, grid: Grid, failed: list[int], value: float) -> dict[int, Receipt]:
     """Write each failed tile's core as ``value`` (main process); return their receipts."""
-    sink = io.sink_class(spec.format)(spec)
+    sink = io.sink_for(spec)(spec)
     receipts: dict[int, Receipt] = {}
     try:
         for index in failed:

@@ -130,9 +130,9 @@ def make_plan(
     (``"none"``: none), and write ``dst_nodata`` there (see
     :meth:`Pipeline.with_nodata`); the returned plan's pipeline carries both.
     """
-    if dst is not None and Path(dst).resolve() == Path(src).resolve():
+    if dst is not None and _same_place(src, dst):
         raise UsageError(f"{dst}: the output would replace the input; write to another path")
-    if dst is not None and Path(dst).is_symlink():
+    if dst is not None and not io.is_url(os.fspath(dst)) and Path(dst).is_symlink():
         raise OutputError(
             f"{dst}: is a symlink (to {os.readlink(dst)}); a finished output replaces whatever "
             "is under its name, which would be the link, not what it points to: write to the "
@@ -178,7 +178,7 @@ def make_plan(
             pipeline, georef, dtype, bands, fmt, Path(dst), drop=drop_georef, dst_nodata=dst_nodata
         )
         sink = SinkSpec(
-            path=str(Path(dst)),
+            path=_output_name(dst),
             format=fmt,
             shape=out_shape,
             bands=pipeline.out_bands(bands),
@@ -189,3 +189,18 @@ def make_plan(
             georef=out_georef,
         )
     return Plan(spec, info, identity, pipeline, grid, sink)
+
+
+def _same_place(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> bool:
+    """Whether ``dst`` names the input itself (URLs compared as written, paths resolved)."""
+    remote = io.is_url(os.fspath(src)), io.is_url(os.fspath(dst))
+    if any(remote):
+        return all(remote) and os.fspath(src).rstrip("/") == os.fspath(dst).rstrip("/")
+    return Path(dst).resolve() == Path(src).resolve()
+
+
+def _output_name(dst: str | os.PathLike[str]) -> str:
+    """The output's path as the sink gets it: a URL as written (no trailing ``/``), or a path."""
+    if io.is_url(os.fspath(dst)):
+        return os.fspath(dst).rstrip("/")
+    return str(Path(dst))

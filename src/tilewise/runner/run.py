@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tilewise import io
-from tilewise.errors import OutputError, OutputExistsError, ResumeError
+from tilewise.errors import OutputError, OutputExistsError, ResumeError, UsageError
 from tilewise.executors.base import Done, Executor, Failed, Outcome, Supervision, Task
 from tilewise.executors.runs import map_in_runs
 from tilewise.geometry import Window
@@ -39,6 +39,8 @@ def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journ
     """Create or reopen the partial output and its journal; return (journal, resumed)."""
     assert plan.sink is not None
     sink = plan.sink
+    if io.is_url(sink.path):
+        return _prepare_remote_output(plan, overwrite=overwrite, resume=resume)
     final = Path(sink.path)
     partial = sink.partial
     jpath = journal_path(final)
@@ -71,10 +73,43 @@ def _prepare_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journ
     return Journal.start(jpath, plan.fingerprint()), False
 
 
+def _prepare_remote_output(plan: Plan, *, overwrite: bool, resume: bool) -> tuple[Journal, bool]:
+    """:func:`_prepare_output` for an output in object storage; the journal stays local.
+
+    The journal is appended to after every tile, and objects cannot be appended
+    to, so it lives on the main process's machine (:func:`tilewise.io.local_state`);
+    a resume must run there too.
+    """
+    assert plan.sink is not None
+    sink = plan.sink
+    kind: Any = io.sink_for(sink)  # a remote sink: started(), exists(), clear()
+    jpath = journal_path(io.local_state(sink.path))
+    started = jpath.exists() or kind.started(sink)
+    if resume and started:
+        if not jpath.exists():
+            raise ResumeError(
+                f"{sink.path}: found an unfinished output in storage but no journal at "
+                f"{jpath} (the journal stays on the machine that started the run); "
+                "start again with --overwrite"
+            )
+        return Journal.resume(jpath, plan.fingerprint()), True
+    if started and not overwrite:
+        raise ResumeError(
+            f"{sink.path}: an earlier run of this output did not finish; "
+            "continue it with --resume, or start again with --overwrite"
+        )
+    if not overwrite and kind.exists(sink):
+        raise OutputExistsError(f"{sink.path}: already exists; use --overwrite to replace it")
+    kind.clear(sink)
+    jpath.unlink(missing_ok=True)
+    kind.create(sink)
+    return Journal.start(jpath, plan.fingerprint()), False
+
+
 def _verify_journal(plan: Plan, journal: Journal) -> list[int]:
     """Check every journaled tile is still intact in the partial output; forget the damaged."""
     assert plan.sink is not None
-    sink = io.sink_class(plan.sink.format)(plan.sink)
+    sink = io.sink_for(plan.sink)(plan.sink)
     damaged = []
     try:
         for index, entry in journal.done.items():  # read from the file; forgetting is safe
@@ -113,6 +148,11 @@ def execute_plan(
     """
     assert plan.sink is not None
     if allow_failed:
+        if io.is_url(plan.sink.path):
+            raise UsageError(
+                f"{plan.sink.path}: --allow-failed is not supported for outputs in object "
+                "storage yet; write locally, or fix the failures and --resume"
+            )
         check_fill(fill, plan.sink.dtype)
     plan.pipeline.check_portable()
     journal, resumed = _prepare_output(plan, overwrite=overwrite, resume=resume)
@@ -125,8 +165,8 @@ def execute_plan(
         total=len(plan.grid),
     )
     if report.total > _SPOOL_ABOVE:
-        report.tiles = TileRecords(spool=Path(plan.sink.path).parent)
-    if resumed and not plan.sink.partial.exists():
+        report.tiles = TileRecords(spool=io.local_state(plan.sink.path).parent)
+    if resumed and not io.is_url(plan.sink.path) and not plan.sink.partial.exists():
         return _final_already(plan, journal, report)
     damaged = _verify_journal(plan, journal) if resumed else []
     report.extra["redone_damaged"] = damaged
@@ -162,7 +202,7 @@ def execute_plan(
         holes = _fill_holes(plan, report, fill) if allow_failed and _only_failed(report) else {}
         if report.ok or holes:
             finalizing = time.perf_counter()
-            sink = io.sink_class(plan.sink.format)
+            sink = io.sink_for(plan.sink)
             receipts = _receipts(journal, holes)
             run_tasks = _TasksAfterTiles(
                 executor, replace(supervision, on_stall=None), plan.sink.path
@@ -178,7 +218,7 @@ def execute_plan(
                 sidecar = write_sidecar(Path(plan.sink.path), fill, failed)
                 report.extra["filled"] = {"value": fill, "list": str(sidecar), "tiles": failed}
             else:
-                remove_sidecar(Path(plan.sink.path))
+                remove_sidecar(io.local_state(plan.sink.path))
             journal.remove()  # last: while it is there, --resume can tell the output is done
             report.extra["phases"]["finalize_s"] = round(time.perf_counter() - finalizing, 4)
             report.seconds = time.perf_counter() - start
