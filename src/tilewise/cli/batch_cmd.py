@@ -203,7 +203,7 @@ def batch(
     setup_logging(verbose, quiet)
     if (out is None) == (stack is None):
         raise click.UsageError("give exactly one of --out DIR or --stack OUT.npy|OUT.zarr")
-    connection = dask_options(
+    connection: dict[str, Any] = dask_options(
         executor,
         scheduler=scheduler,
         scheduler_file=scheduler_file,

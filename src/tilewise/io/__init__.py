@@ -98,6 +98,10 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
         raise InputError(f"{path}: no such file or directory") from err
     except PermissionError as err:
         raise InputError(f"{path}: cannot read: permission denied") from err
+    if kind in ("simple", "gdal") and spec.stack_options:
+        from tilewise.io._stacks import no_stack_options
+
+        no_stack_options(spec, "a PNG or JPEG image" if kind == "simple" else "a GDAL raster")
     if kind == "tiff":
         from tilewise.io._tiff import TiffSource
         from tilewise.io._tiff_whole import WholeTiffSource
