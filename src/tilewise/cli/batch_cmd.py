@@ -14,6 +14,8 @@ from tilewise.cli.options import (
     input_limits,
     parse_key_values,
     setup_logging,
+    stack_options,
+    stack_settings,
     supervision_options,
     verbosity_options,
 )
@@ -118,6 +120,7 @@ class _OutputFormat(click.ParamType):
     default=None,
     help="Worker processes [default: one per core].",
 )
+@apply(stack_options)
 @apply(executor_options)
 @click.option(
     "--overwrite",
@@ -161,6 +164,10 @@ def batch(
     tile_above: float,
     tile: str,
     workers: int | None,
+    axes: str | None,
+    channel_axis: int | None,
+    plane_range: str | None,
+    page: int | None,
     executor: str,
     scheduler: str | None,
     scheduler_file: str | None,
@@ -190,7 +197,10 @@ def batch(
     folder; for @LIST, the folder common to every line) and never leave --out.
 
     A file that is corrupt, empty, truncated or not an image is reported by name with
-    its cause and skipped; the rest completes (exit 3). A journal beside the output
+    its cause and skipped; the rest completes (exit 3). A stack (multi-page TIFF,
+    ImageJ hyperstack, OME-TIFF, N-D array) is processed plane by plane into a .tif,
+    .zarr or .npy keeping its axes; PNG/JPEG outputs and --stack rows cannot hold one
+    (that file fails; --page N takes one plane). A journal beside the output
     records finished files: --resume continues a stopped batch without redoing them.
 
     \b
@@ -237,6 +247,7 @@ def batch(
             max_whole_pixels=max_whole_pixels,
             progress=not quiet,
             report=report_path,
+            **stack_settings(axes, channel_axis, plane_range, page),
             **connection,
         )
     finish(
