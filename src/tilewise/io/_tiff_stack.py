@@ -1,15 +1,17 @@
 """How a TIFF output names a stack's axes: ImageJ hyperstack, OME-TIFF, or tifffile's own.
 
 An output keeps the kind of metadata its input named the axes with, when that
-kind can hold the output; otherwise it falls back to tifffile's own
-(``{"shape": ..., "axes": ...}`` in the ImageDescription), which tifffile reads
-back as the same series, and which holds any axes, dtype and size:
+kind can hold the output (an array's axes named ``T``, ``Z``, ``C`` become
+OME-TIFF, the format microscopy readers share); otherwise it falls back to
+tifffile's own (``{"shape": ..., "axes": ...}`` in the ImageDescription), which
+tifffile reads back as the same series, and which holds any axes, dtype and size:
 
 - **ImageJ** (``imagej=True``): leading axes in ImageJ's order (a subsequence of
   ``TZC``), uint8, uint16, int16 or float32 samples (RGB only as uint8), one,
   three or four samples, and a classic TIFF (ImageJ reads no BigTIFF: an
   output past 4 GiB is written as OME-TIFF instead).
-- **OME-TIFF** (``ome=True``): leading axes among ``T``, ``Z``, ``C`` in any order.
+- **OME-TIFF** (``ome=True``), for OME inputs, ImageJ inputs ImageJ cannot hold, and
+  arrays: leading axes among ``T``, ``Z``, ``C`` in any order.
 - **tifffile's own**, for everything else (``I``/``Q`` axes of plain multi-page
   files and arrays, other letters, other sample types).
 
@@ -77,6 +79,6 @@ def stack_writing(spec: SinkSpec, bigtiff: bool, needs_bigtiff: bool) -> StackWr
     planar = "contig" if spec.bands > 1 else None
     if spec.stack_kind == "imagej" and _imagej_holds(spec, needs_bigtiff):
         return StackWriting({"bigtiff": False, "imagej": True}, {"axes": axes}, planar, "imagej")
-    if spec.stack_kind in ("imagej", "ome") and _ome_holds(spec):
+    if spec.stack_kind in ("imagej", "ome", "array") and _ome_holds(spec):
         return StackWriting({"bigtiff": bigtiff, "ome": True}, {"axes": axes}, planar, "ome")
     return StackWriting({"bigtiff": bigtiff}, {"axes": axes}, planar, "tiff")
