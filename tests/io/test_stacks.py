@@ -68,11 +68,12 @@ TIFF_KIND = {"multipage": "shaped", "imagej": "imagej", "ome": "ome", "rgb": "sh
 
 
 def _axes_of(out):
+    """A TIFF output's (axes, series kind); a Zarr output's (axes attribute, dimension names)."""
     if out.suffix == ".tif":
         with tifffile.TiffFile(out) as tif:
             return tif.series[0].axes, tif.series[0].kind
     array = zarr.open_array(out, mode="r")
-    return array.attrs["axes"], array.metadata.dimension_names
+    return array.attrs["axes"], getattr(array.metadata, "dimension_names", None)
 
 
 @pytest.mark.parametrize("suffix", [".tif", ".zarr", ".npy"])
