@@ -280,6 +280,11 @@ def test_stacks_in_a_batch_are_processed_plane_by_plane_or_refused_by_name(tmp_p
     assert "hyper.tif: a stack of planes" in result.output and "PNG" in result.output
     assert sorted(p.name for p in pngs.iterdir()) == ["plain.png"]
 
+    rows = tmp_path / "rows.npy"  # a row of --stack holds one 2-D image, not a stack
+    result = invoke("batch", str(inputs), "--stack", str(rows), "--op", "invert")
+    assert result.exit_code == 3, result.output
+    assert "hyper.tif: a stack of planes" in result.output and "--page N" in result.output
+
     arrays = tmp_path / "arrays"  # (C, Y, X) arrays named by --axes
     arrays.mkdir()
     for i in range(2):

@@ -123,6 +123,11 @@ class TiffSource(Source):
             )
         if depth != 1:
             raise UnsupportedFormatError(f"{self.path}: volumetric (depth {depth}) TIFF pages")
+        if page.dtype is None and self.planes is not None:  # GDAL would read page 0 only
+            raise UnsupportedFormatError(
+                f"{self.path}: a stack of pages with a sample format tilewise has no type for "
+                f"({page.bitspersample}-bit, SampleFormat {page.sampleformat})"
+            )
         if page.dtype is None:
             raise NoDecoderError(
                 f"{self.path}: unsupported sample format "
