@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -79,8 +80,9 @@ def simulate(workers: int, threads: int, args: argparse.Namespace, work: Path) -
         out = work / "out.npy"
         sched = psutil.Process(scheduler.pid)
         me = psutil.Process()
-        # a first, small run starts every worker's tile processes
-        tilewise.run(src, out, [f"_sim_ops.nap:ms={args.sleep_ms}"], tile=args.side // 4,
+        # a first run of 2 tiles per worker thread starts every thread's tile process
+        warm_tile = max(args.tile, args.side // math.isqrt(2 * processes * threads))
+        tilewise.run(src, out, [f"_sim_ops.nap:ms={args.sleep_ms}"], tile=warm_tile,
                      executor="dask", scheduler_file=str(scheduler_file), overwrite=True,
                      progress=False)  # fmt: skip
         before = (sum(sched.cpu_times()[:2]), sum(me.cpu_times()[:2]), time.perf_counter())

@@ -46,6 +46,10 @@ def run(
     dst_nodata: float | None = None,
     format: str | None = None,
     nodata: float | str = "file",
+    axes: str | None = None,
+    channel_axis: int | None = None,
+    planes: str | tuple[int | None, int | None, int] | None = None,
+    page: int | None = None,
     **executor_options: Any,
 ) -> RunReport:
     """Run a pipeline over an image too big for memory, tile by tile, in parallel.
@@ -121,6 +125,14 @@ def run(
         a number (or NaN): this value instead; ``"none"``: every pixel is data.
         An op that cannot leave nodata out raises
         :class:`~tilewise.errors.PipelineError` before any tile runs.
+    axes, channel_axis, planes, page
+        How to read a stack (a multi-page TIFF, ImageJ hyperstack, OME-TIFF, N-D
+        ``.npy`` or Zarr array; see the README's "Stacks"): ``axes`` names an array's
+        axes (``"TZCYX"``; TIFFs name their own), ``channel_axis`` makes that axis of an
+        array its bands (as scikit-image's ``channel_axis``), ``planes`` (``"0:10"``)
+        reads that range of the first leading axis, ``page`` one plane (numbered in C
+        order over the leading axes) as a 2-D image. Every plane is tiled and processed
+        as a 2-D image; the output keeps the leading axes and their names.
 
     Returns
     -------
@@ -149,10 +161,14 @@ def run(
             dst_nodata=dst_nodata,
             format=format,
             nodata=nodata,  # type: ignore[arg-type]
+            axes=axes,
+            channel_axis=channel_axis,
+            planes=planes,
+            page=page,
         )
-        if has_user_ops(pipeline):  # their declarations are checked on the first tile
-            check_first_tile(the_plan, lifecycle.executor)
         with holding(io.local_state(dst)):  # one run per output at a time
+            if has_user_ops(pipeline):  # their declarations are checked on the first tile
+                check_first_tile(the_plan, lifecycle.executor)
             result = execute_plan(
                 the_plan,
                 lifecycle.executor,
@@ -175,21 +191,28 @@ def plan(
     layout: str | Layout = Layout.GRID,
     workers: int | None = None,
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
+    **stack: Any,
 ) -> dict[str, Any]:
-    """Describe a run without doing it: tiles, halo, read overhead, memory estimate."""
+    """Describe a run without doing it: tiles, halo, read overhead, memory estimate.
+
+    ``stack`` takes :func:`run`'s ``axes``, ``channel_axis``, ``planes`` and ``page``.
+    """
     the_plan = make_plan(
-        src, dst, as_pipeline(ops), tile=tile, layout=layout, max_pixels=max_pixels
+        src, dst, as_pipeline(ops), tile=tile, layout=layout, max_pixels=max_pixels, **stack
     )
     return the_plan.summary(workers or os.cpu_count() or 1)
 
 
-def info(src: PathLike, *, max_pixels: int = io.DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+def info(
+    src: PathLike, *, max_pixels: int = io.DEFAULT_MAX_PIXELS, axes: str | None = None
+) -> dict[str, Any]:
     """Shape, dtype, bands, blocks, compression and reader of an image, from its header.
 
     For a georeferenced image also its CRS, transform, resolution, bounds,
-    nodata, band descriptions and overviews (see :meth:`Source.info`).
+    nodata, band descriptions and overviews; for a stack its axes and planes
+    (``stack``; ``axes`` names an array's axes as :func:`run` does; see :meth:`Source.info`).
     """
-    source = io.open_source(io.SourceSpec(str(src), max_pixels=max_pixels))
+    source = io.open_source(io.SourceSpec(str(src), max_pixels=max_pixels, axes=axes))
     try:
         return source.info()
     finally:

@@ -317,6 +317,10 @@ def verify(
     executor: str | Executor = "local",
     max_pixels: int = io.DEFAULT_MAX_PIXELS,
     max_whole_pixels: int = io.DEFAULT_MAX_WHOLE_PIXELS,
+    axes: str | None = None,
+    channel_axis: int | None = None,
+    planes: str | None = None,
+    page: int | None = None,
     **executor_options: Any,
 ) -> Verdict:
     """Check on a sample of tiles that every op's halo, dtype and bands are declared right.
@@ -337,6 +341,9 @@ def verify(
         Where the sample runs (default: local worker processes).
     max_pixels, max_whole_pixels
         Header limits, as for :func:`tilewise.run`.
+    axes, channel_axis, planes, page
+        How to read a stack, as for :func:`tilewise.run` (the sample is taken in its
+        first plane read).
 
     Returns
     -------
@@ -358,6 +365,10 @@ def verify(
         max_pixels=max_pixels,
         max_whole_pixels=max_whole_pixels,
         nodata="none",  # declarations are checked on the pixels as they are
+        axes=axes,
+        channel_axis=channel_axis,
+        planes=planes,
+        page=page,
     )
     tiles = sample_tiles(plan.grid.counts)
     count = min(len(tiles), workers or os.cpu_count() or 1)

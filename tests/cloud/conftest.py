@@ -196,7 +196,7 @@ class S3Server:
         return sorted(item["Key"] for item in listing.get("Contents", []))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped after tests/cloud: later tests count children
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A ``moto_server`` subprocess behind a :class:`FaultProxy`, both on 127.0.0.1."""
     port = _free_port()
@@ -300,7 +300,7 @@ class HttpServer:
         return f"{self.base}/{name}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
     """An HTTP server honouring ``Range`` on 127.0.0.1, serving a temporary folder."""
     root = tmp_path_factory.mktemp("www")

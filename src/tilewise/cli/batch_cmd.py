@@ -15,6 +15,8 @@ from tilewise.cli.options import (
     nodata_option,
     parse_key_values,
     setup_logging,
+    stack_options,
+    stack_settings,
     supervision_options,
     verbosity_options,
 )
@@ -119,6 +121,7 @@ class _OutputFormat(click.ParamType):
     default=None,
     help="Worker processes [default: one per core].",
 )
+@apply(stack_options)
 @apply(executor_options)
 @click.option(
     "--overwrite",
@@ -163,6 +166,10 @@ def batch(
     tile_above: float,
     tile: str,
     workers: int | None,
+    axes: str | None,
+    channel_axis: int | None,
+    plane_range: str | None,
+    page: int | None,
     executor: str,
     scheduler: str | None,
     scheduler_file: str | None,
@@ -193,7 +200,10 @@ def batch(
     folder; for @LIST, the folder common to every line) and never leave --out.
 
     A file that is corrupt, empty, truncated or not an image is reported by name with
-    its cause and skipped; the rest completes (exit 3). A journal beside the output
+    its cause and skipped; the rest completes (exit 3). A stack (multi-page TIFF,
+    ImageJ hyperstack, OME-TIFF, N-D array) is processed plane by plane into a .tif,
+    .zarr or .npy keeping its axes; PNG/JPEG outputs and --stack rows cannot hold one
+    (that file fails; --page N takes one plane). A journal beside the output
     records finished files: --resume continues a stopped batch without redoing them.
 
     \b
@@ -206,7 +216,7 @@ def batch(
     setup_logging(verbose, quiet)
     if (out is None) == (stack is None):
         raise click.UsageError("give exactly one of --out DIR or --stack OUT.npy|OUT.zarr")
-    connection = dask_options(
+    connection: dict[str, Any] = dask_options(
         executor,
         scheduler=scheduler,
         scheduler_file=scheduler_file,
@@ -243,6 +253,7 @@ def batch(
             progress=not quiet,
             report=report_path,
             nodata=nodata,
+            **stack_settings(axes, channel_axis, plane_range, page),
             **connection,
         )
         finish(

@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from tilewise.cli.errors import reporting_errors
-from tilewise.cli.options import apply, input_limits, setup_logging
+from tilewise.cli.options import (
+    apply,
+    input_limits,
+    setup_logging,
+    stack_options,
+    stack_settings,
+)
 from tilewise.cli.run_cmd import tiling_options
 
 __all__ = ["info", "ops", "plan"]
@@ -32,6 +38,7 @@ def _human_bytes(n: float) -> str:
     help="Plan for this output too (its format may align the tiles).",
 )
 @apply(tiling_options)
+@apply(stack_options)
 @apply(input_limits)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("-v", "--verbose", count=True, help="Tracebacks on errors.")
@@ -42,6 +49,10 @@ def plan(
     tile: str,
     layout: str,
     workers: int | None,
+    axes: str | None,
+    channel_axis: int | None,
+    plane_range: str | None,
+    page: int | None,
     max_pixels: int,
     max_whole_pixels: int,
     as_json: bool,
@@ -63,6 +74,7 @@ def plan(
             layout=layout,
             workers=workers,
             max_pixels=max_pixels,
+            **stack_settings(axes, channel_axis, plane_range, page),
         )
     if as_json:
         click.echo(json.dumps(summary, indent=1))
@@ -75,8 +87,16 @@ def plan(
         f"pipeline   {' | '.join(summary['pipeline'])}",
         f"halo       {summary['halo']} px",
         f"tiles      {grid['tiles']} ({grid['counts'][0]} x {grid['counts'][1]}, layout "
-        f"{grid['layout']}, tile {grid['tile_shape'][0]} x {grid['tile_shape'][1]})",
+        f"{grid['layout']}, tile {grid['tile_shape'][0]} x {grid['tile_shape'][1]})"
+        + (f" over {grid['planes']} planes" if grid.get("planes") else ""),
     ]
+    if src.get("stack"):
+        stack = src["stack"]
+        lines.insert(
+            1,
+            f"stack      {stack['kind']}: axes {stack['axes']}, {stack['stored']} stored, "
+            f"{stack['planes'] or 'one plane (--page)'} read",
+        )
     if summary["read_overhead"] is not None:
         lines.append(
             f"read       {100 * summary['read_overhead']:.1f}% more pixels than the image (halos)"

@@ -18,6 +18,8 @@ __all__ = [
     "parse_key_values",
     "parse_size",
     "setup_logging",
+    "stack_options",
+    "stack_settings",
 ]
 
 EXIT_DONE = 0
@@ -116,6 +118,32 @@ input_limits = [
         help="Pixel limit for PNG/JPEG, which are decoded whole.",
     ),
 ]
+
+
+stack_options = [
+    click.option("--axes", default=None, metavar="LETTERS",
+                 help="Name an array's axes, e.g. TZCYX or CYX (Y rows, X columns, S bands); "
+                      "a TIFF stack names its own, and --axes renames the axes before its "
+                      "pages'. [default: the last two axes are YX, a short last axis is bands, "
+                      "the others planes]"),
+    click.option("--channel-axis", type=int, default=None, metavar="N",
+                 help="Read axis N of an array (negative from the end) as bands, as "
+                      "scikit-image's channel_axis; the output has them last. Without it, a "
+                      "channel axis is planes, each processed on its own."),
+    click.option("--planes", "plane_range", default=None, metavar="START:STOP[:STEP]",
+                 help="Of a stack, process only this range of its first axis, e.g. 0:10."),
+    click.option("--page", type=click.IntRange(min=0), default=None, metavar="N",
+                 help="Of a stack, process only plane N (numbered over all its leading axes, "
+                      "overview pages not counted), as a 2-D image."),
+]  # fmt: skip
+
+
+def stack_settings(
+    axes: str | None, channel_axis: int | None, plane_range: str | None, page: int | None
+) -> dict[str, Any]:
+    """The stack options given on the command line, as ``tilewise.run`` takes them."""
+    given = {"axes": axes, "channel_axis": channel_axis, "planes": plane_range, "page": page}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 executor_options = [

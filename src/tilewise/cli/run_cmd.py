@@ -15,6 +15,8 @@ from tilewise.cli.options import (
     nodata_option,
     parse_key_values,
     setup_logging,
+    stack_options,
+    stack_settings,
     supervision_options,
     verbosity_options,
 )
@@ -60,6 +62,7 @@ tiling_options = [
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=True))
 @apply(tiling_options)
+@apply(stack_options)
 @apply(executor_options)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option(
@@ -148,6 +151,10 @@ def run(
     tile: str,
     layout: str,
     workers: int | None,
+    axes: str | None,
+    channel_axis: int | None,
+    plane_range: str | None,
+    page: int | None,
     executor: str,
     scheduler: str | None,
     scheduler_file: str | None,
@@ -183,7 +190,11 @@ def run(
     picks the format: .tif (tiled BigTIFF), .zarr (Zarr v3) or .npy; --format cog
     writes a Cloud Optimized GeoTIFF (.tif) with overviews. A georeferenced
     INPUT's CRS, transform, nodata and band metadata go to a .tif (GeoTIFF tags) or
-    .zarr (attributes), as the ops map them (resize scales the transform). OUTPUT
+    .zarr (attributes), as the ops map them (resize scales the transform). A stack
+    (multi-page TIFF, ImageJ hyperstack, OME-TIFF, N-D .npy or Zarr) is processed
+    plane by plane and OUTPUT keeps its leading axes and their names (ImageJ or OME
+    metadata in a .tif, an 'axes' attribute in a .zarr); overview pages are not
+    planes; --planes and --page select. OUTPUT
     appears under its name only once every tile is done; until then the work
     is kept in .OUTPUT.partial with a journal, for --resume. While a run works,
     .OUTPUT.lock keeps a second run off OUTPUT (refused, exit 2).
@@ -210,7 +221,7 @@ def run(
                 f"OVERVIEW_RESAMPLING={options['OVERVIEW_RESAMPLING']} disagree; give one"
             )
         options["OVERVIEW_RESAMPLING"] = overview_resampling
-    connection = dask_options(
+    connection: dict[str, Any] = dask_options(
         executor,
         scheduler=scheduler,
         scheduler_file=scheduler_file,
@@ -236,6 +247,7 @@ def run(
                 executor=executor,
                 max_pixels=max_pixels,
                 max_whole_pixels=max_whole_pixels,
+                **stack_settings(axes, channel_axis, plane_range, page),
                 **connection,
             )
         result = api.run(
@@ -263,6 +275,7 @@ def run(
             dst_nodata=dst_nodata,
             format=fmt,
             nodata=nodata,
+            **stack_settings(axes, channel_axis, plane_range, page),
             **connection,
         )
         finish(
@@ -277,4 +290,5 @@ def run(
 
 def _window(window: dict[str, int]) -> str:
     r, c, h, w = window["row"], window["col"], window["height"], window["width"]
-    return f"rows {r}:{r + h}, cols {c}:{c + w}"
+    plane = f"plane {window['plane']}, " if "plane" in window else ""
+    return f"{plane}rows {r}:{r + h}, cols {c}:{c + w}"

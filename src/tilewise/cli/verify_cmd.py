@@ -76,7 +76,7 @@ def verify(
       tilewise verify scene.tif --op mylib.local_max:size=9 --tile 1024
     """
     setup_logging(verbose, quiet)
-    connection = dask_options(
+    connection: dict[str, Any] = dask_options(
         executor,
         scheduler=scheduler,
         scheduler_file=scheduler_file,

@@ -27,10 +27,20 @@ from tilewise.collection.collect import Item, output_format
 from tilewise.collection.overlap import check_apart
 from tilewise.collection.report import BatchReport, FileRecord
 from tilewise.collection.stack import index_path, write_index
-from tilewise.collection.work import DONE, FAILED, LARGE, MISMATCH, BatchCall, BatchJob, FileResult
+from tilewise.collection.work import (
+    DONE,
+    FAILED,
+    LARGE,
+    MISMATCH,
+    PLANES,
+    BatchCall,
+    BatchJob,
+    FileResult,
+)
 from tilewise.errors import StackMismatchError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task
 from tilewise.executors.forkserver import worker_options
+from tilewise.geometry.planes import parse_plane_range
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner import DEFAULT_TILE, Lifecycle
 from tilewise.runner.journal import Journal
@@ -72,6 +82,10 @@ def batch(
     progress: bool | None = None,
     report: PathLike | None = None,
     nodata: float | str = "file",
+    axes: str | None = None,
+    channel_axis: int | None = None,
+    planes: str | None = None,
+    page: int | None = None,
     **executor_options: Any,
 ) -> BatchReport:
     """Run one pipeline over every image of a collection, in parallel.
@@ -121,6 +135,13 @@ def batch(
         As for :func:`tilewise.run`, for each file: ``"file"`` (default) leaves
         out each file's own nodata value, a number that value in every file,
         ``"none"`` nothing. A file whose nodata an op cannot leave out fails.
+    axes, channel_axis, planes, page
+        How to read the stacks among the files, as for :func:`tilewise.run`; given,
+        they apply to every file (a 2-D file given ``planes`` fails, by name). A stack
+        (a multi-page TIFF, ImageJ hyperstack, OME-TIFF, N-D array) goes through the
+        tiled runner plane by plane, into a TIFF, Zarr or ``.npy`` output keeping its
+        axes; a PNG or JPEG output, or a row of ``stack``, cannot hold one, and such a
+        file fails with that cause (``page`` reads one plane as a 2-D image instead).
 
     Returns
     -------
@@ -158,6 +179,13 @@ def batch(
         formats = {io.stack_format(target)}
     options = io.parse_options_for_formats(formats, creation_options or {})
     check_apart([os.fspath(a) for a in arguments], items, target, folder=out is not None)
+    given: dict[str, Any] = {
+        "axes": axes,
+        "channel_axis": channel_axis,
+        "planes": None if planes is None else parse_plane_range(planes),
+        "page": page,
+    }
+    read = {key: value for key, value in given.items() if value is not None}
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)
     # files over the threshold run through tilewise.run, with its own default start method
     large_options = {} if isinstance(executor, Executor) else dict(executor_options)
@@ -182,6 +210,7 @@ def batch(
             lifecycle=lifecycle,
             progress=progress,
             nodata=nodata,
+            read=read,
         )
         if out is not None:
             target.parent.mkdir(parents=True, exist_ok=True)  # --out creates its parents
@@ -198,6 +227,7 @@ def batch(
                     "memory_limit": memory_limit,
                     "max_tasks_per_worker": max_tasks_per_worker,
                     "nodata": nodata,
+                    **read,
                     **large_options,
                 },
             )
@@ -227,9 +257,11 @@ class _Batch:
         limits: tuple[int, int],
         lifecycle: Lifecycle,
         progress: bool | None,
+        read: dict[str, Any],
         nodata: float | str = "file",
     ) -> None:
         self.items = items
+        self.read = read
         self.nodata = nodata
         self.pipeline = pipeline
         self.target = target
@@ -248,7 +280,8 @@ class _Batch:
         self.stack_options = self.options[io.stack_format(target)] if stack_mode else {}
         #: New for every batch, so a worker never reuses a handle to an older stack of that name.
         self.token = uuid.uuid4().hex
-        self.large: list[tuple[int, tuple[int, ...]]] = []
+        #: Files for the tiled runner: index, shape, and a stack's description ("" if 2-D).
+        self.large: list[tuple[int, tuple[int, ...], str]] = []
         self.report = BatchReport(
             input=f"{len(items)} files",
             output=str(target),
@@ -306,6 +339,7 @@ class _Batch:
             tile_above=self.tile_above,
             probe=probe,
             nodata=self.nodata,
+            read=self.read,
         )
 
     def _task(self, indices: Iterable[int]) -> list[tuple[int, str, str]]:
@@ -421,18 +455,22 @@ class _Batch:
     def _run_large(self, journal: Journal, bar: Progress, settings: dict[str, Any]) -> None:
         """Run each file the workers found over the threshold through the tiled runner."""
         assert self.root is not None
-        for index, shape in self.large:
+        for index, shape, stack in self.large:
             item = self.items[index]
-            rows, cols = shape[:2]
+            rows, cols = shape[-2:]
+            pixels = math.prod(shape)
             reason = why_not_tiled(self.pipeline, output_format(item.name, None))
             if reason is not None:
                 over = (
-                    f"{rows} x {cols} = {rows * cols:,} pixels is over the tiling threshold "
-                    f"({self.tile_above:,}) but {reason}"
+                    f"a stack of planes {stack}, processed plane by plane by the tiled runner, "
+                    f"but {reason.replace(', or raise --tile-above to process it whole', '')}"
+                    if stack
+                    else f"{rows} x {cols} = {rows * cols:,} pixels is over the tiling "
+                    f"threshold ({self.tile_above:,}) but {reason}"
                 )
                 self.fail(FileRecord(index, item.source, over, "input"), bar)
                 continue
-            log.info("%s: %d x %d pixels, processing it tile by tile", item.source, rows, cols)
+            log.info("%s: %s, processing it tile by tile", item.source, stack or f"{rows} x {cols}")
             fmt = output_format(item.name, None)
             target, cause = run_tiled(
                 item, self.root, self.pipeline, self.options[fmt], self.limits, settings
@@ -442,7 +480,7 @@ class _Batch:
                 continue
             journal.record(index, {"r": {"size": io.stored_size(target)}})
             self.report.done += 1
-            self.report.pixels += rows * cols
+            self.report.pixels += pixels
             self.report.tiled.append(item.source)
             bar.advance(rows * cols)
 
@@ -470,7 +508,8 @@ class _Batch:
             if self.stack_mode:
                 self._fail_large_in_stack(result, bar)
             else:
-                self.large.append((result.file, result.shape))
+                stack = result.cause if result.kind == PLANES else ""
+                self.large.append((result.file, result.shape, stack))
         elif result.status == MISMATCH:
             raise self._mismatch(result)
         else:
@@ -521,6 +560,13 @@ class _Batch:
             )
 
     def _fail_large_in_stack(self, result: FileResult, bar: Progress) -> None:
+        if result.kind == PLANES:
+            cause = (
+                f"a stack of planes {result.cause}; a row of --stack holds one 2-D image: "
+                "give --page N to take one plane, or write the batch to a folder (--out)"
+            )
+            self.fail(FileRecord(result.file, self.items[result.file].source, cause, "input"), bar)
+            return
         rows, cols = result.shape[:2]
         self.fail(
             FileRecord(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy.typing as npt
@@ -28,13 +28,15 @@ from tilewise.io.georef import Georef
 from tilewise.pipeline import Pipeline
 from tilewise.runner.georef import GEOREF_FORMATS, input_nodata
 
-__all__ = ["BatchCall", "BatchJob", "FileResult", "FileTask", "process_file"]
+__all__ = ["PLANES", "BatchCall", "BatchJob", "FileResult", "FileTask", "process_file"]
 
 Array = npt.NDArray[Any]
 #: ``(index, source, output name)``; in a stack the index is the row and the name is unused.
 FileTask = tuple[int, str, str]
 
 DONE, FAILED, LARGE, MISMATCH, PROBED = "done", "failed", "large", "mismatch", "probed"
+#: The ``kind`` of a ``large`` result that is a stack of planes (its ``cause`` names its axes).
+PLANES = "planes"
 
 
 class FileResult(NamedTuple):
@@ -67,6 +69,8 @@ class BatchJob:
     probe: bool = False
     #: The nodata each file's ops leave out: ``"file"`` (its own), ``"none"`` or a value.
     nodata: float | str = "file"
+    #: How to read stacks (``axes``, ``channel_axis``, ``planes``, ``page``), as for a run.
+    read: dict[str, Any] = field(default_factory=dict)
 
 
 def _cause(err: BaseException, source: str) -> tuple[str, str, str]:
@@ -90,18 +94,29 @@ def _cause(err: BaseException, source: str) -> tuple[str, str, str]:
     return kind, cause, detail
 
 
-def _read(
-    job: BatchJob, source: str, name: str
-) -> tuple[Array | tuple[int, int], Georef | None, Pipeline]:
-    """The whole image, or its ``(rows, cols)`` when it is over the tiling threshold; its
-    georeferencing as the pipeline maps it, for an output that holds it (TIFF, Zarr); and
-    the pipeline leaving out the file's nodata (:meth:`Pipeline.with_nodata`)."""
-    src = open_source(SourceSpec(source, job.max_pixels, job.max_whole_pixels))
+class _Tiled(NamedTuple):
+    """A file for the tiled runner: over the threshold, or a stack of planes (``stack``
+    describes it then)."""
+
+    shape: tuple[int, ...]
+    stack: str = ""
+
+
+def _read(job: BatchJob, source: str, name: str) -> tuple[Array | _Tiled, Georef | None, Pipeline]:
+    """The whole image, or a :class:`_Tiled` when it goes through the tiled runner (over the
+    tiling threshold, or a stack); its georeferencing as the pipeline maps it, for an
+    output that holds it (TIFF, Zarr); and the pipeline leaving out the file's nodata
+    (:meth:`Pipeline.with_nodata`)."""
+    src = open_source(SourceSpec(source, job.max_pixels, job.max_whole_pixels, **job.read))
     try:
         rows, cols = src.shape
         job.pipeline.out_bands(src.bands)  # a band count the ops refuse fails here, undecoded
+        if src.planes is not None and src.planes.shape:
+            planes = src.planes
+            stack = f"{planes.shape} axes {planes.axes}"
+            return _Tiled((*planes.shape, rows, cols), stack), None, job.pipeline
         if rows * cols > job.tile_above:
-            return (rows, cols), None, job.pipeline
+            return _Tiled((rows, cols)), None, job.pipeline
         missing = input_nodata(src, job.nodata)  # type: ignore[arg-type]
         pipeline = job.pipeline.with_nodata(missing, src.dtype, source=source)
         keeps = job.stack is None and not job.probe and output_format(name, None) in GEOREF_FORMATS
@@ -120,8 +135,15 @@ def process_file(job: BatchJob, index: int, source: str, name: str) -> FileResul
     start = time.perf_counter()
     try:
         image, georef, pipeline = _read(job, source, name)
-        if isinstance(image, tuple):
-            return FileResult(index, LARGE, shape=image, seconds=time.perf_counter() - start)
+        if isinstance(image, _Tiled):
+            return FileResult(
+                index,
+                LARGE,
+                kind=PLANES if image.stack else "",
+                cause=image.stack,
+                shape=image.shape,
+                seconds=time.perf_counter() - start,
+            )
         pixels = int(image.shape[0] * image.shape[1])
         bands = 1 if image.ndim == 2 else image.shape[2]
         pipeline.check_input(image.dtype, bands, source=source)

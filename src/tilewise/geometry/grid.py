@@ -64,12 +64,14 @@ class Tile:
 
     ``core`` is the region of the output this tile owns (cores cover the image
     exactly once); ``read`` is the core grown by the pipeline's halo and clipped
-    to the image: the pixels the worker reads.
+    to the image: the pixels the worker reads. In a stack, ``plane`` is the
+    number of the plane the windows lie in (None for a 2-D image).
     """
 
     index: int
     core: Window
     read: Window
+    plane: int | None = None
 
     @property
     def core_in_read(self) -> Window:
@@ -77,7 +79,8 @@ class Tile:
         return self.core.relative_to(self.read)
 
     def __str__(self) -> str:
-        return f"tile {self.index} ({self.core})"
+        where = "" if self.plane is None else f"plane {self.plane}, "
+        return f"tile {self.index} ({where}{self.core})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +89,17 @@ class Grid:
 
     Tiles are numbered row-major. Edge tiles may be smaller than ``tile_shape``.
     With ``rows`` the tile width is the image width; with ``columns`` the tile
-    height is the image height.
+    height is the image height. A stack of ``planes`` 2-D planes is tiled the same
+    way in each plane: tile ``i`` lies in plane ``i // tiles_per_plane``.
 
     >>> g = Grid((10, 7), (4, 4), Layout.GRID, halo=1)
     >>> len(g), g.counts
     (6, (3, 2))
     >>> g.tile(5).core, g.tile(5).read
     (Window(row=8, col=4, height=2, width=3), Window(row=7, col=3, height=3, width=4))
+    >>> s = Grid((10, 7), (4, 4), Layout.GRID, halo=1, planes=3)
+    >>> len(s), s.tile(7).plane, s.tile(7).core == g.tile(1).core
+    (18, 1, True)
     """
 
     image_shape: tuple[int, int]
@@ -102,6 +109,8 @@ class Grid:
     #: For pipelines whose ops change the scale: ``image_shape`` is then the output's
     #: shape, and read windows (in the input) come from the stages instead of ``halo``.
     stages: StageMap | None = None
+    #: Planes of a stack (each tiled alike); 1 for a 2-D image.
+    planes: int = 1
 
     def __post_init__(self) -> None:
         if len(self.image_shape) != 2 or min(self.image_shape) <= 0:
@@ -110,6 +119,8 @@ class Grid:
             raise GeometryError(f"tile shape must be 2 positive numbers, got {self.tile_shape}")
         if self.halo < 0:
             raise GeometryError(f"halo must not be negative, got {self.halo}")
+        if self.planes < 1:
+            raise GeometryError(f"a grid needs 1 or more planes, got {self.planes}")
         object.__setattr__(self, "layout", Layout(self.layout))
         if self.stages is not None and self.stages.output_shape != tuple(self.image_shape):
             raise GeometryError(
@@ -134,24 +145,34 @@ class Grid:
         rows, cols = self.effective_tile_shape
         return (math.ceil(self.image_shape[0] / rows), math.ceil(self.image_shape[1] / cols))
 
-    def __len__(self) -> int:
+    @property
+    def per_plane(self) -> int:
+        """Tiles in one plane."""
         down, across = self.counts
         return down * across
 
+    def __len__(self) -> int:
+        return self.per_plane * self.planes
+
     def tile(self, index: int) -> Tile:
-        """The tile numbered ``index`` (row-major)."""
+        """The tile numbered ``index`` (row-major, plane after plane)."""
         if not 0 <= index < len(self):
             raise GeometryError(f"tile index {index} is outside 0..{len(self) - 1}")
+        plane: int | None = None
+        if self.planes > 1:
+            plane, index_in_plane = divmod(index, self.per_plane)
+        else:
+            index_in_plane = index
         across = self.counts[1]
         rows, cols = self.effective_tile_shape
-        r0 = (index // across) * rows
-        c0 = (index % across) * cols
+        r0 = (index_in_plane // across) * rows
+        c0 = (index_in_plane % across) * cols
         core = Window(
             r0, c0, min(rows, self.image_shape[0] - r0), min(cols, self.image_shape[1] - c0)
         )
         if self.stages is not None:
-            return Tile(index, core, self.stages.windows(core)[0])
-        return Tile(index, core, core.grow(self.halo, bounds=self.image_shape))
+            return Tile(index, core, self.stages.windows(core)[0], plane)
+        return Tile(index, core, core.grow(self.halo, bounds=self.image_shape), plane)
 
     def __iter__(self) -> Iterator[Tile]:
         for index in range(len(self)):
@@ -163,8 +184,8 @@ class Grid:
         return self.stages.input_shape if self.stages is not None else self.image_shape
 
     def read_pixels(self) -> int:
-        """Total pixels read over all tiles (cores plus halos)."""
-        return sum(t.read.area for t in self)
+        """Total pixels read over all tiles (cores plus halos), in one plane."""
+        return sum(self.tile(i).read.area for i in range(self.per_plane))
 
     def to_dict(self) -> dict[str, object]:
         """Plain-dict form for reports and fingerprints."""
@@ -182,4 +203,5 @@ class Grid:
             "halo": self.halo,
             "tiles": len(self),
             "counts": list(self.counts),
+            **({"planes": self.planes} if self.planes > 1 else {}),
         }

@@ -116,6 +116,10 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
         raise InputError(f"{path}: no such file or directory") from err
     except PermissionError as err:
         raise InputError(f"{path}: cannot read: permission denied") from err
+    if kind in ("simple", "gdal") and spec.stack_options:
+        from tilewise.io._stacks import no_stack_options
+
+        no_stack_options(spec, "a PNG or JPEG image" if kind == "simple" else "a GDAL raster")
     if kind == "tiff":
         from tilewise.io._tiff import TiffSource
         from tilewise.io._tiff_whole import WholeTiffSource
@@ -255,6 +259,11 @@ def sink_for(spec: SinkSpec) -> type[Sink]:
     """The Sink implementation for an output: by format, and local or object storage."""
     if not is_url(spec.path):
         return sink_class(spec.format)
+    if spec.planes:
+        raise UsageError(
+            f"{spec.path}: a stack of planes is not written to object storage yet; "
+            "write it to a local disk"
+        )
     if spec.format == "tiff":
         from tilewise.io._remote_tiff import RemoteTiffSink
 

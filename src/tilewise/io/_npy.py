@@ -11,17 +11,21 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from tilewise.errors import CorruptInputError, ImageTooLargeError, OutputError, UsageError
+from tilewise.errors import CorruptInputError, ImageTooLargeError, OutputError
 from tilewise.geometry import Window
 from tilewise.io._stack import StackSink, StackSpec
-from tilewise.io._stacks import check_array_layout
+from tilewise.io._stacks import array_layout
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 
 __all__ = ["NpySink", "NpySource", "NpyStackSink"]
 
 
 class NpySource(Source):
-    """A 2-D or 3-D ``.npy`` array, memory-mapped: a window read touches only its pages."""
+    """A ``.npy`` array, memory-mapped: a window read touches only its pages.
+
+    ``(H, W)``, ``(H, W, bands)``, or a stack of such planes with leading axes
+    (see :mod:`tilewise.io._stacks`).
+    """
 
     format_name = "npy"
     reader = "numpy (memory map)"
@@ -32,12 +36,12 @@ class NpySource(Source):
             self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
             raise CorruptInputError(f"{self.path}: not a readable .npy file ({err})") from err
-        shape = self._array.shape
-        if len(shape) not in (2, 3):
-            raise UsageError(f"{self.path}: array has shape {shape}; tilewise reads 2-D or 3-D")
-        check_array_layout(self.path, shape)
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.bands = 1 if len(shape) == 2 else int(shape[2])
+        shape = tuple(int(n) for n in self._array.shape)
+        self._layout = array_layout(spec, shape)
+        if self._layout.planes is not None:
+            self.planes, self.stack_kind = self._layout.planes, "array"
+        self.shape = (shape[self._layout.rows], shape[self._layout.cols])
+        self.bands = 1 if self._layout.band is None else shape[self._layout.band]
         self.dtype = np.dtype(self._array.dtype)
         if self.shape[0] * self.shape[1] > spec.max_pixels:
             raise ImageTooLargeError(
@@ -45,8 +49,14 @@ class NpySource(Source):
                 "pixels; raise it with --max-pixels"
             )
 
-    def read(self, window: Window) -> Array:
-        return np.array(self._array[window.slices])
+    def read(self, window: Window, plane: int | None = None) -> Array:
+        layout = self._layout
+        if layout.simple:
+            return np.array(self._array[window.slices])
+        pixels = self._array[layout.index(window, plane)]
+        if layout.band_at is not None:
+            pixels = np.moveaxis(pixels, layout.band_at, -1)
+        return np.ascontiguousarray(pixels)
 
 
 class NpySink(Sink):
@@ -76,14 +86,16 @@ class NpySink(Sink):
                 f"{spec.partial}: cannot create the .npy output: {err.strerror or err}"
             ) from err
 
-    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+    def write(
+        self, tile_index: int, window: Window, array: Array, plane: int | None = None
+    ) -> Receipt:
         # No msync: the mapping is shared, so the pages belong to the kernel's page cache
         # the moment they are written and survive this process dying.
-        self._array[window.slices] = array
+        self._array[(*self.spec.plane_index(plane), *window.slices)] = array
         return {"crc32": zlib.crc32(np.ascontiguousarray(array).data)}
 
-    def verify(self, window: Window, receipt: Receipt) -> bool:
-        region = np.ascontiguousarray(self._array[window.slices])
+    def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
+        region = np.ascontiguousarray(self._array[(*self.spec.plane_index(plane), *window.slices)])
         return zlib.crc32(region.data) == receipt["crc32"]
 
     @classmethod
@@ -163,7 +175,9 @@ class NpyStackSink(StackSink):
             shape, dtype, _ = _header(fh)
         return shape, dtype
 
-    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+    def write(
+        self, tile_index: int, window: Window, array: Array, plane: int | None = None
+    ) -> Receipt:
         row = self._row(window, array)
         data = np.ascontiguousarray(array)
         written = os.pwrite(self._fd, data.data.cast("B"), self._offset + row * self._row_bytes)
@@ -173,7 +187,7 @@ class NpyStackSink(StackSink):
             )
         return {}
 
-    def verify(self, window: Window, receipt: Receipt) -> bool:
+    def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
         end = self._offset + (self._row(window) + 1) * self._row_bytes
         return os.fstat(self._fd).st_size >= end
 

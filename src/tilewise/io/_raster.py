@@ -159,7 +159,7 @@ class RasterSource(Source):
         info["overviews"] = self.overviews
         return info
 
-    def read(self, window: Window) -> Array:
+    def read(self, window: Window, plane: int | None = None) -> Array:
         from rasterio.errors import RasterioError
         from rasterio.windows import Window as RioWindow
 

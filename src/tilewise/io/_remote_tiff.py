@@ -40,6 +40,12 @@ class RemoteTiffSource(TiffSource):
         self._meta = meta
         self._prefetched: dict[int, bytes] = {}
         super().__init__(spec)
+        if self.planes is not None:  # the prefetch below reads the first page's segments
+            self.close()
+            raise UsageError(
+                f"{spec.path}: a stack of planes in object storage is not read yet; "
+                "copy it to a local disk first"
+            )
 
     def _location(self, spec: SourceSpec) -> str:
         return spec.path
@@ -56,7 +62,7 @@ class RemoteTiffSource(TiffSource):
         """Bytes asked of the server so far (headers, blocks and segments)."""
         return self._handle.fetched
 
-    def read(self, window: Window) -> Array:
+    def read(self, window: Window, plane: int | None = None) -> Array:
         bh, bw = self._block
         wanted: list[tuple[int, int, int]] = []
         for plane in range(self._separate):
@@ -72,7 +78,7 @@ class RemoteTiffSource(TiffSource):
             parts = self._handle.read_ranges([w[1] for w in wanted], [w[2] for w in wanted])
             self._prefetched = {w[0]: part for w, part in zip(wanted, parts, strict=True)}
         try:
-            return super().read(window)
+            return super().read(window, plane)
         finally:
             self._prefetched = {}
 
@@ -170,7 +176,9 @@ class RemoteTiffSink(TiffSink):
         self._prefix_store = _remote.get_store(root, key)
         self._sizes: dict[str, int] | None = None
 
-    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+    def write(
+        self, tile_index: int, window: Window, array: Array, plane: int | None = None
+    ) -> Receipt:
         if window.row % self._block[0] or window.col % self._block[1]:
             raise OutputError(f"{window} is not aligned to the TIFF tile {self._block}")
         name = f"tile-{tile_index:07d}.seg"
@@ -189,7 +197,7 @@ class RemoteTiffSink(TiffSink):
             ) from err
         return {"file": name, "size": offset, "segments": segments}
 
-    def verify(self, window: Window, receipt: Receipt) -> bool:
+    def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
         """Sizes only (one listing); the CRC32C is not checked again, which would download
         every tile on resume."""
         if self._sizes is None:

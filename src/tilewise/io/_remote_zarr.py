@@ -54,11 +54,11 @@ class RemoteZarrSource(ZarrSource):
     def _store(self) -> Any:
         return zarr_store(str(self.path), read_only=True)
 
-    def read(self, window: Window) -> Array:
+    def read(self, window: Window, plane: int | None = None) -> Array:
         from obstore.exceptions import BaseError
 
         try:
-            return super().read(window)
+            return super().read(window, plane)
         except BaseError as err:  # not an OSError: the server, not the data
             raise _remote.storage_error(f"{self.path} ({window})", err) from err
 
@@ -200,7 +200,9 @@ class RemoteZarrSink(ZarrSink):
             for c in range(window.col // cw, (window.stop_col - 1) // cw + 1)
         ]
 
-    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+    def write(
+        self, tile_index: int, window: Window, array: Array, plane: int | None = None
+    ) -> Receipt:
         try:
             self._array[window.slices] = array
         except Exception as err:
@@ -215,7 +217,7 @@ class RemoteZarrSink(ZarrSink):
                 sizes[name] = 0
         return {"chunks": sizes, "crc32c": crcs}
 
-    def verify(self, window: Window, receipt: Receipt) -> bool:
+    def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
         """Sizes only: every chunk the receipt lists is present with its size (one listing).
 
         The CRC32C is not checked again: that would download every chunk on resume.

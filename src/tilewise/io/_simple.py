@@ -164,7 +164,7 @@ class SimpleSource(Source):
             return False
         return bool(existing.shape == self._array_shape and existing.dtype == self.dtype)
 
-    def read(self, window: Window) -> Array:
+    def read(self, window: Window, plane: int | None = None) -> Array:
         if window.shape == self.shape and self._decoded is None:
             array = np.empty(self._array_shape, self.dtype)
             self._decode_into(array)

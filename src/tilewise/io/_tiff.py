@@ -37,10 +37,11 @@ from tilewise.geometry import Window
 from tilewise.io._checksum import crc32c
 from tilewise.io._geotiff_tags import geotiff_tags
 from tilewise.io._reading import DECODE_ERRORS, library_notes
-from tilewise.io._stacks import check_single_image
+from tilewise.io._stacks import has_second_image, no_stack_options, tiff_stack
 from tilewise.io._tiff_header import cause as _cause
 from tilewise.io._tiff_header import check_tags as _check_tags
 from tilewise.io._tiff_header import meaning as _meaning
+from tilewise.io._tiff_stack import stack_writing
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec, too_many_pixels
 from tilewise.io.georef import Georef
 
@@ -62,15 +63,18 @@ SEGMENT_CACHE_BYTES = 32 << 20
 
 #: Pages after the first searched for overviews (reduced-resolution copies).
 _MAX_OVERVIEW_PAGES = 64
+#: A stack's pages whose segment counts are checked on opening (the rest when read).
+_PAGES_CHECKED = 64
 #: ``--co COMPRESS=`` values and their TIFF compression codes.
 COMPRESSIONS = {"NONE": 1, "LZW": 5, "DEFLATE": 8, "ZSTD": 50000}
 _BLOCK_CHOICES = (512, 256, 128, 64, 32, 16)
 
 
 class TiffSource(Source):
-    """A TIFF or BigTIFF read by window (one image; tiled or striped, contiguous or planar).
+    """A TIFF or BigTIFF read by window (tiled or striped, contiguous or planar).
 
-    A file with more than one full-resolution page (a stack) is refused; reduced-resolution
+    A file with more than one full-resolution page is a stack (multi-page, ImageJ
+    hyperstack, OME-TIFF), read one plane (page) at a time; reduced-resolution
     pages (overviews) and SubIFDs are not planes (see :mod:`tilewise.io._stacks`).
 
     What the samples mean is checked from the header (see :func:`_meaning`): MinIsBlack
@@ -107,7 +111,17 @@ class TiffSource(Source):
             )
         page = self._tif.pages.first
         _check_tags(self.path, page, notes)
-        check_single_image(self.path, self._tif)
+        #: The page of each stored plane (one for a 2-D image).
+        self._pages: tuple[Any, ...] = (page,)
+        if has_second_image(self._tif):
+            stack = tiff_stack(spec, self._tif)
+            self.planes, self.stack_kind = stack.planes, stack.kind
+            self._pages = stack.pages
+            if stack.keyframe is not page:
+                page = stack.keyframe
+                _check_tags(self.path, page, notes)
+        elif spec.stack_options:
+            no_stack_options(spec, "one 2-D image")
         self._page = page
         self._fh = self._tif.filehandle
         self._filesize = self._fh.size
@@ -119,6 +133,11 @@ class TiffSource(Source):
             )
         if depth != 1:
             raise UnsupportedFormatError(f"{self.path}: volumetric (depth {depth}) TIFF pages")
+        if page.dtype is None and self.planes is not None:  # GDAL would read page 0 only
+            raise UnsupportedFormatError(
+                f"{self.path}: a stack of pages with a sample format tilewise has no type for "
+                f"({page.bitspersample}-bit, SampleFormat {page.sampleformat})"
+            )
         if page.dtype is None:
             raise NoDecoderError(
                 f"{self.path}: unsupported sample format "
@@ -150,12 +169,18 @@ class TiffSource(Source):
         self._across = -(-self.shape[1] // self._block[1])
         self._per_plane = -(-self.shape[0] // self._block[0]) * self._across
         expected = self._per_plane * self._separate
-        if len(page.dataoffsets) < expected:
-            raise CorruptInputError(
-                f"{self.path}: header lists {len(page.dataoffsets)} segments, "
-                f"the image needs {expected}" + (f" ({_cause(None, notes)})" if notes else "")
-            )
+        for number, each in enumerate(self._pages):
+            if len(each.dataoffsets) < expected:
+                where = f"page {each.index}" if len(self._pages) > 1 else "header"
+                raise CorruptInputError(
+                    f"{self.path}: {where} lists {len(each.dataoffsets)} segments, "
+                    f"the image needs {expected}" + (f" ({_cause(None, notes)})" if notes else "")
+                )
+            if number >= _PAGES_CHECKED:  # a stack's frames share their first page's layout
+                break
         self._decode = page.decode
+        #: Segments of one stored plane: its cache keys are ``plane * this + segment``.
+        self._segments_per_page = expected
         self._cache: OrderedDict[int, Array | None] = OrderedDict()
         self._cached_bytes = 0
         self._compression = tifffile.COMPRESSION(page.compression).name
@@ -210,25 +235,34 @@ class TiffSource(Source):
         )
         return info
 
-    def _segment(self, index: int, block_row: int, block_col: int) -> Array | None:
-        if index in self._cache:
-            self._cache.move_to_end(index)
-            return self._cache[index]
-        segment = self._decode_segment(index, block_row, block_col)
-        self._cache[index] = segment
+    def _segment(self, page: Any, key: int, index: int, br: int, bc: int) -> Array | None:
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        segment = self._decode_segment(page, index, br, bc)
+        self._cache[key] = segment
         self._cached_bytes += 0 if segment is None else segment.nbytes
         while self._cached_bytes > SEGMENT_CACHE_BYTES and len(self._cache) > 1:
             _, evicted = self._cache.popitem(last=False)
             self._cached_bytes -= 0 if evicted is None else evicted.nbytes
         return segment
 
-    def _decode_segment(self, index: int, block_row: int, block_col: int) -> Array | None:
-        offset = int(self._page.dataoffsets[index])
-        count = int(self._page.databytecounts[index])
+    def _decode_segment(
+        self, page: Any, index: int, block_row: int, block_col: int
+    ) -> Array | None:
+        if index >= len(page.dataoffsets):
+            raise CorruptInputError(
+                f"{self.path}: page {page.index} lists {len(page.dataoffsets)} segments, "
+                f"the image needs {self._segments_per_page}"
+            )
+        offset = int(page.dataoffsets[index])
+        count = int(page.databytecounts[index])
         where = (
             f"{'tile' if self._page.is_tiled else 'strip'} {index} "
             f"(rows {block_row * self._block[0]}:, cols {block_col * self._block[1]}:)"
         )
+        if page is not self._page:
+            where = f"page {page.index} {where}"
         if count == 0 or offset == 0:
             return None
         if offset + count > self._filesize:
@@ -239,7 +273,8 @@ class TiffSource(Source):
         data = self._bytes(index, offset, count)
         try:
             with library_notes("tifffile") as notes:
-                segment, _, _ = self._decode(data, index, jpegtables=self._page.jpegtables)
+                decode = self._decode if page is self._page else page.decode
+                segment, _, _ = decode(data, index, jpegtables=page.jpegtables)
         except NotImplementedError as err:
             raise UnsupportedFormatError(f"{self.path}: cannot decode {where}: {err}") from err
         except DECODE_ERRORS as err:
@@ -247,18 +282,23 @@ class TiffSource(Source):
             raise CorruptInputError(f"{self.path}: corrupt {where}: {err}{said}") from err
         return segment
 
-    def read(self, window: Window) -> Array:
+    def read(self, window: Window, plane: int | None = None) -> Array:
+        if self.planes is None:
+            page, first = self._page, 0
+        else:
+            stored = self.planes.stored_flat(plane or 0)
+            page, first = self._pages[stored], stored * self._segments_per_page
         out_shape = window.shape if self.bands == 1 else (*window.shape, self.bands)
         out = np.empty(out_shape, dtype=self.dtype)
         bh, bw = self._block
         rows = range(window.row // bh, (window.stop_row - 1) // bh + 1)
         cols = range(window.col // bw, (window.stop_col - 1) // bw + 1)
         contig = self.bands // self._separate
-        for plane in range(self._separate):
+        for sample in range(self._separate):
             for br in rows:
                 for bc in cols:
-                    index = plane * self._per_plane + br * self._across + bc
-                    segment = self._segment(index, br, bc)
+                    index = sample * self._per_plane + br * self._across + bc
+                    segment = self._segment(page, first + index, index, br, bc)
                     r0, c0 = br * bh, bc * bw
                     top, left = max(window.row, r0), max(window.col, c0)
                     bottom = min(window.stop_row, r0 + bh, self.shape[0])
@@ -275,7 +315,7 @@ class TiffSource(Source):
                     if self.bands == 1:
                         out[dst] = src if segment is None else src[..., 0]
                     elif self._separate > 1:
-                        out[(*dst, plane)] = src if segment is None else src[..., 0]
+                        out[(*dst, sample)] = src if segment is None else src[..., 0]
                     else:
                         out[(*dst, slice(0, contig))] = src
         return out if self._convert is None else self._convert(out)
@@ -392,14 +432,24 @@ def write_whole_tiff(
     )
 
 
+def _tiles_per_plane(spec: SinkSpec) -> int:
+    bh, bw = spec.chunks
+    return -(-spec.shape[0] // bh) * -(-spec.shape[1] // bw)
+
+
+def _needs_bigtiff(spec: SinkSpec) -> bool:
+    """Whether the padded tiles of every plane pass what a classic TIFF addresses."""
+    bh, bw = spec.chunks
+    padded = _tiles_per_plane(spec) * bh * bw * spec.plane_count
+    return padded * spec.bands * np.dtype(spec.dtype).itemsize > 2**32 - 2**25
+
+
 def _bigtiff(spec: SinkSpec) -> bool:
     """Whether to write a BigTIFF: BIGTIFF=YES, or IF_NEEDED and the padded tiles pass 4 GiB."""
     choice = spec.options.get("BIGTIFF", "YES")
     if choice != "IF_NEEDED":
         return bool(choice == "YES")
-    bh, bw = spec.chunks
-    padded = -(-spec.shape[0] // bh) * bh * -(-spec.shape[1] // bw) * bw
-    return padded * spec.bands * np.dtype(spec.dtype).itemsize > 2**32 - 2**25
+    return _needs_bigtiff(spec)
 
 
 class TiffSink(Sink):
@@ -414,6 +464,8 @@ class TiffSink(Sink):
         self._encode: Any = None if code == 1 else tifffile.TIFF.COMPRESSORS[code]
         self._level = spec.options.get("LEVEL")
         self._predictor = spec.options.get("PREDICTOR", 1) == 2
+        #: TIFF tiles in one plane (page): plane ``p``'s tiles are numbered from ``p`` times this.
+        self._per_plane = _tiles_per_plane(spec)
 
     @classmethod
     def create(cls, spec: SinkSpec) -> None:
@@ -451,9 +503,12 @@ class TiffSink(Sink):
         """The file a tile's encoded TIFF tiles are spooled to, in the partial output."""
         return f"tile-{tile_index:07d}.seg"
 
-    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+    def write(
+        self, tile_index: int, window: Window, array: Array, plane: int | None = None
+    ) -> Receipt:
         if window.row % self._block[0] or window.col % self._block[1]:
             raise OutputError(f"{window} is not aligned to the TIFF tile {self._block}")
+        first = (plane or 0) * self._per_plane
         path = self.spec.partial / self._spool_name(tile_index)
         # Two attempts of a tile may overlap, even on different hosts sharing the disk.
         tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
@@ -463,7 +518,7 @@ class TiffSink(Sink):
             with open(tmp, "wb") as fh:
                 for index, data in self._segments(window, array):
                     fh.write(data)
-                    segments.append([index, offset, len(data), crc32c(data)])
+                    segments.append([first + index, offset, len(data), crc32c(data)])
                     offset += len(data)
             os.replace(tmp, path)
         except OSError as err:
@@ -471,7 +526,7 @@ class TiffSink(Sink):
             raise OutputError(f"{path}: cannot write: {err.strerror or err}") from err
         return {"file": path.name, "size": offset, "segments": segments}
 
-    def verify(self, window: Window, receipt: Receipt) -> bool:
+    def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
         path = self.spec.partial / str(receipt["file"])
         if not path.is_file() or path.stat().st_size != receipt["size"]:
             return False
@@ -538,7 +593,7 @@ def assemble_tiff(
         for index, offset, length, *_ in receipt["segments"]:
             where[index] = (receipt["file"], offset, length)
     bh, bw = spec.chunks
-    count = -(-spec.shape[0] // bh) * -(-spec.shape[1] // bw)
+    count = _tiles_per_plane(spec) * spec.plane_count
     missing = [i for i in range(count) if i not in where]
     if missing:
         raise OutputError(f"{spec.path}: {len(missing)} TIFF tiles were never written")
@@ -555,8 +610,9 @@ def assemble_tiff(
     if spec.georef is not None:
         geo = geotiff_tags(spec.georef, spec.dtype)
         photometric, extrasamples, extratags = geo.photometric, geo.extrasamples, geo.extratags
+    stack = stack_writing(spec, _bigtiff(spec), _needs_bigtiff(spec))
     try:
-        with tifffile.TiffWriter(tmp, bigtiff=_bigtiff(spec)) as writer:
+        with tifffile.TiffWriter(tmp, **stack.file) as writer:
             writer.write(
                 segments(),
                 shape=spec.array_shape,
@@ -565,9 +621,9 @@ def assemble_tiff(
                 compression=None if compress == "NONE" else COMPRESSIONS[compress],
                 photometric=photometric,
                 extrasamples=extrasamples if bands == 4 or spec.georef else None,
-                planarconfig="contig",
+                planarconfig=stack.planarconfig,
                 software="tilewise",
-                metadata=None,
+                metadata=stack.metadata,
                 extratags=extratags,
                 predictor=2 if spec.options.get("PREDICTOR", 1) == 2 else None,
             )

@@ -107,7 +107,7 @@ class WholeTiffSource(Source):
         ImageTooLargeError
             The header declares more than ``spec.max_pixels`` pixels.
         """
-        if size > MAX_FILE_BYTES:
+        if size > MAX_FILE_BYTES or spec.stack_options:  # TiffSource says what they mean
             return None
         layout = parse_layout(head, size) if len(head) < size else None
         if layout is not None and layout.contiguous_at is not None:
@@ -198,7 +198,7 @@ class WholeTiffSource(Source):
 
             self._fallback = TiffSource(self._spec)
 
-    def read(self, window: Window) -> Array:
+    def read(self, window: Window, plane: int | None = None) -> Array:
         start = self._layout.contiguous_at
         if start is not None:
             return self._read_rows(window, start)

@@ -80,7 +80,9 @@ class WholeImageSink(Sink):
     def create(cls, spec: SinkSpec) -> None:
         _clear(spec.partial)
 
-    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+    def write(
+        self, tile_index: int, window: Window, array: Array, plane: int | None = None
+    ) -> Receipt:
         spec = self.spec
         if window != Window(0, 0, *spec.shape):
             raise OutputError(f"{spec.path}: a whole image is written in one piece, not {window}")
@@ -105,7 +107,7 @@ class WholeImageSink(Sink):
                     raise OutputError(f"{spec.path}: no whole-image writer for {spec.format!r}")
         return {"size": stored_size(partial)}
 
-    def verify(self, window: Window, receipt: Receipt) -> bool:
+    def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
         partial = self.spec.partial
         return image_intact(partial if os.path.lexists(partial) else self.spec.path, receipt)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,12 @@ from tilewise.errors import (
     InputError,
     OutputError,
     TilewiseError,
-    UsageError,
 )
 from tilewise.geometry import Window
 from tilewise.io._checksum import file_crc32c
 from tilewise.io._reading import DECODE_ERRORS
 from tilewise.io._stack import StackSink, StackSpec
-from tilewise.io._stacks import check_array_layout
+from tilewise.io._stacks import array_layout
 from tilewise.io._zarr_chunks import ChunkWriter
 from tilewise.io._zarr_store import ChecksumStore
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
@@ -48,7 +48,9 @@ _MAX_CHUNK = 4096
 
 
 class ZarrSource(Source):
-    """A 2-D ``(H, W)`` or 3-D ``(H, W, bands)`` Zarr array read by window."""
+    """A Zarr array read by window: ``(H, W)``, ``(H, W, bands)``, or a stack of such planes
+    with leading axes (see :mod:`tilewise.io._stacks`; their names come from ``--axes``, else
+    from the ``axes`` attribute tilewise writes)."""
 
     format_name = "zarr"
     reader = "zarr"
@@ -63,15 +65,15 @@ class ZarrSource(Source):
             raise InputError(f"{self.path}: cannot open the Zarr array: {err}") from err
         except DECODE_ERRORS as err:
             raise CorruptInputError(f"{self.path}: not a readable Zarr array ({err})") from err
-        shape = self._array.shape
-        if len(shape) not in (2, 3):
-            raise UsageError(
-                f"{self.path}: Zarr array has shape {shape}; tilewise reads (rows, cols) or "
-                "(rows, cols, bands) arrays"
-            )
-        check_array_layout(self.path, shape)
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.bands = 1 if len(shape) == 2 else int(shape[2])
+        shape = tuple(int(n) for n in self._array.shape)
+        named = self._array.attrs.get("axes")
+        if spec.axes is None and isinstance(named, str) and len(named) == len(shape):
+            spec = replace(spec, axes=named)  # the axes a tilewise output was written with
+        self._layout = array_layout(spec, shape)
+        if self._layout.planes is not None:
+            self.planes, self.stack_kind = self._layout.planes, "array"
+        self.shape = (shape[self._layout.rows], shape[self._layout.cols])
+        self.bands = 1 if self._layout.band is None else shape[self._layout.band]
         self.dtype = np.dtype(self._array.dtype)
         if self.shape[0] * self.shape[1] > spec.max_pixels:
             raise ImageTooLargeError(
@@ -90,7 +92,7 @@ class ZarrSource(Source):
     @property
     def chunks(self) -> tuple[int, int]:
         chunks = self._array.chunks
-        return (int(chunks[0]), int(chunks[1]))
+        return (int(chunks[self._layout.rows]), int(chunks[self._layout.cols]))
 
     @property
     def compression(self) -> str | None:
@@ -110,9 +112,15 @@ class ZarrSource(Source):
                 f"{self.path}: damaged 'tilewise:georef' attribute ({err})"
             ) from err
 
-    def read(self, window: Window) -> Array:
+    def read(self, window: Window, plane: int | None = None) -> Array:
+        layout = self._layout
         try:
-            return np.asarray(self._array[window.slices])
+            if layout.simple:
+                return np.asarray(self._array[window.slices])
+            pixels = np.asarray(self._array[layout.index(window, plane)])
+            if layout.band_at is None:
+                return pixels
+            return np.ascontiguousarray(np.moveaxis(pixels, layout.band_at, -1))
         except OSError as err:
             raise InputError(f"{self.path}: cannot read {window}: {err}") from err
         except DECODE_ERRORS as err:
@@ -185,6 +193,19 @@ def georef_attributes(georef: Georef) -> dict[str, Any]:
     return attrs
 
 
+def _dimension_names(axes: str) -> list[str]:
+    """Zarr dimension names for a stack's leading axes: lower-case letters, numbered when
+    repeated (``"QQ"`` -> ``q0, q1``).
+
+    >>> _dimension_names("TZC"), _dimension_names("QQ")
+    (['t', 'z', 'c'], ['q0', 'q1'])
+    """
+    return [
+        a.lower() + (str(axes[:i].count(a)) if axes.count(a) > 1 else "")
+        for i, a in enumerate(axes)
+    ]
+
+
 class ZarrSink(Sink):
     """Zarr v3 output; tiles are planned chunk-aligned, so workers write concurrently."""
 
@@ -205,14 +226,20 @@ class ZarrSink(Sink):
                 spec.options.get("LEVEL", 0),
                 lambda key: chunk_file(spec.partial, key),
             )
-            if ChunkWriter.supports(compress)
+            if ChunkWriter.supports(compress) and not spec.planes
             else None
         )
 
     @classmethod
     def create(cls, spec: SinkSpec) -> None:
-        chunks = spec.chunks if spec.bands == 1 else (*spec.chunks, spec.bands)
+        image_chunks = spec.chunks if spec.bands == 1 else (*spec.chunks, spec.bands)
+        chunks = (*(1 for _ in spec.planes), *image_chunks)
         codec = compressor(spec.options)
+        names = ("row", "col") if spec.bands == 1 else ("row", "col", "band")
+        attributes = georef_attributes(spec.georef) if spec.georef is not None else {}
+        if spec.planes:
+            names = (*_dimension_names(spec.axes), *names)
+            attributes["axes"] = spec.axes + "YX" + ("S" if spec.bands > 1 else "")
         try:
             zarr.create_array(
                 spec.partial,
@@ -221,24 +248,27 @@ class ZarrSink(Sink):
                 chunks=chunks,
                 compressors=None if codec is None else [codec],
                 fill_value=0,
-                dimension_names=("row", "col") if spec.bands == 1 else ("row", "col", "band"),
+                dimension_names=names,
                 overwrite=True,
-                attributes=georef_attributes(spec.georef) if spec.georef is not None else None,
+                attributes=attributes or None,
             )
         except OSError as err:
             raise OutputError(f"{spec.path}: cannot create the Zarr array: {err}") from err
 
-    def _chunk_files(self, window: Window) -> list[Path]:
+    def _chunk_files(self, window: Window, plane: int | None) -> list[Path]:
         ch, cw = self.spec.chunks
         band = (0,) if self.spec.bands > 1 else ()
+        lead = self.spec.plane_index(plane)
         return [
-            chunk_file(self.spec.partial, (r, c, *band))
+            chunk_file(self.spec.partial, (*lead, r, c, *band))
             for r in range(window.row // ch, (window.stop_row - 1) // ch + 1)
             for c in range(window.col // cw, (window.stop_col - 1) // cw + 1)
         ]
 
-    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
-        if self._chunk_writer is not None:
+    def write(
+        self, tile_index: int, window: Window, array: Array, plane: int | None = None
+    ) -> Receipt:
+        if self._chunk_writer is not None and plane is None:
             try:
                 chunks = self._chunk_writer.write(window, array)
             except OSError as err:
@@ -249,8 +279,9 @@ class ZarrSink(Sink):
                     "chunks": {name: size for name, (size, _) in chunks.items()},
                     "crc32c": {name: crc for name, (size, crc) in chunks.items() if size},
                 }
+        region: tuple[Any, ...] = (*self.spec.plane_index(plane), *window.slices)
         try:
-            self._array[window.slices] = array
+            self._array[region] = array
         except OSError as err:
             where = err.filename or self.spec.partial
             raise OutputError(f"{where}: cannot write: {err.strerror or err}") from err
@@ -259,7 +290,7 @@ class ZarrSink(Sink):
         # of the bytes written to each, so one that changed is told apart too.
         sizes: dict[str, int] = {}
         crcs: dict[str, int] = {}
-        for path in self._chunk_files(window):
+        for path in self._chunk_files(window, plane):
             name = path.relative_to(self.spec.partial).as_posix()
             written = self._store.written.pop(name, None)
             if written is not None:
@@ -271,7 +302,7 @@ class ZarrSink(Sink):
                 sizes[name] = 0
         return {"chunks": sizes, "crc32c": crcs}
 
-    def verify(self, window: Window, receipt: Receipt) -> bool:
+    def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
         crcs = receipt.get("crc32c")  # None in receipts written before checksums
         for name, size in receipt["chunks"].items():
             path = self.spec.partial / name
@@ -335,7 +366,9 @@ class ZarrStackSink(StackSink):
     def _chunk(self, row: int) -> Path:
         return chunk_file(self.spec.partial, (row, *[0] * len(self.spec.row_shape)))
 
-    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
+    def write(
+        self, tile_index: int, window: Window, array: Array, plane: int | None = None
+    ) -> Receipt:
         row = self._row(window, array)
         self._array[row] = array
         try:
@@ -343,7 +376,7 @@ class ZarrStackSink(StackSink):
         except FileNotFoundError:  # an all-zero row is not stored (it reads back as the fill value)
             return {"size": 0}
 
-    def verify(self, window: Window, receipt: Receipt) -> bool:
+    def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
         row = self._row(window)
         if not receipt.get("size"):
             return True

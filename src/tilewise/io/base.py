@@ -21,6 +21,7 @@ import numpy.typing as npt
 from tilewise.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_WHOLE_PIXELS
 from tilewise.errors import ImageTooLargeError, UnsupportedFormatError
 from tilewise.geometry import Window
+from tilewise.geometry.planes import Planes
 from tilewise.io._identity import content_sample
 from tilewise.io.georef import Georef
 
@@ -43,18 +44,36 @@ Receipt = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
-    """How to open an input in any process: its path and read options."""
+    """How to open an input in any process: its path and read options.
+
+    The last four say how to read a stack (see :mod:`tilewise.io._stacks`):
+    ``axes`` names an array's axes (``"TZCYX"``), ``channel_axis`` is the axis
+    read as bands (scikit-image's ``channel_axis``), ``planes`` the
+    ``(start, stop, step)`` of the first leading axis to read
+    (:func:`~tilewise.geometry.planes.parse_plane_range`), ``page`` one plane alone.
+    """
 
     path: str
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_whole_pixels: int = DEFAULT_MAX_WHOLE_PIXELS
+    axes: str | None = None
+    channel_axis: int | None = None
+    planes: tuple[int | None, int | None, int] | None = None
+    page: int | None = None
+
+    @property
+    def stack_options(self) -> dict[str, Any]:
+        """The stack options given (for fingerprints and messages)."""
+        names = ("axes", "channel_axis", "planes", "page")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 class Source(abc.ABC):
     """An image that can be read one window at a time.
 
     Pixel arrays are ``(height, width)`` for one band and ``(height, width,
-    bands)`` (interleaved) for several.
+    bands)`` (interleaved) for several. A stack (``planes`` set) holds
+    ``planes.count`` such images, read one plane at a time.
     """
 
     #: The file or folder, or (in object storage) the URL as given.
@@ -73,6 +92,11 @@ class Source(abc.ABC):
     alpha: bool = False
     #: A conversion applied on read, in words (e.g. MinIsWhite inverted), or None.
     conversion: str | None = None
+    #: The leading axes of a stack and the planes read; None for one 2-D image.
+    planes: Planes | None = None
+    #: What named the stack's axes: ``"imagej"``, ``"ome"``, ``"tiff"`` (tifffile's
+    #: own or generic pages) or ``"array"``; None for one 2-D image.
+    stack_kind: str | None = None
 
     @property
     def chunks(self) -> tuple[int, int] | None:
@@ -95,8 +119,9 @@ class Source(abc.ABC):
         return []
 
     @abc.abstractmethod
-    def read(self, window: Window) -> Array:
-        """Read the pixels of ``window``; never more than the blocks it touches."""
+    def read(self, window: Window, plane: int | None = None) -> Array:
+        """Read the pixels of ``window`` (in plane ``plane`` of a stack; None or 0 for
+        a 2-D image); never more than the blocks it touches."""
 
     def info(self) -> dict[str, Any]:
         """Facts about the source for ``tilewise info`` and reports."""
@@ -124,6 +149,15 @@ class Source(abc.ABC):
                 info.update(georef.facts(self.shape))
         if self.overviews:
             info["overviews"] = self.overviews
+        if self.planes is not None:
+            info["stack"] = {
+                "kind": self.stack_kind,
+                "axes": self.planes.axes,
+                "stored": list(self.planes.stored),
+                "planes": list(self.planes.shape),
+                **({"page": self.planes.page} if self.planes.page is not None else {}),
+                **({"select": list(self.planes.select)} if self.planes.select else {}),
+            }
         return info
 
     @property
@@ -158,11 +192,36 @@ class SinkSpec:
     token: str = ""
     #: The output's georeferencing (the input's, as the pipeline maps it), or None.
     georef: Georef | None = None
+    #: A stack's leading shape (``()`` for a 2-D image), the letters naming those axes,
+    #: and the kind of metadata that named them (``"imagej"``, ``"ome"``, ``"tiff"``, ``"array"``).
+    planes: tuple[int, ...] = ()
+    axes: str = ""
+    stack_kind: str = ""
 
     @property
     def array_shape(self) -> tuple[int, ...]:
-        """Full array shape: ``(H, W)`` or ``(H, W, bands)``."""
-        return self.shape if self.bands == 1 else (*self.shape, self.bands)
+        """Full array shape: ``(*planes, H, W)`` or ``(*planes, H, W, bands)``."""
+        image = self.shape if self.bands == 1 else (*self.shape, self.bands)
+        return (*self.planes, *image)
+
+    @property
+    def plane_count(self) -> int:
+        """How many 2-D planes the output holds."""
+        count = 1
+        for size in self.planes:
+            count *= size
+        return count
+
+    def plane_index(self, plane: int | None) -> tuple[int, ...]:
+        """The leading coordinates of plane ``plane`` (``()`` for a 2-D output)."""
+        if not self.planes:
+            return ()
+        coords = []
+        index = plane or 0
+        for size in reversed(self.planes):
+            index, coord = divmod(index, size)
+            coords.append(coord)
+        return tuple(reversed(coords))
 
     @property
     def partial(self) -> Path:
@@ -179,6 +238,7 @@ class SinkSpec:
             "chunks": list(self.chunks),
             "options": {k: self.options[k] for k in sorted(self.options)},
             **({"georef": self.georef.to_dict()} if self.georef is not None else {}),
+            **({"planes": list(self.planes), "axes": self.axes} if self.planes else {}),
         }
 
 
@@ -215,11 +275,14 @@ class Sink(abc.ABC):
         """Create the empty partial output (main process, once)."""
 
     @abc.abstractmethod
-    def write(self, tile_index: int, window: Window, array: Array) -> Receipt:
-        """Write ``array`` into ``window``; return a small receipt for the journal."""
+    def write(
+        self, tile_index: int, window: Window, array: Array, plane: int | None = None
+    ) -> Receipt:
+        """Write ``array`` into ``window`` (of plane ``plane`` of a stack); return a small
+        receipt for the journal."""
 
     @abc.abstractmethod
-    def verify(self, window: Window, receipt: Receipt) -> bool:
+    def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
         """Whether a region the journal says is written is still intact."""
 
     @classmethod  # noqa: B027 - optional hook

@@ -67,9 +67,11 @@ def fill_failed(spec: SinkSpec, grid: Grid, failed: list[int], value: float) -> 
     receipts: dict[int, Receipt] = {}
     try:
         for index in failed:
-            core = grid.tile(index).core
+            tile = grid.tile(index)
+            core = tile.core
             shape = core.shape if spec.bands == 1 else (*core.shape, spec.bands)
-            receipts[index] = sink.write(index, core, np.full(shape, value, dtype=spec.dtype))
+            filled = np.full(shape, value, dtype=spec.dtype)
+            receipts[index] = sink.write(index, core, filled, tile.plane)
     finally:
         sink.close()
     return receipts

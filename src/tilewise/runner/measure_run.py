@@ -99,6 +99,13 @@ def measure_plan(plan: Plan, detector: Detector, labels_format: str | None = Non
             "measure: ops that change the scale are not supported before a detector; "
             "run them with 'tilewise run' first and measure their output"
         )
+    stack = plan.planes
+    if stack is not None and stack["planes"]:
+        raise UsageError(
+            f"measure: {plan.source.path} is a stack of planes {tuple(stack['planes'])} "
+            f"(axes {stack['axes']}); measurements read one 2-D image: write one plane first, "
+            f"e.g. 'tilewise run {plan.source.path} plane.tif --page 0 --op invert --op invert'"
+        )
     grid = plan.grid
     tile_shape = grid.tile_shape
     if labels_format is not None:
@@ -296,7 +303,7 @@ def execute_measure(
                     _spool(spool_path(final), outcome.key, part)
                 objects[str(outcome.key)] = outcome.value.get("objects")
                 add(outcome.key, part)
-            _record(report, journal, bar, plan.grid.tile(outcome.key).core, outcome)
+            _record(report, journal, bar, plan.grid.tile(outcome.key), outcome)
         bar.close()
         journal.close()
         report.seconds = time.perf_counter() - start

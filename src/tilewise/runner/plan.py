@@ -15,6 +15,7 @@ from tilewise import io
 from tilewise.defaults import DEFAULT_TILE
 from tilewise.errors import OpError, OutputError, PipelineError, UsageError
 from tilewise.geometry import Grid, Layout, Window, parse_tile_shape
+from tilewise.geometry.planes import parse_plane_range
 from tilewise.io import SinkSpec, Source, SourceSpec
 from tilewise.io.georef import Georef
 from tilewise.pipeline import Pipeline
@@ -46,10 +47,18 @@ class Plan:
         """Band count of the output."""
         return self.pipeline.out_bands(int(self.source_info["bands"]))
 
+    @property
+    def planes(self) -> dict[str, Any] | None:
+        """The input's stack (axes, stored shape, the planes read), or None for a 2-D image."""
+        stack: dict[str, Any] | None = self.source_info.get("stack")
+        return stack
+
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must share with the run that started the output."""
+        stack = {"stack": self.planes} if self.planes is not None else {}
         fingerprint = {
             "input": self.source_identity,
+            **stack,
             "pipeline": self.pipeline.specs(),
             "grid": self.grid.to_dict(),
             "output": self.sink.fingerprint() if self.sink else None,
@@ -80,7 +89,7 @@ class Plan:
     def summary(self, workers: int) -> dict[str, Any]:
         """A description for ``tilewise plan`` and the report."""
         image_pixels = self.grid.source_shape[0] * self.grid.source_shape[1]
-        read = self.grid.read_pixels() if len(self.grid) <= 200_000 else None
+        read = self.grid.read_pixels() if self.grid.per_plane <= 200_000 else None
         return {
             "input": self.source_info,
             "pipeline": self.pipeline.specs(),
@@ -97,6 +106,11 @@ class Plan:
                 "bands": self.sink.bands,
                 "chunks": list(self.sink.chunks),
                 "options": self.sink.options,
+                **(
+                    {"planes": list(self.sink.planes), "axes": self.sink.axes}
+                    if self.sink.planes
+                    else {}
+                ),
             },
             "workers": workers,
             "memory_estimate_bytes": self.memory_estimate(workers),
@@ -117,6 +131,10 @@ def make_plan(
     dst_nodata: float | None = None,
     format: str | None = None,
     nodata: NodataOption = "file",
+    axes: str | None = None,
+    channel_axis: int | None = None,
+    planes: str | tuple[int | None, int | None, int] | None = None,
+    page: int | None = None,
 ) -> Plan:
     """Plan a run of ``pipeline`` from ``src`` to ``dst`` (``None`` for ``tilewise plan``).
 
@@ -129,6 +147,10 @@ def make_plan(
     The ops leave out the pixels of the input's nodata value, or of ``nodata``
     (``"none"``: none), and write ``dst_nodata`` there (see
     :meth:`Pipeline.with_nodata`); the returned plan's pipeline carries both.
+
+    A stack's planes are tiled alike, one after another, and its output keeps the
+    leading axes (see :mod:`tilewise.io._stacks`): ``axes``, ``channel_axis``,
+    ``planes`` (``"0:10"``) and ``page`` say how to read it.
     """
     if dst is not None and _same_place(src, dst):
         raise UsageError(f"{dst}: the output would replace the input; write to another path")
@@ -138,13 +160,23 @@ def make_plan(
             "is under its name, which would be the link, not what it points to: write to the "
             "link's target path instead, or remove the link"
         )
-    spec = SourceSpec(str(src), max_pixels=max_pixels, max_whole_pixels=max_whole_pixels)
+    spec = SourceSpec(
+        str(src),
+        max_pixels=max_pixels,
+        max_whole_pixels=max_whole_pixels,
+        axes=axes,
+        channel_axis=channel_axis,
+        planes=parse_plane_range(planes) if isinstance(planes, str) else planes,
+        page=page,
+    )
     source: Source = io.open_source(spec)
     try:
         info = source.info()
         identity = source.identity()
         image_shape = source.shape
         bands, dtype = source.bands, source.dtype
+        stack = source.planes
+        stack_kind = source.stack_kind or ""
         georef = input_georef(source, drop=drop_georef or dst is None)
         missing = input_nodata(source, nodata)
     finally:
@@ -171,7 +203,14 @@ def make_plan(
         if aligned != tile_shape:
             log.info("tile %s rounded to %s to align with %s blocks", tile_shape, aligned, fmt)
             tile_shape = aligned
-    grid = Grid(out_shape, tile_shape, layout, halo=0 if stages else pipeline.halo, stages=stages)
+    grid = Grid(
+        out_shape,
+        tile_shape,
+        layout,
+        halo=0 if stages else pipeline.halo,
+        stages=stages,
+        planes=stack.count if stack is not None else 1,
+    )
     sink = None
     if dst is not None and fmt is not None:
         out_georef = output_georef(
@@ -187,6 +226,9 @@ def make_plan(
             options=options,
             token=uuid.uuid4().hex,
             georef=out_georef,
+            planes=stack.shape if stack is not None else (),
+            axes=stack.out_axes if stack is not None else "",
+            stack_kind=stack_kind if stack is not None and stack.shape else "",
         )
     return Plan(spec, info, identity, pipeline, grid, sink)
 

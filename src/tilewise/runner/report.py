@@ -194,4 +194,5 @@ class RunReport:
 
 def _window_text(window: dict[str, int]) -> str:
     r, c, h, w = window["row"], window["col"], window["height"], window["width"]
-    return f"(rows {r}:{r + h}, cols {c}:{c + w})"
+    plane = f"plane {window['plane']}, " if "plane" in window else ""
+    return f"({plane}rows {r}:{r + h}, cols {c}:{c + w})"

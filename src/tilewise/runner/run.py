@@ -13,7 +13,7 @@ from tilewise import io
 from tilewise.errors import OutputError, OutputExistsError, ResumeError, UsageError
 from tilewise.executors.base import Done, Executor, Failed, Outcome, Supervision, Task
 from tilewise.executors.runs import map_in_runs
-from tilewise.geometry import Window
+from tilewise.geometry import Tile
 from tilewise.runner.holes import check_fill, fill_failed, remove_sidecar, write_sidecar
 from tilewise.runner.journal import Journal, Receipts, clear_for_new_output, journal_path
 from tilewise.runner.lifecycle import committing, working
@@ -113,7 +113,8 @@ def _verify_journal(plan: Plan, journal: Journal) -> list[int]:
     damaged = []
     try:
         for index, entry in journal.done.items():  # read from the file; forgetting is safe
-            if not sink.verify(plan.grid.tile(index).core, entry.get("receipt", {})):
+            tile = plan.grid.tile(index)
+            if not sink.verify(tile.core, entry.get("receipt", {}), tile.plane):
                 journal.forget(index)
                 damaged.append(index)
     finally:
@@ -191,7 +192,7 @@ def execute_plan(
         for outcome in outcomes:
             if first_outcome is None:
                 first_outcome = time.perf_counter() - start
-            _record(report, journal, bar, plan.grid.tile(outcome.key).core, outcome)
+            _record(report, journal, bar, plan.grid.tile(outcome.key), outcome)
         bar.close()
         journal.close()
         report.seconds = time.perf_counter() - start
@@ -276,9 +277,11 @@ def _final_already(plan: Plan, journal: Journal, report: RunReport) -> RunReport
 
 
 def _record(
-    report: RunReport, journal: Journal, bar: Progress, window: Window, outcome: Outcome
+    report: RunReport, journal: Journal, bar: Progress, tile: Tile, outcome: Outcome
 ) -> None:
     """Journal and report one tile's outcome."""
+    window = tile.core
+    where = window.to_dict() if tile.plane is None else {**window.to_dict(), "plane": tile.plane}
     if isinstance(outcome, Done):
         journal.record(
             outcome.key,
@@ -293,7 +296,7 @@ def _record(
         report.tiles.append(
             TileRecord(
                 outcome.key,
-                window.to_dict(),
+                where,
                 "done",
                 outcome.worker,
                 round(outcome.seconds, 4),
@@ -308,7 +311,7 @@ def _record(
     report.tiles.append(
         TileRecord(
             outcome.key,
-            window.to_dict(),
+            where,
             "failed",
             outcome.worker,
             round(outcome.seconds, 4),
@@ -320,9 +323,8 @@ def _record(
         )
     )
     log.warning(
-        "tile %d (%s) failed after %d attempt(s): %s",
-        outcome.key,
-        window,
+        "%s failed after %d attempt(s): %s",
+        tile,
         outcome.attempts,
         outcome.cause,
     )

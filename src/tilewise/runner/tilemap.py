@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +85,17 @@ def tile_map_figure(report: str | os.PathLike[str] | dict[str, Any]) -> Figure:
             "drawing a tile map needs matplotlib: pip install 'tilewise[report]'"
         ) from err
     data = _load(report)
-    height, width = data["grid"]["image_shape"]
+    plane_h, plane_w = data["grid"]["image_shape"]
+    planes = int(data["grid"].get("planes", 1))
+    across = math.ceil(math.sqrt(planes))  # a stack's planes side by side, row after row
+    gap = 0.05 * max(plane_h, plane_w) if planes > 1 else 0.0
+    height = math.ceil(planes / across) * (plane_h + gap) - gap
+    width = across * (plane_w + gap) - gap
+
+    def corner(win: dict[str, int]) -> tuple[float, float]:
+        down, over = divmod(int(win.get("plane", 0)), across)
+        return (win["col"] + over * (plane_w + gap), win["row"] + down * (plane_h + gap))
+
     records = data["per_tile"]
     workers = sorted({r.get("worker", "") for r in records if r["outcome"] == "done"})
     cmap = colormaps["tab10" if len(workers) <= 10 else "tab20"]
@@ -98,7 +109,7 @@ def tile_map_figure(report: str | os.PathLike[str] | dict[str, Any]) -> Figure:
     ax = fig.subplots()
     for record in records:
         win = record["window"]
-        xy = (win["col"], win["row"])
+        xy = corner(win)
         if record["outcome"] == "done":
             shade = 0.35 + 0.65 * record.get("seconds", 0.0) / slowest
             ax.add_patch(
@@ -125,6 +136,10 @@ def tile_map_figure(report: str | os.PathLike[str] | dict[str, Any]) -> Figure:
                 )
             )
     _draw_counts(ax, records, data.get("objects"))
+    for plane in range(planes if planes > 1 else 0):
+        x, y = corner({"plane": plane, "row": 0, "col": 0})
+        ax.add_patch(Rectangle((x, y), plane_w, plane_h, fill=False, edgecolor="0.6", lw=0.8))
+        ax.text(x, y, f"plane {plane}", fontsize=7, va="bottom")
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.set_aspect("equal")

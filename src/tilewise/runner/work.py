@@ -48,7 +48,7 @@ def check_result(job: TileJob, result: np.ndarray[Any, Any]) -> np.ndarray[Any, 
 
 def compute_tile(job: TileJob, tile: Tile) -> np.ndarray[Any, Any]:
     """Read ``tile.read``, run the pipeline and return the core, checked against the output."""
-    image = cached_source(job.source).read(tile.read)
+    image = cached_source(job.source).read(tile.read, tile.plane)
     return check_result(job, job.pipeline.apply_tile(image, tile, job.stages))
 
 
@@ -59,11 +59,11 @@ def process_tile(job: TileJob, tile: Tile) -> dict[str, Any]:
     pipeline) and ``write_s`` (encode and write the core).
     """
     start = time.perf_counter()
-    image = cached_source(job.source).read(tile.read)
+    image = cached_source(job.source).read(tile.read, tile.plane)
     read = time.perf_counter()
     core = check_result(job, job.pipeline.apply_tile(image, tile, job.stages))
     computed = time.perf_counter()
-    receipt = cached_sink(job.sink).write(tile.index, tile.core, core)
+    receipt = cached_sink(job.sink).write(tile.index, tile.core, core, tile.plane)
     return {
         "receipt": receipt,
         "read_s": round(read - start, 6),
