@@ -285,3 +285,17 @@ def test_demo_writes_the_files_its_help_names(tmp_path):
     for name in names:
         if name != "sample-8192.tif":
             assert (tmp_path / name.replace("SIZE", "256")).exists(), name
+
+
+def test_commands_are_imported_when_asked_for():
+    import click
+
+    from tilewise.cli.app import COMMANDS
+
+    with click.Context(cli) as ctx:
+        for name in COMMANDS:
+            command = cli.get_command(ctx, name)
+            assert command is not None and command.name == name
+    code = "import sys; from tilewise.cli.app import cli; print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "tilewise.cli.measure_cmd" not in loaded.stdout, loaded.stderr
