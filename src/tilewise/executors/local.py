@@ -458,26 +458,35 @@ class _Round:
                 lane.stop()
 
 
+#: Tries to start a worker when the fork server fails, a new server before each retry.
+_START_ATTEMPTS = 4
+
+
 def _start(lane: Lane) -> None:
     """Start ``lane``'s worker; if the fork server died (a worker cannot start from it),
-    start a new server and try once more."""
-    try:
-        lane.start()
-        return
-    except (OSError, RuntimeError, EOFError) as err:
-        if lane.method != "forkserver":
-            raise _cannot_start(err) from err
-        log.warning(
-            "a worker could not start from the fork server (%s: %s); "
-            "starting a new server if it died, then trying again",
-            type(err).__name__,
-            err,
-        )
-    try:
-        restart_forkserver()
-        lane.start()
-    except (OSError, RuntimeError, EOFError) as err:
-        raise _cannot_start(err) from err
+    start a new server and try again.
+
+    A server that is dying may still look alive for a moment (its socket then refuses
+    the connection), so the retries are a few, 0.1 s apart and more.
+    """
+    for attempt in range(_START_ATTEMPTS):
+        try:
+            if attempt:
+                restart_forkserver()
+            lane.start()
+            return
+        except (OSError, RuntimeError, EOFError) as err:
+            if lane.method != "forkserver" or attempt == _START_ATTEMPTS - 1:
+                raise _cannot_start(err) from err
+            if attempt == 0:
+                log.warning(
+                    "a worker could not start from the fork server (%s: %s); "
+                    "starting a new server if it died, then trying again",
+                    type(err).__name__,
+                    err,
+                )
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _cannot_start(err: BaseException) -> ExecutorError:
