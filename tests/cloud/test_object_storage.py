@@ -199,3 +199,22 @@ def test_resume_after_sigkill_of_the_main_process(
     np.testing.assert_array_equal(got, 255 - tifffile.imread(scene))
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["tiles"]["skipped"] >= done_before > 0
+
+
+def test_stacks_in_object_storage_are_refused_not_read_as_one_page(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(
+        stack, np.zeros((3, 64, 48), np.uint8), tile=(16, 16), photometric="minisblack"
+    )
+    bucket = s3_server.bucket("stacks")
+    src = s3_server.upload(stack, f"{bucket}/stack.tif")
+    for args in (["info", src], ["run", src, str(tmp_path / "out.tif"), "--op", "invert"]):
+        result = tilewise_cmd(*args)
+        assert result.returncode == 2, result.stderr
+        assert "a stack of planes in object storage is not read yet" in result.stderr
+    result = tilewise_cmd("run", str(stack), f"{bucket}/out.zarr", "--op", "invert")
+    assert result.returncode == 2, result.stderr
+    assert "a stack of planes is not written to object storage yet" in result.stderr
+    assert s3_server.keys(f"{bucket}/out.zarr") == []
