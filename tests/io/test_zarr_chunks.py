@@ -39,7 +39,9 @@ def test_chunk_files_equal_zarrs_and_read_back(tmp_path, bands, dtype, compress)
     by_zarr[...] = image
     ours = _zarr_array(tmp_path / "ours.zarr", bands, dtype, compress)
     root = tmp_path / "ours.zarr"
-    writer = ChunkWriter(SHAPE, CHUNKS, bands, dtype, compress, 3, lambda k: chunk_file(root, k))
+    writer = ChunkWriter(
+        SHAPE, CHUNKS, bands, dtype, compress, 3, root, lambda k: chunk_file(root, k)
+    )
     receipts = {}
     for row in range(0, SHAPE[0], CHUNKS[0]):  # windows of two chunks side by side, edges odd
         for col in range(0, SHAPE[1], 2 * CHUNKS[1]):
@@ -63,7 +65,9 @@ def test_chunk_files_equal_zarrs_and_read_back(tmp_path, bands, dtype, compress)
 
 
 def test_a_window_covering_part_of_a_chunk_is_left_to_zarr(tmp_path):
-    writer = ChunkWriter(SHAPE, CHUNKS, 1, "uint8", "ZSTD", 3, lambda k: chunk_file(tmp_path, k))
+    writer = ChunkWriter(
+        SHAPE, CHUNKS, 1, "uint8", "ZSTD", 3, tmp_path, lambda k: chunk_file(tmp_path, k)
+    )
     assert writer.write(Window(0, 0, 16, 20), np.ones((16, 20), np.uint8)) is None
     assert writer.write(Window(32, 5, 32, 15), np.ones((32, 15), np.uint8)) is None
     assert not any(tmp_path.iterdir())
@@ -72,7 +76,9 @@ def test_a_window_covering_part_of_a_chunk_is_left_to_zarr(tmp_path):
 def test_negative_zero_is_kept(tmp_path):
     array = _zarr_array(tmp_path / "a.zarr", 1, "float32", "ZSTD")
     root = tmp_path / "a.zarr"
-    writer = ChunkWriter(SHAPE, CHUNKS, 1, "float32", "ZSTD", 3, lambda k: chunk_file(root, k))
+    writer = ChunkWriter(
+        SHAPE, CHUNKS, 1, "float32", "ZSTD", 3, root, lambda k: chunk_file(root, k)
+    )
     negative_zero = np.full(CHUNKS, -0.0, np.float32)
     writer.write(Window(0, 0, *CHUNKS), negative_zero)
     assert np.signbit(array[: CHUNKS[0], : CHUNKS[1]]).all()

@@ -486,7 +486,6 @@ def _start(lane: Lane) -> None:
                     err,
                 )
             time.sleep(0.1 * attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _cannot_start(err: BaseException) -> ExecutorError:

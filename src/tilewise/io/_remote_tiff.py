@@ -22,7 +22,7 @@ from tilewise.geometry import Window
 from tilewise.io import _remote
 from tilewise.io._checksum import crc32c
 from tilewise.io._remote import RangeFile
-from tilewise.io._tiff import TiffSink, TiffSource, assemble_tiff
+from tilewise.io._tiff import TiffSink, TiffSource, assemble_tiff, assembling_path
 from tilewise.io.base import Array, Receipt, SinkSpec, SourceSpec
 from tilewise.io.georef import Georef
 
@@ -249,8 +249,7 @@ class RemoteTiffSink(TiffSink):
 
 def _assembled(spec: SinkSpec) -> Path:
     """The local file the TIFF of an output in a bucket is assembled in."""
-    local = _remote.state_path(spec.path)
-    return local.with_name(f".{local.name}.assembling")
+    return assembling_path(_remote.state_path(spec.path))
 
 
 #: Multipart upload part size.

@@ -224,6 +224,7 @@ class ZarrSink(Sink):
                 spec.dtype,
                 compress,
                 spec.options.get("LEVEL", 0),
+                spec.partial,
                 lambda key: chunk_file(spec.partial, key),
             )
             if ChunkWriter.supports(compress) and not spec.planes

@@ -52,8 +52,11 @@ class ChunkWriter:
         ``"ZSTD"`` or ``"NONE"``.
     level : int
         The Zstd level.
+    root : Path
+        The array's folder.
     chunk_path : callable
-        The file of a chunk key (:func:`tilewise.io._zarr.chunk_file` bound to the root).
+        The file of a chunk key (:func:`tilewise.io._zarr.chunk_file` bound to ``root``):
+        the key layout is known only there.
     """
 
     def __init__(
@@ -64,8 +67,10 @@ class ChunkWriter:
         dtype: str,
         compress: str,
         level: int,
+        root: Path,
         chunk_path: ChunkPath,
     ) -> None:
+        self._root = root
         self._shape = shape
         self._chunks = chunks
         self._bands = bands
@@ -109,7 +114,7 @@ class ChunkWriter:
             top, left = r * ch - window.row, c * cw - window.col
             part = array[top : top + ch, left : left + cw]
             path = self._chunk_path((r, c, *band))
-            name = "/".join(("c", str(r), str(c), *map(str, band)))
+            name = path.relative_to(self._root).as_posix()
             raw = self._full_chunk(part)
             if not raw.view(np.uint8).any():  # every byte zero: the fill value
                 path.unlink(missing_ok=True)
