@@ -312,6 +312,28 @@ def test_cli_command_runs_on_the_cluster_and_dask_options_need_the_dask_executor
     assert not other.exists()
 
 
+def test_nodata_geotiff_on_the_cluster_tiles_exactly_as_the_whole_image(module_cluster, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from tests.io.test_raster import write_raster
+    from tests.test_equivalence import with_nodata_blocks
+    from tilewise.pipeline import Pipeline
+
+    image = with_nodata_blocks(make_image((301, 257), "uint16", 3), 0)
+    src = write_raster(tmp_path / "in.tif", image, nodata=0, tiled=True, blockxsize=64,
+                       blockysize=64)  # fmt: skip
+    ops = ["gaussian:sigma=2", "lee:size=5,looks=2", "median:size=3"]
+    whole = Pipeline.from_specs(ops).with_nodata(0, image.dtype)(image)
+    for out, layout in (("o.tif", "columns"), ("o.zarr", "grid")):
+        report = tilewise.run(
+            src, tmp_path / out, ops, tile="37x53", layout=layout, executor="dask",
+            scheduler=module_cluster.address,
+        )  # fmt: skip
+        assert report.ok
+        np.testing.assert_array_equal(read_image(tmp_path / out), whole, err_msg=out)
+    with rasterio.open(src) as i, rasterio.open(tmp_path / "o.tif") as o:
+        assert (o.crs, o.transform, o.nodata) == (i.crs, i.transform, 0)
+
+
 def test_an_existing_client_is_used_and_left_open(module_cluster, source, reference, tmp_path):
     client = module_cluster.client
     out = tmp_path / "out.zarr"
