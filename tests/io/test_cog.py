@@ -100,6 +100,24 @@ def test_reduce2_equals_the_reference_at_odd_sizes_with_nodata(resampling, dtype
     assert got.dtype == image.dtype
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "uint32", "int32"])
+def test_average_of_full_blocks_equals_the_general_count_of_valid_pixels(dtype):
+    from tilewise.io._overviews import _average, _views
+
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(8)
+    image = rng.integers(info.min, info.max, (64, 90), endpoint=True).astype(dtype)
+    image[:2, :2], image[2:4, :2] = info.max, info.min  # sums at the type's ends
+    image[4:6, :2] = np.array([[1, 2], [2, 2]]) if info.min >= 0 else [[-1, -2], [-2, -2]]
+    views, valids = _views(image, None)
+    assert all(valid is None for valid in valids)  # the fast path: four pixels in each block
+    every: list[np.ndarray | None] = [np.ones(views[0].shape, bool)] * 4  # counted one by one
+    fast, counted = reduce2(image, "average"), _average(views, every, image.dtype)
+    np.testing.assert_array_equal(fast, counted)
+    np.testing.assert_array_equal(fast, _reference(image, "average"))
+    assert fast.dtype == image.dtype
+
+
 def _scene(tmp_path, dtype="uint16", shape=(1500, 1300), **options):
     rng = np.random.default_rng(11)
     image = rng.integers(1, 3000, shape).astype(dtype)
@@ -162,6 +180,7 @@ def test_cog_output_is_valid_georeferenced_and_its_overviews_are_exact(tmp_path)
         ("uint8", 1, "mode", 0, "IF_NEEDED"),  # a class map
         ("uint8", 3, None, None, "YES"),  # RGB, nearest by default
         ("float32", 1, None, math.nan, "NO"),  # average by default, NaN as nodata
+        ("uint16", 1, "average", None, "IF_NEEDED"),  # full 2 x 2 blocks but at the edges
     ],
 )
 def test_cog_resamplings_bands_and_tiff_flavours(
