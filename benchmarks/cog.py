@@ -21,10 +21,15 @@ largest difference is shown (0 where the filter is the same; SciPy rounds to uin
 differently from OpenCV's fixed point, and GDAL's AVERAGE overviews need not round as
 tilewise's do).
 
+``--size`` takes several sizes (``--size 8192,16384``): every route runs at each, one
+size after the other, and a last table gives each route's tree peak PSS per size, to
+show whether memory stays flat as the image grows (the input at N² is made strip by
+strip, so making it does not grow with N either).
+
 Usage::
 
-    python benchmarks/cog.py [--size 16384] [--repeat 1] [--warmup 0] [--only a,b]
-        [--workdir /tmp/tilewise-bench-cog] [--save PREFIX]
+    python benchmarks/cog.py [--size 16384[,32768...]] [--repeat 1] [--warmup 0]
+        [--only a,b] [--workdir /tmp/tilewise-bench-cog] [--save PREFIX]
 """
 
 from __future__ import annotations
@@ -225,22 +230,42 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
-def markdown(results: list[Result], meta: dict[str, object]) -> str:
-    size = int(str(meta["size"]))
+def markdown(by_size: dict[int, list[Result]], meta: dict[str, object]) -> str:
     mach, vers = meta["machine"], meta["versions"]
     assert isinstance(mach, dict)
     assert isinstance(vers, dict)
+    sigma = float(str(meta["sigma"]))
+    sizes = " and ".join(f"{n} × {n}" for n in by_size)
     lines = [
         f"# GeoTIFF → Gaussian → COG — {meta['date']}",
         "",
-        f"- Image: {size} × {size} uint16 GeoTIFF (EPSG:32633), 512² tiles, DEFLATE",
-        f"- Gaussian σ={meta['sigma']} (radius {int(4 * float(str(meta['sigma'])) + 0.5)}, "
+        f"- Image: {sizes} uint16 GeoTIFF (EPSG:32633), 512² tiles, DEFLATE",
+        f"- Gaussian σ={meta['sigma']} (radius {int(4 * sigma + 0.5)}, "
         "mirrored border); COG: DEFLATE, 512² tiles, AVERAGE overviews",
         f"- Median of {meta['repeat']} run(s) after {meta['warmup']} warm-up; whole process tree",
         f"- Machine: nproc={mach['nproc']}, {mach['cpu_model']}, {mach['mem_total_gib']} GiB; "
         f"load average {meta['loadavg_start']} at start, {meta['loadavg_end']} at the end",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items() if v is not None),
         f"- Command: `{meta['command']}`",
+        "",
+    ]
+    phases = meta.get("phases")
+    assert isinstance(phases, dict)
+    for size, results in by_size.items():
+        lines += [*_table(size, results), ""]
+        if phases.get(str(size)):
+            lines += [str(phases[str(size)]), ""]
+    if len(by_size) > 1:
+        lines += _memory_table(by_size)
+    first = next(iter(by_size.values()))
+    lines += ["", "Commands (at the first size):", ""]
+    lines += [f"- `{r.route.name}`: `{shlex.join(r.argv)}`" for r in first]
+    return "\n".join(lines) + "\n"
+
+
+def _table(size: int, results: list[Result]) -> list[str]:
+    lines = [
+        f"## {size} × {size} ({size * size / 1e6:.0f} MPix)",
         "",
         "| route | wall s | CPU s | tree peak PSS MiB | output MiB | rio-cogeo | "
         "max |Δ| vs tilewise (full, ovr 1, 2, …) |",
@@ -256,16 +281,36 @@ def markdown(results: list[Result], meta: dict[str, object]) -> str:
             cells = [_fmt(s.wall_s), _fmt(s.cpu_s), _fmt(s.peak_pss_mib, 0),
                      _fmt(r.size_mib, 1), r.valid, ", ".join(map(str, r.differences))]  # fmt: skip
         lines.append("| " + " | ".join([f"{r.route.name} ({r.route.what})", *cells]) + " |")
-    if meta.get("phases"):
-        lines += ["", str(meta["phases"])]
-    lines += ["", "Commands:", ""]
-    lines += [f"- `{r.route.name}`: `{shlex.join(r.argv)}`" for r in results]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _memory_table(by_size: dict[int, list[Result]]) -> list[str]:
+    """Each route's tree peak PSS at each size, and the largest over the smallest."""
+    sizes = list(by_size)
+    head = " | ".join(f"{n}² MiB" for n in sizes)
+    lines = [
+        "## Tree peak PSS by image size",
+        "",
+        f"| route | {head} | largest / smallest size | pixels ratio |",
+        "|---|" + "---|" * (len(sizes) + 2),
+    ]
+    pixels = (sizes[-1] / sizes[0]) ** 2
+    for index, first in enumerate(by_size[sizes[0]]):
+        peaks = []
+        for size in sizes:
+            s = by_size[size][index].summary
+            peaks.append(s.peak_pss_mib if s is not None and s.ok else None)
+        ratio = _fmt(peaks[-1] / peaks[0], 2) if peaks[0] and peaks[-1] is not None else "—"
+        cells = [_fmt(p, 0) for p in peaks]
+        lines.append(f"| {first.route.name} | {' | '.join(cells)} | {ratio} | {pixels:g} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=16384)
+    parser.add_argument(
+        "--size", type=_sizes, default=[16384], help="N, or N,M,...: each route at each size"
+    )
     parser.add_argument("--sigma", type=float, default=4.0)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=0)
@@ -283,23 +328,27 @@ def main(argv: list[str] | None = None) -> int:
     routes = [r for r in ROUTES if not only or r.name in only]
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    src = args.workdir / f"scene-{args.size}.tif"
-    if not src.exists():
-        log(f"writing {src}")
-        make_input(src, args.size)
-    out = args.workdir / "out"
-    out.mkdir(exist_ok=True)
     load_start = os.getloadavg()
-    results = [run_route(route, src, out, args) for route in routes]
+    by_size: dict[int, list[Result]] = {}
+    split: dict[str, str] = {}
+    for size in args.size:
+        src = args.workdir / f"scene-{size}.tif"
+        if not src.exists():
+            log(f"writing {src}")
+            make_input(src, size)
+        out = args.workdir / f"out-{size}"
+        out.mkdir(exist_ok=True)
+        results = [run_route(route, src, out, args) for route in routes]
+        check(results, out)
+        split[str(size)] = phases(out)
+        if not args.keep_outputs:
+            for r in results:
+                (out / f"{r.route.name}.tif").unlink(missing_ok=True)
+        by_size[size] = results
     load_end = os.getloadavg()
-    check(results, out)
-    split = phases(out)
-    if not args.keep_outputs:
-        for r in results:
-            (out / f"{r.route.name}.tif").unlink(missing_ok=True)
     meta: dict[str, object] = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "size": args.size,
+        "sizes": args.size,
         "sigma": args.sigma,
         "repeat": args.repeat,
         "warmup": args.warmup,
@@ -310,15 +359,34 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_end": [round(x, 2) for x in load_end],
         "phases": split,
     }
-    report = markdown(results, meta)
+    report = markdown(by_size, meta)
     print(report)
-    payload = {"meta": meta, "results": [r.to_dict() for r in results]}
+    payload = {
+        "meta": meta,
+        "results": {str(n): [r.to_dict() for r in rs] for n, rs in by_size.items()},
+    }
     for prefix in [args.workdir / "results", *([args.save] if args.save else [])]:
         prefix.parent.mkdir(parents=True, exist_ok=True)
         prefix.with_name(prefix.name + ".md").write_text(report)
         prefix.with_name(prefix.name + ".json").write_text(json.dumps(payload, indent=2) + "\n")
         log(f"wrote {prefix}.md and {prefix}.json")
-    return 0 if all(r.skipped or (r.summary and r.summary.ok) for r in results) else 1
+    every = [r for rs in by_size.values() for r in rs]
+    return 0 if all(r.skipped or (r.summary and r.summary.ok) for r in every) else 1
+
+
+def _sizes(text: str) -> list[int]:
+    """``"8192,16384"`` -> ``[8192, 16384]`` (positive, ascending, distinct)."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"sizes are integers, e.g. 8192,16384, not {text!r}"
+        ) from err
+    if not sizes or min(sizes) < 1 or sizes != sorted(set(sizes)):
+        raise argparse.ArgumentTypeError(
+            f"give positive sizes in ascending order, each once, e.g. 8192,16384; got {text!r}"
+        )
+    return sizes
 
 
 def _extra_versions() -> dict[str, str | None]:
