@@ -271,8 +271,8 @@ class Pipeline:
             bands = op.out_bands(bands)
         return bands
 
-    def out_georef(self, georef: Georef, dtype: np.dtype[Any]) -> Georef:
-        """The output's georeferencing for an input with ``georef`` and ``dtype``.
+    def out_georef(self, georef: Georef, dtype: np.dtype[Any], shape: tuple[int, int]) -> Georef:
+        """The output's georeferencing for an input with ``georef``, ``dtype`` and ``shape``.
 
         See :mod:`tilewise.pipeline_georef` for how each op maps it. Its nodata
         value is this pipeline's output nodata value (:meth:`with_nodata`), or
@@ -281,7 +281,7 @@ class Pipeline:
         from tilewise.pipeline_georef import map_georef
 
         out = None if self.nodata is None else self.nodata.out
-        return map_georef(self.ops, georef, np.dtype(dtype), nodata=out)
+        return map_georef(self.ops, georef, np.dtype(dtype), nodata=out, shape=shape)
 
     def with_nodata(
         self,

@@ -14,10 +14,12 @@ from click.testing import CliRunner
 from tests.io.test_raster import GEOTIFFS, UTM, from_origin, write_raster
 from tilewise import api, io
 from tilewise.cli.app import cli
-from tilewise.errors import UsageError
+from tilewise.errors import PipelineError, UsageError
+from tilewise.geometry.transform import GeoTransform
 from tilewise.pipeline import Pipeline
 
 rasterio = pytest.importorskip("rasterio")
+Affine = rasterio.Affine
 
 DESCRIPTIONS = {1: ("elevation",), 3: ("red", "green", "blue")}
 
@@ -211,6 +213,67 @@ def test_batch_keeps_each_files_georeferencing(tmp_path, tile_above):
     with rasterio.open(folder / "wgs.tif") as i, rasterio.open(tmp_path / "out/wgs.tif") as o:
         bands = np.moveaxis(i.read(), 0, -1)
         np.testing.assert_array_equal(o.read(), np.moveaxis(median(bands), -1, 0))
+
+
+def _cropped(t):  # rows 10:, cols 3:-4 of 70 x 90
+    return t @ Affine.translation(3, 10), (60, 83)
+
+
+def _padded(t):  # top 2, left 5, bottom 7, right 0
+    return t @ Affine.translation(-5, -2), (79, 95)
+
+
+def _stretched(t):  # 70 x 90 to 35 x 30: rows 2x, columns 3x as large
+    return t @ Affine.scale(3, 2), (35, 30)
+
+
+def _scaled(t):  # by 0.4: pixels 2.5x as large, 28 x 36
+    return t @ Affine.scale(2.5, 2.5), (28, 36)
+
+
+@pytest.mark.parametrize(
+    ("op", "expected"),
+    [
+        ("crop:rows=10:,cols=3:-4", _cropped),
+        ("pad:top=2,left=5,bottom=7,right=0", _padded),
+        ("resize:shape=35x30", _stretched),
+        ("resize:scale=0.4", _scaled),
+    ],
+)
+def test_crop_pad_and_resize_move_the_transform_in_batch(tmp_path, op, expected):
+    import tilewise
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    transform = from_origin(500000.5, 4200000.25, 10.0, 20.0)
+    src = write_raster(folder / "utm.tif", _image("uint16", 1), transform=transform)
+    report = tilewise.batch(folder, out=tmp_path / "out", ops=[op], workers=1)
+    assert report.ok
+    with rasterio.open(src) as i, rasterio.open(tmp_path / "out/utm.tif") as o:
+        want, shape = expected(i.transform)
+        assert o.shape == shape
+        assert o.crs == i.crs
+        assert o.transform.almost_equals(want, precision=1e-9)
+        if op.startswith("crop"):  # the same pixels, at the same map position
+            assert o.transform == want
+            window = rasterio.windows.Window(3, 10, 83, 60)
+            np.testing.assert_array_equal(o.read(1), i.read(1, window=window))
+
+
+def test_a_shape_changing_op_without_a_pixel_grid_is_refused_on_a_georeferenced_image():
+    from tilewise.io.georef import Georef
+    from tilewise.ops.base import op
+    from tilewise.pipeline_georef import map_georef
+
+    @op(scale=lambda: None)
+    def shrink(image):
+        return image[::2]
+
+    georef = Georef(band_count=1, transform=GeoTransform(1, 0, 0, 0, -1, 0))
+    with pytest.raises(PipelineError, match="without saying where its pixels lie"):
+        map_georef(
+            Pipeline.from_specs([shrink]).ops, georef, np.dtype("uint8"), nodata=None, shape=(8, 8)
+        )
 
 
 def test_nodata_option_overrides_or_ignores_the_files_value(tmp_path):

@@ -124,7 +124,7 @@ def _read(job: BatchJob, source: str, name: str) -> tuple[Array | _Tiled, Georef
         if keeps and georef is None and missing is not None:
             georef = Georef(band_count=src.bands)  # --nodata on a plain image
         if georef is not None:
-            georef = pipeline.out_georef(replace(georef, nodata=missing), src.dtype)
+            georef = pipeline.out_georef(replace(georef, nodata=missing), src.dtype, (rows, cols))
         return src.read(Window(0, 0, rows, cols)), georef, pipeline
     finally:
         src.close()

@@ -86,6 +86,23 @@ class GeoTransform:
         c, f = self.xy(window.row, window.col)
         return GeoTransform(self.a, self.b, c, self.d, self.e, f)
 
+    def placed(
+        self, row: float, col: float, row_step: float = 1.0, col_step: float = 1.0
+    ) -> GeoTransform:
+        """The transform of a grid whose corner ``(r, c)`` is this grid's
+        ``(row + r * row_step, col + c * col_step)``.
+
+        ``row``/``col`` may lie outside the image (a padded image starts before it).
+
+        >>> t = GeoTransform(10.0, 0.0, 500000.0, 0.0, -10.0, 4200000.0)
+        >>> t.placed(-2, -3).xy(0, 0), t.placed(0, 0, 4, 2).resolution
+        ((499970.0, 4200020.0), (20.0, 40.0))
+        """
+        c, f = self.xy(row, col)
+        return GeoTransform(
+            self.a * col_step, self.b * row_step, c, self.d * col_step, self.e * row_step, f
+        )
+
     def scaled(self, up: int, down: int) -> GeoTransform:
         """The transform after resizing the image by ``up / down`` per side, same origin.
 

@@ -40,6 +40,7 @@ __all__ = [
     "BoundOp",
     "OpDefinition",
     "Param",
+    "PixelGrid",
     "declaration",
     "op",
     "parse_value",
@@ -124,6 +125,23 @@ class Param:
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class PixelGrid:
+    """Where an op's output pixel grid lies on its input's.
+
+    The output's pixel corner ``(r, c)`` is the input's grid point
+    ``(row + r * row_step, col + c * col_step)``; ``shape`` is the output's
+    ``(height, width)``. A crop of rows 10: is ``PixelGrid(10, 0, 1, 1, ...)``, a
+    10-px pad ``PixelGrid(-10, -10, 1, 1, ...)``, halving ``PixelGrid(0, 0, 2, 2, ...)``.
+    """
+
+    row: float
+    col: float
+    row_step: float
+    col_step: float
+    shape: tuple[int, int]
+
+
 @dataclass(frozen=True)
 class OpDefinition:
     """A registered op: the function and everything tiling needs to know about it."""
@@ -146,6 +164,11 @@ class OpDefinition:
     #: parameters returning ``(up, down)`` (e.g. ``(1, 2)`` halves each side), or
     #: ``None`` when the parameters make the scale unsuitable for tiling.
     scale: Callable[..., tuple[int, int] | None] | None = None
+    #: For ops that change the shape: a function of the input ``(height, width)``
+    #: and the op's parameters returning :class:`PixelGrid`, where the output's
+    #: pixel grid lies on the input's; it carries georeferencing through the op
+    #: (:mod:`tilewise.pipeline_georef`). ``None``: only ``scale`` says it.
+    pixel_grid: Callable[..., PixelGrid] | None = None
     #: The op needs the whole image at once (e.g. statistics over every pixel), so
     #: tiles cannot run it; ``tilewise batch`` can.
     whole_image: bool = False
@@ -262,6 +285,26 @@ class BoundOp:
             return (1, 1)
         rule = self.definition.scale
         return None if rule is None else rule(**self.params)
+
+    def pixel_grid(self, shape: tuple[int, int]) -> PixelGrid | None:
+        """Where this op's output grid lies on an input of ``shape``; ``None``: unknown.
+
+        Ops that keep the shape keep the grid; resizing ops by an integer
+        ``scale`` stretch it; other shape-changing ops say it with their
+        ``pixel_grid`` rule.
+        """
+        height, width = shape
+        if not self.definition.changes_shape:
+            return PixelGrid(0, 0, 1, 1, (height, width))
+        rule = self.definition.pixel_grid
+        if rule is not None:
+            return rule((height, width), **self.params)
+        scale = self.scale
+        if scale is None:
+            return None
+        up, down = scale
+        step = down / up
+        return PixelGrid(0, 0, step, step, (height * up // down, width * up // down))
 
     def out_bands(self, bands: int) -> int:
         """Output band count for an input of ``bands`` bands."""

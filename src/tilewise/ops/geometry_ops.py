@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from tilewise.errors import OpError
 from tilewise.ops._bands import OPENCV_MAX_BANDS, check_dtype, per_band
-from tilewise.ops.base import OpDefinition, Param, register
+from tilewise.ops.base import OpDefinition, Param, PixelGrid, register
 
 __all__ = ["crop", "pad", "parse_range", "parse_shape", "resize"]
 
@@ -256,7 +256,13 @@ def crop(image: Array, rows: str = "", cols: str = "", shape: str = "") -> Array
     i.e. ``image[top:H0 - bottom, left:W0 - right].copy()``. With no
     parameters the whole image is kept.
     """
-    height, width = image.shape[:2]
+    r0, r1, c0, c1 = _crop_box(image.shape[:2], rows, cols, shape)
+    return image[r0:r1, c0:c1].copy()
+
+
+def _crop_box(size: tuple[int, ...], rows: str, cols: str, shape: str) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` rows and columns (half-open) that ``crop`` keeps."""
+    height, width = size[:2]
     if shape:
         if rows or cols:
             raise OpError("crop: give shape=HxW, or rows=/cols= ranges, not both")
@@ -267,15 +273,19 @@ def crop(image: Array, rows: str = "", cols: str = "", shape: str = "") -> Array
                 f"pad:shape={h}x{w} to enlarge it"
             )
         top, left = (height - h) // 2, (width - w) // 2
-        r0, r1, c0, c1 = top, top + h, left, left + w
-    else:
-        r0, r1 = parse_range("crop", "rows", rows, height) if rows else (0, height)
-        c0, c1 = parse_range("crop", "cols", cols, width) if cols else (0, width)
-    return image[r0:r1, c0:c1].copy()
+        return top, top + h, left, left + w
+    r0, r1 = parse_range("crop", "rows", rows, height) if rows else (0, height)
+    c0, c1 = parse_range("crop", "cols", cols, width) if cols else (0, width)
+    return r0, r1, c0, c1
+
+
+def _crop_grid(size: tuple[int, int], rows: str = "", cols: str = "", shape: str = "") -> PixelGrid:
+    r0, r1, c0, c1 = _crop_box(size, rows, cols, shape)
+    return PixelGrid(r0, c0, 1, 1, (r1 - r0, c1 - c0))
 
 
 def _pad_widths(
-    image: Array,
+    size: tuple[int, ...],
     width: int,
     top: int | None,
     bottom: int | None,
@@ -292,7 +302,7 @@ def _pad_widths(
         if explicit:
             raise OpError("pad: give shape=HxW, or widths (width/top/bottom/left/right), not both")
         h, w = parse_shape("pad", shape)
-        height, cols = image.shape[:2]
+        height, cols = size[:2]
         if h < height or w < cols:
             raise OpError(
                 f"pad: shape={h}x{w} is smaller than the {height}x{cols} image; use "
@@ -326,7 +336,7 @@ def pad(
     """
     if mode not in _PAD_MODES:
         raise OpError(f"pad: mode must be one of {', '.join(_PAD_MODES)}; got {mode!r}")
-    t, b, lft, r = _pad_widths(image, width, top, bottom, left, right, shape)
+    t, b, lft, r = _pad_widths(image.shape, width, top, bottom, left, right, shape)
     widths: list[tuple[int, int]] = [(t, b), (lft, r)] + [(0, 0)] * (image.ndim - 2)
     if mode != "constant":
         return np.pad(image, widths, mode=mode)  # type: ignore[call-overload]
@@ -338,6 +348,32 @@ def pad(
                 f"({info.min}..{info.max}, whole numbers)"
             )
     return np.pad(image, widths, mode="constant", constant_values=image.dtype.type(value))
+
+
+def _pad_grid(
+    size: tuple[int, int],
+    width: int = 0,
+    top: int | None = None,
+    bottom: int | None = None,
+    left: int | None = None,
+    right: int | None = None,
+    shape: str = "",
+    **_: Any,
+) -> PixelGrid:
+    t, b, lft, r = _pad_widths(size, width, top, bottom, left, right, shape)
+    return PixelGrid(-t, -lft, 1, 1, (size[0] + t + b, size[1] + lft + r))
+
+
+def _resize_grid(size: tuple[int, int], shape: str = "", scale: float = 1.0, **_: Any) -> PixelGrid:
+    """OpenCV's resize maps image corners to corners: ``shape`` stretches each axis by
+    ``old / new``; ``scale=F`` makes pixels ``1/F`` as large (its size rounds half to even)."""
+    height, width = size
+    if shape:
+        rows, cols = parse_shape("resize", shape)
+        return PixelGrid(0, 0, height / rows, width / cols, (rows, cols))
+    if scale <= 0:
+        raise OpError(f"resize: scale must be positive, got {scale}")
+    return PixelGrid(0, 0, 1 / scale, 1 / scale, (round(height * scale), round(width * scale)))
 
 
 register(
@@ -366,6 +402,7 @@ register(
         scale=lambda shape="", scale=1.0, interpolation="auto": _tiled_scale(
             shape, scale, interpolation
         ),
+        pixel_grid=_resize_grid,
     )
 )
 register(
@@ -381,6 +418,7 @@ register(
         summary="cut out rows/cols ranges, or a centred HxW",
         changes_shape=True,
         masked=crop_masked,
+        pixel_grid=_crop_grid,
     )
 )
 register(
@@ -401,5 +439,6 @@ register(
         summary="add a border (numpy.pad modes)",
         changes_shape=True,
         masked=pad_masked,
+        pixel_grid=_pad_grid,
     )
 )

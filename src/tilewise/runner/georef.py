@@ -86,12 +86,13 @@ def output_georef(
     fmt: str,
     dst: Path,
     *,
+    shape: tuple[int, int],
     drop: bool,
     dst_nodata: float | None,
 ) -> Georef | None:
     """The output's georeferencing: the input's mapped by ``pipeline``, nodata replaced.
 
-    ``bands`` and ``dtype`` are the input's.
+    ``bands``, ``dtype`` and ``shape`` (height, width) are the input's.
 
     Raises
     ------
@@ -102,7 +103,7 @@ def output_georef(
     out_dtype = pipeline.out_dtype(dtype)
     out: Georef | None = None
     if georef is not None and not drop:
-        out = pipeline.out_georef(georef, dtype)
+        out = pipeline.out_georef(georef, dtype, shape)
     if dst_nodata is not None:
         _check_nodata(dst_nodata, out_dtype)
         out = (

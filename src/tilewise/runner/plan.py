@@ -214,7 +214,15 @@ def make_plan(
     sink = None
     if dst is not None and fmt is not None:
         out_georef = output_georef(
-            pipeline, georef, dtype, bands, fmt, Path(dst), drop=drop_georef, dst_nodata=dst_nodata
+            pipeline,
+            georef,
+            dtype,
+            bands,
+            fmt,
+            Path(dst),
+            shape=image_shape,
+            drop=drop_georef,
+            dst_nodata=dst_nodata,
         )
         sink = SinkSpec(
             path=_output_name(dst),
