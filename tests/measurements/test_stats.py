@@ -116,3 +116,24 @@ def test_percentiles_between_distant_values_match_numpy_to_the_last_bit():
     image = np.random.default_rng(3).integers(0, 65536, (7, 9)).astype(np.uint16)
     got = tiled(image, detect=Stats(percentiles=FINE), tile=4)[0]
     assert [got.percentiles[q] for q in FINE] == np.percentile(image, FINE).tolist()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16"])
+@pytest.mark.parametrize("nodata", [None, 2.5, -40000.0, 3.0])
+def test_counts_stay_exact_across_histogram_calls_and_nodata_is_compared_as_a_number(
+    monkeypatch, dtype, nodata
+):
+    # OpenCV's float32 counts are exact up to 2**24 pixels a call; tiles count in calls of at
+    # most that many. A tiny call size makes every tile (and a one-value tile) take several.
+    from tilewise.measurements import stats as stats_module
+
+    monkeypatch.setattr(stats_module, "_CHUNK", 7)
+    image = integer_image(dtype, shape=(23, 19), bands=1)[:, :, 0]
+    image[:6, :6] = 3  # one value over a whole 6x6 tile
+    image[-1, -1], image[0, -1] = np.iinfo(dtype).min, np.iinfo(dtype).max
+    [got] = tiled(image, detect=Stats(nodata=nodata, percentiles=Q), tile=6)
+    v = image.ravel() if nodata is None else image[image != nodata]
+    assert (got.count, got.nodata_count) == (v.size, image.size - v.size)
+    assert (got.minimum, got.maximum, got.mean) == (v.min(), v.max(), np.mean(v))
+    assert [got.percentiles[q] for q in Q] == np.percentile(v, Q).tolist()
+    np.testing.assert_array_equal(got.histogram, np.histogram(v, 256)[0])

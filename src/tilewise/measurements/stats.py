@@ -3,9 +3,10 @@
 Two methods, chosen by dtype:
 
 * **exact** — integers of up to 16 bits (``uint8``, ``int8``, ``uint16``,
-  ``int16``): each tile counts every value between its min and max (a full
-  histogram, at most 65,536 bins). Counts add, so the merged histogram is the whole image's. count,
-  min, max, percentiles and the histogram equal NumPy's exactly; the mean is
+  ``int16``): each tile counts every value (see :func:`_value_counts`) and keeps
+  the counts between its min and max (a full histogram, at most 65,536 bins).
+  Counts add, so the merged histogram is the whole image's. count, min, max,
+  percentiles and the histogram equal NumPy's exactly; the mean is
   the exact sum over the count (what NumPy gets, its float64 sums of integers
   being exact); the std is computed from exact integer sums and rounded once
   (NumPy's own is within a few units in the last place of it).
@@ -202,25 +203,61 @@ class Stats:
 
     def _exact_band(self, values: Array) -> BandPart:
         """Counts of every value between the tile's min and max (integers of up to 16 bits)."""
-        v = values if self.nodata is None else values[values != self.nodata]
-        nodata = int(values.size - v.size)
-        if not v.size:
-            return BandPart(values.dtype, nodata, value_counts=np.zeros(0, np.int64))
-        shift = -int(np.iinfo(values.dtype).min)  # signed values counted from 0
-        counts = np.bincount(v.astype(np.int32) + shift if shift else v)
+        counts, shift = _value_counts(values)
+        nodata = 0
+        if self.nodata is not None and float(self.nodata).is_integer():
+            at = int(self.nodata) + shift  # the pixels a `values != nodata` test leaves out
+            if 0 <= at < counts.size:
+                nodata, counts[at] = int(counts[at]), 0
         present = np.flatnonzero(counts)
+        if not present.size:
+            return BandPart(values.dtype, nodata, value_counts=np.zeros(0, np.int64))
         first, last = int(present[0]), int(present[-1])
         return BandPart(
             values.dtype,
             nodata,
             # a tile's counts fit 32 bits: half the bytes to send; the merge adds in 64
-            value_counts=counts[first : last + 1].astype(np.uint32 if v.size < 2**32 else np.int64),
+            value_counts=counts[first : last + 1].astype(
+                np.uint32 if values.size < 2**32 else np.int64
+            ),
             value_low=first - shift,
         )
 
     def merger(self, grid: Grid) -> StatsMerge:
         """A merger for the tiles of ``grid``."""
         return StatsMerge(self, grid)
+
+
+#: Pixels per histogram call: OpenCV returns float32 counts, exact up to 2**24.
+_CHUNK = 2**24
+
+
+def _value_counts(values: Array) -> tuple[Array, int]:
+    """Counts of every value of ``values``' dtype (8 or 16 bits), and the shift to the first.
+
+    ``counts[v + shift]`` is how many pixels equal ``v``. OpenCV's histogram of
+    8- and 16-bit unsigned pixels with one bin per value counts in integers, about
+    five times faster than ``np.bincount`` (which first copies the pixels as int64);
+    signed values are counted as their offset binary (the sign bit flipped, an
+    order-preserving map onto the unsigned values) and shifted back.
+    """
+    import cv2  # preloaded in every worker; the statistics' merge does not need it
+
+    bits = values.dtype.itemsize * 8
+    unsigned = np.dtype(f"u{values.dtype.itemsize}")
+    flat = np.ascontiguousarray(values).reshape(-1)
+    shift = 0
+    if values.dtype.kind == "i":
+        shift = 1 << (bits - 1)
+        flat = flat.view(unsigned) ^ unsigned.type(shift)
+    else:
+        flat = flat.view(unsigned)
+    size = 1 << bits
+    counts = np.zeros(size, np.int64)
+    for start in range(0, flat.size, _CHUNK):
+        row = flat[None, start : start + _CHUNK]  # one row: OpenCV walks a column slowly
+        counts += cv2.calcHist([row], [0], None, [size], [0, size]).reshape(-1).astype(np.int64)
+    return counts, shift
 
 
 def _bin_keys(values: Array) -> Array:
