@@ -112,3 +112,21 @@ def opened() -> Any:
     yield open_
     for source in sources:
         source.close()
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler() -> Any:
+    """A LocalCluster of two single-threaded worker processes on 127.0.0.1; its address.
+
+    Module-scoped: its workers are gone before later modules count child processes.
+    The workers inherit this process's environment as it is when the cluster starts.
+    """
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
+        yield cluster.scheduler_address

@@ -9,6 +9,7 @@ and talks HTTP to a real server either way.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import http.server
@@ -24,13 +25,56 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+
+import tilewise
+from tests.conftest import make_image, read_image, write_image
 
 pytest.importorskip("obstore")
 pytest.importorskip("moto")
 
 #: The bucket the proxy answers 403 for.
 DENIED_BUCKET = "denied"
+
+OPS = ("--op", "gaussian:sigma=2", "--op", "threshold:value=127")
+OP_LIST = ["gaussian:sigma=2", "threshold:value=127"]
+
+
+def tilewise_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command, in a subprocess with this process's environment (the endpoint),
+    updated with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "tilewise.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_here(src: str | Path, dst: str | Path, **kwargs: Any) -> tilewise.RunReport:
+    """A run in this process, on the serial executor unless ``executor=`` says otherwise
+    (the storage code is the workers')."""
+    kwargs.setdefault("executor", "serial")
+    report = tilewise.run(str(src), str(dst), OP_LIST, tile=128, progress=False, **kwargs)
+    assert report.ok, report.failures
+    return report
+
+
+@pytest.fixture(scope="package")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 600 x 520 tiled, deflated TIFF (128-px tiles: 5 x 5 tilewise tiles of 128)."""
+    folder = tmp_path_factory.mktemp("scene")
+    return write_image(folder / "scene.tif", make_image((600, 520), seed=3))
+
+
+@pytest.fixture(scope="package")
+def reference(scene: Path, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray[Any, Any]:
+    """The same run on local files."""
+    out = tmp_path_factory.mktemp("ref") / "out.tif"
+    run_here(scene, out)
+    return read_image(out)
 
 
 def _free_port() -> int:
@@ -74,14 +118,44 @@ class Faults:
 
 
 class FaultProxy(http.server.ThreadingHTTPServer):
-    """Forwards every request to ``upstream`` (moto), except those :class:`Faults` fails."""
+    """Forwards every request to ``upstream`` (moto), except those :class:`Faults` fails.
+
+    Listens on ``port`` (a free one if 0); :meth:`start` serves in a thread and
+    :meth:`stop` stops it as a server that goes away does: the port refuses new
+    connections and the open ones are cut.
+    """
 
     daemon_threads = True
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(self, upstream: tuple[str, int], port: int = 0) -> None:
         self.upstream = upstream
         self.faults = Faults()
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self._clients: set[socket.socket] = set()
+        super().__init__(("127.0.0.1", port), _ProxyHandler)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        client, address = super().get_request()
+        self._clients.add(client)
+        return client, address
+
+    def shutdown_request(self, request: Any) -> None:
+        self._clients.discard(request)
+        super().shutdown_request(request)
+
+    def start(self) -> FaultProxy:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        for client in list(self._clients):
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
 
 
 class _ProxyHandler(http.server.BaseHTTPRequestHandler):
@@ -205,10 +279,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    proxy = FaultProxy(("127.0.0.1", port))
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    endpoint = f"http://127.0.0.1:{proxy.server_address[1]}"
+    proxy = FaultProxy(("127.0.0.1", port)).start()
+    endpoint = proxy.endpoint
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -227,8 +299,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             _wait_listening(f"http://127.0.0.1:{port}/moto-api/", proc)
             yield S3Server(endpoint, proxy, env)
         finally:
-            proxy.shutdown()
-            proxy.server_close()
+            proxy.stop()
             proc.terminate()
             proc.communicate(timeout=30)
 

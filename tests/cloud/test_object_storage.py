@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,47 +19,20 @@ import pytest
 import tifffile
 
 import tilewise
-from tests.cloud.conftest import DENIED_BUCKET, Faults, HttpServer, S3Server
-from tests.conftest import make_image, read_image, write_image
+from tests.cloud.conftest import (
+    DENIED_BUCKET,
+    OP_LIST,
+    OPS,
+    Faults,
+    HttpServer,
+    S3Server,
+    run_here,
+    tilewise_cmd,
+)
+from tests.conftest import read_image
 from tilewise.errors import AccessDeniedError, OutputExistsError
 from tilewise.geometry import Window
 from tilewise.io import local_state
-
-OPS = ("--op", "gaussian:sigma=2", "--op", "threshold:value=127")
-OP_LIST = ["gaussian:sigma=2", "threshold:value=127"]
-
-
-def tilewise_cmd(*args: str) -> subprocess.CompletedProcess[str]:
-    """The real command, in a subprocess with this process's environment (the endpoint)."""
-    return subprocess.run(
-        [sys.executable, "-m", "tilewise.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
-def run_here(src: str | Path, dst: str | Path, **kwargs: Any) -> None:
-    """A run in this process on the serial executor (the storage code is the workers')."""
-    report = tilewise.run(
-        str(src), str(dst), OP_LIST, tile=128, executor="serial", progress=False, **kwargs
-    )
-    assert report.ok, report.failures
-
-
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 600 x 520 tiled, deflated TIFF (128-px tiles)."""
-    folder = tmp_path_factory.mktemp("scene")
-    return write_image(folder / "scene.tif", make_image((600, 520), seed=3))
-
-
-@pytest.fixture(scope="module")
-def reference(scene: Path, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray[Any, Any]:
-    """The same run on local files."""
-    out = tmp_path_factory.mktemp("ref") / "out.tif"
-    run_here(scene, out)
-    return read_image(out)
 
 
 def test_tiff_in_and_out_of_a_bucket_is_exact(

@@ -137,20 +137,6 @@ def test_bad_settings_are_refused():
         make_executor("threads")
 
 
-@pytest.fixture(scope="module")
-def dask_scheduler():
-    """A LocalCluster of two single-threaded worker processes on 127.0.0.1."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as cluster:
-        yield cluster.scheduler_address
-
-
 @pytest.mark.dask
 class TestDask(_TimeoutTests):
     name = "dask"

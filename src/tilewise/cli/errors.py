@@ -123,10 +123,13 @@ def finish(
             err=True,
         )
         sys.exit(EXIT_FAILED_TILES)
+    from tilewise.io import is_url
+
+    fillable = unit == "tile" and not is_url(wrote)  # --allow-failed: local outputs only
     click.echo(
         f"{report.failed} {unit}(s) failed; the others are done and kept. Fix the cause and "
         "run the same command with --resume to redo only those"
-        + (", or add --allow-failed to finish with them filled." if unit == "tile" else "."),
+        + (", or add --allow-failed to finish with them filled." if fillable else "."),
         err=True,
     )
     sys.exit(EXIT_FAILED_TILES)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from tilewise.errors import UsageError
-from tilewise.io import FORMATS, format_for_suffix
+from tilewise.io import FORMATS, format_for_suffix, is_url
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -162,6 +162,7 @@ def _from_list(list_path: str) -> list[Item]:
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
+        _refuse_url(entry)
         paths.append(os.path.normpath(os.path.join(base, entry)))
     if not paths:
         raise UsageError(f"{list_path}: the list of inputs is empty")
@@ -169,7 +170,18 @@ def _from_list(list_path: str) -> list[Item]:
     return [Item(p, _relative(p, root)) for p in paths]
 
 
+def _refuse_url(argument: str) -> None:
+    """A collection is read from local files only: a URL is refused, never taken as a path."""
+    if is_url(argument):
+        raise UsageError(
+            f"{argument}: collections (batch, and measure of several images) are not read "
+            "from object storage yet; give one object to 'tilewise run' or 'tilewise measure', "
+            "or copy the files to a local disk"
+        )
+
+
 def _expand(argument: str, exclude: frozenset[str]) -> list[Item]:
+    _refuse_url(argument)
     if argument.startswith("@"):
         return _from_list(argument[1:])
     path = os.path.abspath(argument)

@@ -168,6 +168,11 @@ def batch(
     arguments = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     chosen = out if out is not None else stack
     assert chosen is not None  # exactly one was given, checked above
+    if io.is_url(os.fspath(chosen)):
+        raise UsageError(
+            f"{os.fspath(chosen)}: batch does not write to object storage yet; give a local "
+            "--out folder or --stack file (or write one image to a bucket with 'tilewise run')"
+        )
     target = Path(os.path.abspath(os.fspath(chosen)))
     if target.name == "":
         raise UsageError(f"{target}: cannot write into the root folder; give a folder below it")

@@ -96,6 +96,11 @@ def check_table_path(path: str | os.PathLike[str]) -> str:
     Refuses an unknown suffix, and a format whose extra is not installed
     (``.parquet`` needs pyarrow, ``.gpkg`` geopandas).
     """
+    if os.fspath(path).lower().startswith(("s3://", "http://", "https://")):  # io.is_url
+        raise UsageError(
+            f"{os.fspath(path)}: tables are written to a local file, not to object storage; "
+            "give a local path (the input may be a URL)"
+        )
     suffix = Path(path).suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise UsageError(

@@ -33,6 +33,11 @@ def check_labels_path(path: str | os.PathLike[str], detector: Any, *, overwrite:
     """The label image's format, or a :class:`UsageError` before any work."""
     if not isinstance(detector, Regions):
         raise UsageError(f"--labels writes the label image of regions, not of {detector!r}")
+    if io.is_url(os.fspath(path)):
+        raise UsageError(
+            f"{os.fspath(path)}: the label image is written to a local file, not to object "
+            "storage; give a local .zarr or .tif path"
+        )
     fmt = io.output_format(path)
     if fmt not in ("zarr", "tiff"):
         raise UsageError(f"{path}: the label image is written as .zarr or .tif, not {fmt}")

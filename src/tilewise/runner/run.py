@@ -167,7 +167,7 @@ def execute_plan(
     )
     if report.total > _SPOOL_ABOVE:
         report.tiles = TileRecords(spool=io.local_state(plan.sink.path).parent)
-    if resumed and not io.is_url(plan.sink.path) and not plan.sink.partial.exists():
+    if resumed and _made_final(plan, journal, report.total):
         return _final_already(plan, journal, report)
     damaged = _verify_journal(plan, journal) if resumed else []
     report.extra["redone_damaged"] = damaged
@@ -251,6 +251,22 @@ class _TasksAfterTiles:
         return results
 
 
+def _made_final(plan: Plan, journal: Journal, total: int) -> bool:
+    """Whether the run that wrote ``journal`` made its output final (then stopped).
+
+    A local output: the partial output is gone (renamed into place). An output in
+    object storage: every tile is journaled, nothing unfinished is left under its
+    URL (the spooled tiles or the held metadata are deleted only after the output
+    is uploaded or published) and the final object or array is there.
+    """
+    assert plan.sink is not None
+    spec = plan.sink
+    if not io.is_url(spec.path):
+        return not spec.partial.exists()
+    kind: Any = io.sink_for(spec)  # a remote sink: started(), exists()
+    return len(journal.done) == total and not kind.started(spec) and kind.exists(spec)
+
+
 def _final_already(plan: Plan, journal: Journal, report: RunReport) -> RunReport:
     """A resume of an output that its run made final, stopped before it deleted the journal.
 
@@ -258,15 +274,15 @@ def _final_already(plan: Plan, journal: Journal, report: RunReport) -> RunReport
     this run's: nothing is left to do but what that run did not finish.
     """
     assert plan.sink is not None
-    final = Path(plan.sink.path)
+    final = plan.sink.path
     done = len(journal.done)
     if done != report.total:  # only an output finished with --allow-failed has holes
         raise ResumeError(
             f"{final}: already final, with {report.total - done} of {report.total} tiles "
-            f"failed and filled (--allow-failed; see {final.name}.failed.json); nothing to "
-            "resume: to redo them, start again with --overwrite"
+            f"failed and filled (--allow-failed; see {Path(final).name}.failed.json); nothing "
+            "to resume: to redo them, start again with --overwrite"
         )
-    remove_sidecar(final)
+    remove_sidecar(io.local_state(final))
     journal.remove()
     report.skipped = done
     report.finalized = True
