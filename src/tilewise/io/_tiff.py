@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from tilewise.geometry import Window
 from tilewise.io._checksum import crc32c
 from tilewise.io._geotiff_tags import geotiff_tags
 from tilewise.io._reading import DECODE_ERRORS, library_notes
+from tilewise.io._segment_cache import SegmentCache
 from tilewise.io._stacks import has_second_image, no_stack_options, tiff_stack
 from tilewise.io._tiff_header import cause as _cause
 from tilewise.io._tiff_header import check_tags as _check_tags
@@ -57,9 +57,6 @@ __all__ = [
 
 #: Largest single TIFF segment (strip or tile) tilewise will decode, in pixels.
 MAX_SEGMENT_PIXELS = 1 << 28
-#: Decoded segments kept per open TIFF (per worker). A tile's halo reaches into its
-#: neighbours' TIFF tiles; keeping them decoded saves decoding them again for the next tile.
-SEGMENT_CACHE_BYTES = 32 << 20
 
 #: Pages after the first searched for overviews (reduced-resolution copies).
 _MAX_OVERVIEW_PAGES = 64
@@ -181,8 +178,7 @@ class TiffSource(Source):
         self._decode = page.decode
         #: Segments of one stored plane: its cache keys are ``plane * this + segment``.
         self._segments_per_page = expected
-        self._cache: OrderedDict[int, Array | None] = OrderedDict()
-        self._cached_bytes = 0
+        self._cache = SegmentCache(self._block[0])
         self._compression = tifffile.COMPRESSION(page.compression).name
 
     def _location(self, spec: SourceSpec) -> Path | str:
@@ -235,17 +231,18 @@ class TiffSource(Source):
         )
         return info
 
-    def _segment(self, page: Any, key: int, index: int, br: int, bc: int) -> Array | None:
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+    def _segment(
+        self, page: Any, key: int, index: int, br: int, bc: int, rows: tuple[int, int], whole: bool
+    ) -> tuple[Array | None, int]:
+        """Rows ``rows`` of a segment, as ``(rows, cols, samples)`` from its row returned second."""
+        kept = self._cache.get(key, rows[0], rows[1], whole)
+        if kept is not None:
+            return kept
         segment = self._decode_segment(page, index, br, bc)
-        self._cache[key] = segment
-        self._cached_bytes += 0 if segment is None else segment.nbytes
-        while self._cached_bytes > SEGMENT_CACHE_BYTES and len(self._cache) > 1:
-            _, evicted = self._cache.popitem(last=False)
-            self._cached_bytes -= 0 if evicted is None else evicted.nbytes
-        return segment
+        if segment is not None:
+            segment = segment.reshape(segment.shape[-3:])
+        self._cache.put(key, segment, whole)
+        return segment, 0
 
     def _decode_segment(
         self, page: Any, index: int, block_row: int, block_col: int
@@ -298,11 +295,19 @@ class TiffSource(Source):
             for br in rows:
                 for bc in cols:
                     index = sample * self._per_plane + br * self._across + bc
-                    segment = self._segment(page, first + index, index, br, bc)
                     r0, c0 = br * bh, bc * bw
                     top, left = max(window.row, r0), max(window.col, c0)
                     bottom = min(window.stop_row, r0 + bh, self.shape[0])
                     right = min(window.stop_col, c0 + bw, self.shape[1])
+                    whole = (
+                        top == r0
+                        and left == c0
+                        and bottom == min(r0 + bh, self.shape[0])
+                        and right == min(c0 + bw, self.shape[1])
+                    )
+                    segment, first_row = self._segment(
+                        page, first + index, index, br, bc, (top - r0, bottom - r0), whole
+                    )
                     dst = (
                         slice(top - window.row, bottom - window.row),
                         slice(left - window.col, right - window.col),
@@ -310,8 +315,8 @@ class TiffSource(Source):
                     if segment is None:
                         src: Any = 0  # a sparse TIFF's empty segment
                     else:
-                        seg = segment.reshape(segment.shape[-3:])
-                        src = seg[top - r0 : bottom - r0, left - c0 : right - c0]
+                        at = r0 + first_row
+                        src = segment[top - at : bottom - at, left - c0 : right - c0]
                     if self.bands == 1:
                         out[dst] = src if segment is None else src[..., 0]
                     elif self._separate > 1:
