@@ -44,7 +44,7 @@ def test_haloed_tiles_in_row_order_decode_each_segment_once(tmp_path, opened):
     source = opened(path, TiffSource)
     # 80 segments of 4 KiB: a tile (36), a row's bottom halos (18) and some, but not the
     # ~100 a plain LRU needs to keep the tile above until the tile below comes
-    source._cache = SegmentCache(64, budget=320 << 10, strip_budget=16 << 10)
+    source._cache = SegmentCache(64, 64 << 10, budget=320 << 10, strip_budget=16 << 10)
     decoded = _counting(source)
     for window in _haloed_tiles(image.shape, 256, 8):
         np.testing.assert_array_equal(source.read(window), image[window.slices])
@@ -59,7 +59,7 @@ def test_reads_equal_the_image_whatever_is_kept(tmp_path, opened, budget, strip_
     path = tmp_path / "in.tif"
     tifffile.imwrite(path, image, tile=(32, 48), compression="deflate", photometric="rgb")
     source = opened(path, TiffSource)
-    source._cache = SegmentCache(32, budget=budget, strip_budget=strip_budget)
+    source._cache = SegmentCache(32, 9 * 32 * 48 * 3, budget=budget, strip_budget=strip_budget)
     rng = np.random.default_rng(0)
     windows = _haloed_tiles(image.shape[:2], 96, 10) + _haloed_tiles(image.shape[:2], 64, 5)
     for _ in range(40):
@@ -71,7 +71,7 @@ def test_reads_equal_the_image_whatever_is_kept(tmp_path, opened, budget, strip_
 
 
 def test_last_rows_serve_a_top_halo_after_the_segment_is_evicted():
-    cache = SegmentCache(8, budget=8 * 4, strip_budget=64)
+    cache = SegmentCache(8, 0, budget=8 * 4, strip_budget=64)
     first = np.arange(32, dtype=np.uint8).reshape(8, 4, 1)
     cache.put(1, first, whole=True)
     assert cache.get(2, 0, 2, whole=False) is None  # a halo of 2 rows reaches into segment 2
@@ -86,7 +86,7 @@ def test_last_rows_serve_a_top_halo_after_the_segment_is_evicted():
 
 
 def test_segments_not_yet_used_whole_outlive_those_that_were():
-    cache = SegmentCache(8, budget=3 * 32, strip_budget=0)
+    cache = SegmentCache(8, 0, budget=4 * 32, strip_budget=0)
 
     def segment() -> np.ndarray:
         return np.zeros((8, 4, 1), np.uint8)
@@ -94,12 +94,25 @@ def test_segments_not_yet_used_whole_outlive_those_that_were():
     cache.put(1, segment(), whole=False)  # a halo's segment: its tile will need it all
     cache.put(2, segment(), whole=True)
     cache.put(3, segment(), whole=True)
-    cache.put(4, segment(), whole=True)  # evicts 2, the oldest used whole, not 1
+    cache.put(4, segment(), whole=True)
+    cache.put(5, segment(), whole=True)  # evicts 2, the oldest used whole, not 1
     assert 1 in cache and 2 not in cache and 3 in cache and 4 in cache
     assert cache.get(1, 0, 8, whole=True) is not None  # now used whole: evicted like the rest
-    cache.put(5, segment(), whole=True)
-    assert 3 not in cache and 1 in cache
-    cache.put(6, segment(), whole=True)
-    assert 4 not in cache and 1 in cache  # 1 was used last after 4
-    cache.put(7, segment(), whole=True)
+    for key in (6, 7, 8):
+        cache.put(key, segment(), whole=True)  # evicts 3, 4, 5: 1 was used after them
+    assert 1 in cache and not {3, 4, 5} & {k for k in range(9) if k in cache}
+    cache.put(9, segment(), whole=True)
     assert 1 not in cache
+    cache.put(10, segment(), whole=False)
+    cache.put(11, segment(), whole=False)
+    cache.put(12, segment(), whole=False)  # half the budget: the oldest not-yet-whole goes
+    assert 10 not in cache and 11 in cache and 12 in cache
+
+
+def test_a_row_of_segments_wider_than_half_the_budget_is_kept_by_use_alone():
+    cache = SegmentCache(8, 3 * 32, budget=4 * 32, strip_budget=0)
+    for key in range(4):
+        cache.put(key, np.zeros((8, 4, 1), np.uint8), whole=key == 0)
+    cache.put(4, np.zeros((8, 4, 1), np.uint8), whole=True)
+    cache.put(5, np.zeros((8, 4, 1), np.uint8), whole=True)
+    assert 0 not in cache and 1 not in cache and 2 in cache  # 1 went though never used whole

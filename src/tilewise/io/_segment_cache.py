@@ -10,7 +10,9 @@ Two things keep what the next tile row needs, within the same budget:
 
 * segments that no read has used whole yet (a halo took only their first rows:
   the tile below will need all of them) are evicted after every segment that
-  was used whole;
+  was used whole. They take at most half the budget (the oldest go first), and
+  only when a whole row of segments fits in that half: in a wider image they
+  would crowd out the left neighbour's segments, so all are kept alike (LRU);
 * when a segment is evicted, its last rows are kept as a small strip, as many as
   the halos seen so far reach into a segment (at most a quarter of it): the tile
   below needs exactly those rows as its top halo.
@@ -40,6 +42,8 @@ class SegmentCache:
     ----------
     rows : int
         Rows of a full segment (the TIFF's tile length or rows per strip).
+    row_bytes : int
+        Bytes of one row of decoded segments across the image.
     budget, strip_budget : int
         Bytes of whole segments, and of kept last rows, held at most.
     """
@@ -47,6 +51,7 @@ class SegmentCache:
     def __init__(
         self,
         rows: int,
+        row_bytes: int,
         budget: int = SEGMENT_CACHE_BYTES,
         strip_budget: int = STRIP_CACHE_BYTES,
     ) -> None:
@@ -57,6 +62,8 @@ class SegmentCache:
         self._fresh: OrderedDict[int, Array | None] = OrderedDict()
         self._used: OrderedDict[int, Array | None] = OrderedDict()
         self._bytes = 0
+        self._fresh_bytes = 0
+        self._fresh_budget = budget // 2 if row_bytes <= budget // 2 else 0
         #: The last rows of evicted segments: key -> (rows, index of their first row).
         self._strips: OrderedDict[int, tuple[Array, int]] = OrderedDict()
         self._strip_bytes = 0
@@ -85,6 +92,7 @@ class SegmentCache:
         if key in self._fresh:
             segment = self._fresh.pop(key) if whole else self._fresh[key]
             if whole:
+                self._fresh_bytes -= 0 if segment is None else segment.nbytes
                 self._used[key] = segment
             else:
                 self._fresh.move_to_end(key)
@@ -101,7 +109,13 @@ class SegmentCache:
         while self._bytes + size > self._budget and (self._fresh or self._used):
             self._evict()
         self._strips.pop(key, None)  # the whole segment replaces its last rows
-        (self._used if whole else self._fresh)[key] = segment
+        if whole or size > self._fresh_budget:
+            self._used[key] = segment
+        else:
+            while self._fresh and self._fresh_bytes + size > self._fresh_budget:
+                self._evict(self._fresh)
+            self._fresh[key] = segment
+            self._fresh_bytes += size
         self._bytes += size
 
     def _learn(self, top: int, bottom: int) -> None:
@@ -115,12 +129,15 @@ class SegmentCache:
         if depth <= self._rows // 4:
             self.tail_rows = max(self.tail_rows, depth)
 
-    def _evict(self) -> None:
-        pool = self._used if self._used else self._fresh
+    def _evict(self, pool: OrderedDict[int, Array | None] | None = None) -> None:
+        if pool is None:
+            pool = self._used if self._used else self._fresh
         key, segment = pool.popitem(last=False)
         if segment is None:
             return
         self._bytes -= segment.nbytes
+        if pool is self._fresh:
+            self._fresh_bytes -= segment.nbytes
         keep = min(self.tail_rows, len(segment))
         if keep == 0 or self._strip_budget == 0:
             return

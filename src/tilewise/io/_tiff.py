@@ -178,7 +178,10 @@ class TiffSource(Source):
         self._decode = page.decode
         #: Segments of one stored plane: its cache keys are ``plane * this + segment``.
         self._segments_per_page = expected
-        self._cache = SegmentCache(self._block[0])
+        row_bytes = (
+            self._across * self._block[0] * self._block[1] * self.bands * self.dtype.itemsize
+        )
+        self._cache = SegmentCache(self._block[0], row_bytes)
         self._compression = tifffile.COMPRESSION(page.compression).name
 
     def _location(self, spec: SourceSpec) -> Path | str:
