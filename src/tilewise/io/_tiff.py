@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -550,17 +551,11 @@ class TiffSink(Sink):
     @classmethod
     def assemble(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         """Write the final TIFF as ``.NAME.assembling``, copying the spooled segments in order."""
-        partial = spec.partial
-
-        def fetch(name: str, offset: int, length: int) -> bytes:
-            with open(partial / name, "rb") as fh:
-                fh.seek(offset)
-                return fh.read(length)
-
         final = Path(spec.path)
         tmp = assembling_path(final)
         try:
-            assemble_tiff(spec, receipts, tmp, fetch)
+            with _SpoolFiles(spec.partial) as spools:
+                assemble_tiff(spec, receipts, tmp, spools.fetch)
         except OSError as err:
             tmp.unlink(missing_ok=True)
             if isinstance(err, TilewiseError):
@@ -578,6 +573,46 @@ class TiffSink(Sink):
                 f"{final}: cannot move the finished output into place: {err}"
             ) from err
         shutil.rmtree(spec.partial, ignore_errors=True)
+
+
+class _SpoolFiles:
+    """The spooled tiles' files, kept open while the TIFF is assembled (a few dozen at once).
+
+    A row of TIFF tiles takes one tile's segments from each tilewise tile across the
+    image, so consecutive segments come from different files: opening a file per
+    segment cost a system call or three each.
+    """
+
+    _MOST_OPEN = 64
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._open: OrderedDict[str, int] = OrderedDict()
+
+    def __enter__(self) -> _SpoolFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._open:
+            os.close(self._open.popitem()[1])
+
+    def fetch(self, name: str, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of spool file ``name``."""
+        fd = self._open.get(name)
+        if fd is None:
+            if len(self._open) >= self._MOST_OPEN:
+                os.close(self._open.popitem(last=False)[1])
+            fd = os.open(self._folder / name, os.O_RDONLY)
+            self._open[name] = fd
+        else:
+            self._open.move_to_end(name)
+        data = os.pread(fd, length, offset)
+        if len(data) != length:
+            raise OutputError(
+                f"{self._folder / name}: ends before the encoded tile at {offset:,} "
+                f"({len(data):,} of {length:,} bytes); run again with --resume to redo it"
+            )
+        return data
 
 
 def assembling_path(final: Path) -> Path:
