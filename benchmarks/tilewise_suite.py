@@ -4,7 +4,7 @@ Each case runs the real ``tilewise`` CLI as a subprocess, measured as a whole pr
 tree (wall, CPU, peak PSS summed over main + workers), median of ``--repeat`` runs
 after a warm-up.
 
-    python benchmarks/tilewise_suite.py scaling   # median:size=9, 1 vs 2 workers
+    python benchmarks/tilewise_suite.py scaling   # median:size=9, 1 vs 2 workers; the kernel alone
     python benchmarks/tilewise_suite.py memory    # reference pipeline at 8192², 16384², 32768²
     python benchmarks/tilewise_suite.py tiles     # tile size / layout sweep on 16384²
 """
@@ -75,6 +75,17 @@ def scaling(workdir: Path, size: int, repeat: int) -> list[dict[str, object]]:
                                "--tile", "1024", repeat=repeat)  # fmt: skip
         rows.append(row(f"median:size=9, {size}², {workers} worker(s)", summary))
     rows[1]["speedup"] = round(float(rows[0]["wall_s"]) / float(rows[1]["wall_s"]), 2)
+    # the same kernel on as many tiles, in memory, without tilewise: the machine's own bound
+    kernel = str(Path(__file__).resolve().parent / "kernel_scaling.py")
+    across = -(-size // 1024)
+    count = str(across * across)
+    for processes in (1, 2):
+        argv = [sys.executable, kernel, "--processes", str(processes), "--tiles", count]
+        log(" ".join(argv))
+        summary = measure(argv, repeat=repeat, log=log)
+        rows.append(row(f"cv2.medianBlur(9) alone, {count} tiles of 1032², {processes} process(es)",
+                        summary))  # fmt: skip
+    rows[3]["speedup"] = round(float(rows[2]["wall_s"]) / float(rows[3]["wall_s"]), 2)
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,6 +235,18 @@ class TestTiffSink(SinkTests):
     def damage(self, spec, sink, grid):
         path = spec.partial / "tile-0000000.seg"
         path.write_bytes(path.read_bytes()[:-1])
+
+    def test_a_spool_cut_short_before_the_assembly_is_an_error_not_a_short_tile(self, tmp_path):
+        from tilewise.io._tiff import assembling_path
+
+        image = make_image((301, 257), self.dtype, self.bands)
+        spec, cls, sink, grid, receipts = self.write_all(tmp_path, image)
+        sink.close()
+        self.damage(spec, sink, grid)
+        with pytest.raises(OutputError, match=r"tile-0000000\.seg: ends before the encoded tile"):
+            cls.assemble(spec, receipts)
+        assert not assembling_path(Path(spec.path)).exists()
+        assert not Path(spec.path).exists()
 
 
 class TestTiffSinkZstdFloat(TestTiffSink):

@@ -96,6 +96,20 @@ def test_threshold_equals_cv2_threshold(dtype):
     np.testing.assert_array_equal(got, expected.astype(np.uint8))
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "int32", "uint32"])
+@pytest.mark.parametrize("value", [-40000.5, -129, -1.5, 0, 0.5, 126.99, 127, 254.5, 255, 70000])
+def test_threshold_of_integers_equals_the_float_comparison(dtype, value):
+    info = np.iinfo(dtype)
+    image = np.random.default_rng(5).integers(info.min, info.max, (23, 17, 3), dtype=dtype)
+    image[0, 0] = [info.min, info.max, 0]
+    near = [np.floor(value), np.ceil(value), np.floor(value) + 1]  # the pixels at the cut
+    image[1, 0] = np.clip(near, info.min, info.max)
+    for view in (image, image[..., 1], image[:, ::2]):
+        got = run(f"threshold:value={value}", view)
+        assert got.dtype == np.uint8 and got.shape == view.shape
+        np.testing.assert_array_equal(got, np.where(view.astype(np.float64) > value, 255, 0))
+
+
 def test_threshold_of_nan_and_strided_bands_is_zero_or_255():
     image = np.random.default_rng(3).random((31, 40, 3), dtype=np.float32)[:, ::2]
     image[0, 0, 0] = np.nan

@@ -68,14 +68,19 @@ def library_notes(name: str) -> Iterator[list[str]]:
     logger = logging.getLogger(name)
     notes = _Notes()
     propagate, level = logger.propagate, logger.level
+    # setLevel clears every logger's cache: skipped when warnings already pass (a read
+    # of every segment comes here)
+    let_warnings_in = logger.getEffectiveLevel() > logging.WARNING
     logger.addHandler(notes)
     logger.propagate = False
-    logger.setLevel(logging.WARNING)
+    if let_warnings_in:
+        logger.setLevel(logging.WARNING)
     try:
         yield notes.lines
     finally:
         logger.removeHandler(notes)
         logger.propagate = propagate
-        logger.setLevel(level)
+        if let_warnings_in:
+            logger.setLevel(level)
         for line in notes.lines:
             log.info("%s: %s", name, line)

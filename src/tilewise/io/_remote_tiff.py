@@ -67,12 +67,14 @@ class RemoteTiffSource(TiffSource):
         wanted: list[tuple[int, int, int]] = []
         for plane in range(self._separate):
             for br in range(window.row // bh, (window.stop_row - 1) // bh + 1):
+                top = max(window.row - br * bh, 0)
+                bottom = min(window.stop_row - br * bh, bh, self.shape[0] - br * bh)
                 for bc in range(window.col // bw, (window.stop_col - 1) // bw + 1):
                     index = plane * self._per_plane + br * self._across + bc
                     offset = int(self._page.dataoffsets[index])
                     count = int(self._page.databytecounts[index])
                     ok = count and offset and offset + count <= self._filesize
-                    if index not in self._cache and ok:
+                    if ok and not self._cache.has(index, top, bottom):
                         wanted.append((index, offset, count))
         if len(wanted) > 1:
             parts = self._handle.read_ranges([w[1] for w in wanted], [w[2] for w in wanted])

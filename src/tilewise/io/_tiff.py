@@ -37,6 +37,7 @@ from tilewise.geometry import Window
 from tilewise.io._checksum import crc32c
 from tilewise.io._geotiff_tags import geotiff_tags
 from tilewise.io._reading import DECODE_ERRORS, library_notes
+from tilewise.io._segment_cache import SegmentCache
 from tilewise.io._stacks import has_second_image, no_stack_options, tiff_stack
 from tilewise.io._tiff_header import cause as _cause
 from tilewise.io._tiff_header import check_tags as _check_tags
@@ -57,9 +58,6 @@ __all__ = [
 
 #: Largest single TIFF segment (strip or tile) tilewise will decode, in pixels.
 MAX_SEGMENT_PIXELS = 1 << 28
-#: Decoded segments kept per open TIFF (per worker). A tile's halo reaches into its
-#: neighbours' TIFF tiles; keeping them decoded saves decoding them again for the next tile.
-SEGMENT_CACHE_BYTES = 32 << 20
 
 #: Pages after the first searched for overviews (reduced-resolution copies).
 _MAX_OVERVIEW_PAGES = 64
@@ -181,8 +179,10 @@ class TiffSource(Source):
         self._decode = page.decode
         #: Segments of one stored plane: its cache keys are ``plane * this + segment``.
         self._segments_per_page = expected
-        self._cache: OrderedDict[int, Array | None] = OrderedDict()
-        self._cached_bytes = 0
+        row_bytes = (
+            self._across * self._block[0] * self._block[1] * self.bands * self.dtype.itemsize
+        )
+        self._cache = SegmentCache(self._block[0], row_bytes)
         self._compression = tifffile.COMPRESSION(page.compression).name
 
     def _location(self, spec: SourceSpec) -> Path | str:
@@ -235,17 +235,18 @@ class TiffSource(Source):
         )
         return info
 
-    def _segment(self, page: Any, key: int, index: int, br: int, bc: int) -> Array | None:
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+    def _segment(
+        self, page: Any, key: int, index: int, br: int, bc: int, rows: tuple[int, int], whole: bool
+    ) -> tuple[Array | None, int]:
+        """Rows ``rows`` of a segment, as ``(rows, cols, samples)`` from its row returned second."""
+        kept = self._cache.get(key, rows[0], rows[1], whole)
+        if kept is not None:
+            return kept
         segment = self._decode_segment(page, index, br, bc)
-        self._cache[key] = segment
-        self._cached_bytes += 0 if segment is None else segment.nbytes
-        while self._cached_bytes > SEGMENT_CACHE_BYTES and len(self._cache) > 1:
-            _, evicted = self._cache.popitem(last=False)
-            self._cached_bytes -= 0 if evicted is None else evicted.nbytes
-        return segment
+        if segment is not None:
+            segment = segment.reshape(segment.shape[-3:])
+        self._cache.put(key, segment, whole)
+        return segment, 0
 
     def _decode_segment(
         self, page: Any, index: int, block_row: int, block_col: int
@@ -298,11 +299,19 @@ class TiffSource(Source):
             for br in rows:
                 for bc in cols:
                     index = sample * self._per_plane + br * self._across + bc
-                    segment = self._segment(page, first + index, index, br, bc)
                     r0, c0 = br * bh, bc * bw
                     top, left = max(window.row, r0), max(window.col, c0)
                     bottom = min(window.stop_row, r0 + bh, self.shape[0])
                     right = min(window.stop_col, c0 + bw, self.shape[1])
+                    whole = (
+                        top == r0
+                        and left == c0
+                        and bottom == min(r0 + bh, self.shape[0])
+                        and right == min(c0 + bw, self.shape[1])
+                    )
+                    segment, first_row = self._segment(
+                        page, first + index, index, br, bc, (top - r0, bottom - r0), whole
+                    )
                     dst = (
                         slice(top - window.row, bottom - window.row),
                         slice(left - window.col, right - window.col),
@@ -310,8 +319,8 @@ class TiffSource(Source):
                     if segment is None:
                         src: Any = 0  # a sparse TIFF's empty segment
                     else:
-                        seg = segment.reshape(segment.shape[-3:])
-                        src = seg[top - r0 : bottom - r0, left - c0 : right - c0]
+                        at = r0 + first_row
+                        src = segment[top - at : bottom - at, left - c0 : right - c0]
                     if self.bands == 1:
                         out[dst] = src if segment is None else src[..., 0]
                     elif self._separate > 1:
@@ -542,17 +551,11 @@ class TiffSink(Sink):
     @classmethod
     def assemble(cls, spec: SinkSpec, receipts: Mapping[int, Receipt]) -> None:
         """Write the final TIFF as ``.NAME.assembling``, copying the spooled segments in order."""
-        partial = spec.partial
-
-        def fetch(name: str, offset: int, length: int) -> bytes:
-            with open(partial / name, "rb") as fh:
-                fh.seek(offset)
-                return fh.read(length)
-
         final = Path(spec.path)
         tmp = assembling_path(final)
         try:
-            assemble_tiff(spec, receipts, tmp, fetch)
+            with _SpoolFiles(spec.partial) as spools:
+                assemble_tiff(spec, receipts, tmp, spools.fetch)
         except OSError as err:
             tmp.unlink(missing_ok=True)
             if isinstance(err, TilewiseError):
@@ -570,6 +573,46 @@ class TiffSink(Sink):
                 f"{final}: cannot move the finished output into place: {err}"
             ) from err
         shutil.rmtree(spec.partial, ignore_errors=True)
+
+
+class _SpoolFiles:
+    """The spooled tiles' files, kept open while the TIFF is assembled (a few dozen at once).
+
+    A row of TIFF tiles takes one tile's segments from each tilewise tile across the
+    image, so consecutive segments come from different files: opening a file per
+    segment cost a system call or three each.
+    """
+
+    _MOST_OPEN = 64
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._open: OrderedDict[str, int] = OrderedDict()
+
+    def __enter__(self) -> _SpoolFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._open:
+            os.close(self._open.popitem()[1])
+
+    def fetch(self, name: str, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of spool file ``name``."""
+        fd = self._open.get(name)
+        if fd is None:
+            if len(self._open) >= self._MOST_OPEN:
+                os.close(self._open.popitem(last=False)[1])
+            fd = os.open(self._folder / name, os.O_RDONLY)
+            self._open[name] = fd
+        else:
+            self._open.move_to_end(name)
+        data = os.pread(fd, length, offset)
+        if len(data) != length:
+            raise OutputError(
+                f"{self._folder / name}: ends before the encoded tile at {offset:,} "
+                f"({len(data):,} of {length:,} bytes); run again with --resume to redo it"
+            )
+        return data
 
 
 def assembling_path(final: Path) -> Path:
