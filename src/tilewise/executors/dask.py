@@ -1,9 +1,11 @@
 """The dask executor: tile tasks on a Dask cluster, with the local executor's supervision.
 
 Tasks stay small: a task is ``fn`` and its payload (specs and geometry, a few
-hundred bytes); workers read and write the image files themselves, so the
-input must be readable and the output's directory writable at the same path
-on every worker (see ``docs/distributed.md``). Results are small receipts.
+hundred bytes a tile), encoded once here and handed on as bytes to the tile
+process, and the tasks that fit are submitted together. Workers read and write
+the image files themselves, so the input must be readable and the output's
+directory writable at the same path on every worker (see ``docs/distributed.md``).
+Results are small receipts.
 
 Each Dask task runs its tile in a child process owned by the Dask worker
 (:mod:`tilewise.executors._dask_isolation`): a segfault, a hang past the
