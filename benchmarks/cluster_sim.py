@@ -7,13 +7,28 @@ beyond a 16² tile of a ``.npy``), and runs one tilewise run of ``--side``² in 
 tiles through it. Each worker thread runs its tiles in a tile process of its own, as on a
 real cluster, so W worker threads are W + processes processes on this machine.
 
-For each W it prints: tiles/s sustained over the tiles (``phases.tiles_s`` of the report),
-the ideal (W / sleep), the CPU used meanwhile by the scheduler process and by this process
-(the coordinator: tilewise's main loop and the Dask client), in % of one core, and how
-many tasks the tiles travelled in.
+What is simulated: many machines' worker threads, by threads whose tiles sleep. What is
+not: their CPU. The Dask workers' event loops and the tile processes (reading, writing
+and answering for each tile) still run on this machine's cores, beside the coordinator and
+the scheduler; on a real cluster they have cores of their own. So the tiles/s measured
+here is a floor for a real cluster of W cores, and the CPU each part spends per tile is
+printed too: the coordinator's and the scheduler's, each on one core of its own, bound
+what one run sustains however many workers it has.
+
+One executor serves a first run (2 tiles per worker thread) and the measured run, as one
+long-lived cluster would: the tile processes are up before the measured run. The workers
+run with Dask's statistical profiler off (``--dask-profile`` keeps it), as
+``docs/distributed.md`` advises for workers of many threads.
+
+For each W it prints: tiles/s over the whole run (``phases.tiles_s`` of the report) and
+sustained (from 10% to 90% of the tiles), the ideal (W / sleep), how many tasks the tiles
+travelled in, the CPU of the scheduler and of this process (the coordinator: tilewise's
+main loop and the Dask client) in % of one core, the CPU per tile in ms of the
+coordinator, the scheduler, the Dask worker processes and the tile processes, and the
+coordinator's ceiling (tiles/s at which its CPU per tile fills one core).
 
     python benchmarks/cluster_sim.py [--workers 16 64 128] [--threads 16] [--sleep-ms 20]
-        [--side 2048] [--tile 16]
+        [--side 2048] [--tile 16] [--dask-profile]
 """
 
 from __future__ import annotations
@@ -27,11 +42,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
 
 import tilewise
+from tilewise.executors.base import Done
+from tilewise.executors.dask import DaskExecutor
+from tilewise.executors.runs import RunOfTasks
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,6 +63,53 @@ def wait_for(predicate, seconds: float, what: str) -> None:  # type: ignore[no-u
         time.sleep(0.5)
 
 
+class TimedDaskExecutor(DaskExecutor):
+    """The dask executor, noting when each tile's outcome came and how many tasks ran."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.stamps: list[float] = []
+        self.tasks = 0
+
+    def map_tasks(self, fn, tasks, **options):  # type: ignore[no-untyped-def, override]
+        for outcome in super().map_tasks(fn, tasks, **options):
+            self.tasks += 1
+            whole = isinstance(fn, RunOfTasks) and isinstance(outcome, Done)
+            tiles = len(outcome.value) if whole else 1
+            now = time.perf_counter()
+            self.stamps.extend([now] * tiles)
+            yield outcome
+
+
+def tree_cpu(root: psutil.Process) -> dict[str, list[float]]:
+    """CPU seconds (user + system) and context switches of the worker side, by role.
+
+    Roles: ``dask`` (the ``dask worker`` command, its nannies and the worker processes),
+    ``tile`` (the tile processes: children of a worker's fork server; the fork servers
+    themselves are counted with them).
+    """
+    totals = {"dask": [0.0, 0.0, 0.0], "tile": [0.0, 0.0, 0.0]}
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            with proc.oneshot():
+                times = proc.cpu_times()
+                switches = proc.num_ctx_switches()
+                parent = proc.parent()
+                role = (
+                    "tile"
+                    if "forkserver" in " ".join(proc.cmdline())
+                    or (parent is not None and "forkserver" in " ".join(parent.cmdline()))
+                    else "dask"
+                )
+        except psutil.Error:  # gone meanwhile
+            continue
+        row = totals[role]
+        row[0] += times.user + times.system
+        row[1] += switches.voluntary
+        row[2] += switches.involuntary
+    return totals
+
+
 def simulate(workers: int, threads: int, args: argparse.Namespace, work: Path) -> dict[str, object]:
     from distributed import Client
 
@@ -51,6 +117,7 @@ def simulate(workers: int, threads: int, args: argparse.Namespace, work: Path) -
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": str(args.dask_profile),
     }
     scheduler_file = work / f"scheduler-{workers}.json"
     scheduler_file.unlink(missing_ok=True)
@@ -78,29 +145,56 @@ def simulate(workers: int, threads: int, args: argparse.Namespace, work: Path) -
             wait_for(ready, 180, f"{processes * threads} worker threads")
         src = work / "in.npy"
         out = work / "out.npy"
-        sched = psutil.Process(scheduler.pid)
-        me = psutil.Process()
-        # a first run of 2 tiles per worker thread starts every thread's tile process
-        warm_tile = max(args.tile, args.side // math.isqrt(2 * processes * threads))
-        tilewise.run(src, out, [f"_sim_ops.nap:ms={args.sleep_ms}"], tile=warm_tile,
-                     executor="dask", scheduler_file=str(scheduler_file), overwrite=True,
-                     progress=False)  # fmt: skip
-        before = (sum(sched.cpu_times()[:2]), sum(me.cpu_times()[:2]), time.perf_counter())
-        report = tilewise.run(src, out, [f"_sim_ops.nap:ms={args.sleep_ms}"], tile=args.tile,
-                              executor="dask", scheduler_file=str(scheduler_file),
-                              overwrite=True, progress=False)  # fmt: skip
-        wall = time.perf_counter() - before[2]
+        ops = [f"_sim_ops.nap:ms={args.sleep_ms}"]
+        executor = TimedDaskExecutor(scheduler_file=str(scheduler_file))
+        try:
+            # a first run of 2 tiles per worker thread: every thread's tile process is up
+            warm_tile = max(args.tile, args.side // math.isqrt(2 * processes * threads))
+            tilewise.run(src, out, ops, tile=warm_tile, executor=executor, overwrite=True,
+                         progress=False)  # fmt: skip
+            executor.stamps.clear()
+            executor.tasks = 0
+            sched = psutil.Process(scheduler.pid)
+            me = psutil.Process()
+            side = psutil.Process(worker.pid)
+            tree_before = tree_cpu(side)
+            before = (sum(sched.cpu_times()[:2]), sum(me.cpu_times()[:2]), time.perf_counter())
+            report = tilewise.run(src, out, ops, tile=args.tile, executor=executor,
+                                  overwrite=True, progress=False)  # fmt: skip
+            wall = time.perf_counter() - before[2]
+            tree_after = tree_cpu(side)
+            sched_cpu = sum(sched.cpu_times()[:2]) - before[0]
+            my_cpu = sum(me.cpu_times()[:2]) - before[1]
+            stamps, tasks = list(executor.stamps), executor.tasks
+        finally:
+            executor.close()
         assert report.ok, report.failures[:3]
+        spent = {
+            role: [a - b for a, b in zip(tree_after[role], tree_before[role], strict=True)]
+            for role in tree_after
+        }
         tiles_s = report.extra["phases"]["tiles_s"]
+        total = report.total
+        low, high = stamps[total // 10], stamps[total * 9 // 10]
+        coordinator_ms = 1000 * my_cpu / total
         return {
             "worker_threads": processes * threads,
             "worker_processes": processes,
-            "tiles": report.total,
-            "tiles_per_s": round(report.total / tiles_s),
+            "tiles": total,
+            "tasks": tasks,
+            "tiles_per_s": round(total / tiles_s),
+            "sustained_tiles_per_s": round((total * 9 // 10 - total // 10) / (high - low)),
             "ideal_tiles_per_s": round(processes * threads * 1000 / args.sleep_ms),
-            "scheduler_cpu_pct": round(100 * (sum(sched.cpu_times()[:2]) - before[0]) / wall),
-            "coordinator_cpu_pct": round(100 * (sum(me.cpu_times()[:2]) - before[1]) / wall),
+            "scheduler_cpu_pct": round(100 * sched_cpu / wall),
+            "coordinator_cpu_pct": round(100 * my_cpu / wall),
+            "coordinator_cpu_ms_per_tile": round(coordinator_ms, 3),
+            "scheduler_cpu_ms_per_tile": round(1000 * sched_cpu / total, 3),
+            "dask_worker_cpu_ms_per_tile": round(1000 * spent["dask"][0] / total, 3),
+            "tile_process_cpu_ms_per_tile": round(1000 * spent["tile"][0] / total, 3),
+            "coordinator_ceiling_tiles_per_s": round(1000 / coordinator_ms),
             "wall_s": round(wall, 2),
+            "dask_profiler": args.dask_profile,
+            "load_average_1min": round(os.getloadavg()[0], 1),
         }
     finally:
         for proc in (worker, scheduler):
@@ -120,6 +214,11 @@ def main() -> None:
     parser.add_argument("--sleep-ms", type=float, default=20.0)
     parser.add_argument("--side", type=int, default=2048)
     parser.add_argument("--tile", type=int, default=16)
+    parser.add_argument(
+        "--dask-profile",
+        action="store_true",
+        help="keep the Dask workers' statistical profiler on (Dask's default)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     with tempfile.TemporaryDirectory(prefix="tilewise-sim-") as tmp:

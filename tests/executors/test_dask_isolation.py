@@ -6,9 +6,17 @@ comes back as a result, so the Dask task itself always succeeds.
 
 from __future__ import annotations
 
+import pickle
+
 from tests.executors import tasks
-from tilewise.executors._dask_isolation import Isolation, retire_idle_pools, run_isolated
-from tilewise.executors._lane import Lane
+from tilewise.executors._dask_isolation import (
+    Isolation,
+    retire_idle_pools,
+    run_encoded,
+    run_isolated,
+    warm_up,
+)
+from tilewise.executors._lane import Lane, encode
 from tilewise.executors._worker import TaskError, TaskResult
 
 
@@ -46,3 +54,32 @@ def test_no_exception_escapes_when_no_child_process_can_start(monkeypatch):
     assert "could not run" in result.message and "temporarily unavailable" in result.message
     unpicklable = run_isolated(tasks.square, lambda: 3, Isolation(timeout=5))
     assert isinstance(unpicklable, TaskError) and "cannot be sent" in unpicklable.message
+
+
+def test_warm_up_starts_the_missing_processes_at_once_and_a_tile_then_uses_one():
+    retire_idle_pools()
+    isolation = Isolation(timeout=30)
+    assert warm_up(isolation) == 1  # one per Dask thread; outside Dask, one
+    assert warm_up(isolation) == 0  # already there: nothing started, nothing held
+    first = run_encoded(encode(tasks.pid_of, None), isolation)
+    second = run_isolated(tasks.pid_of, None, isolation)
+    assert isinstance(first, TaskResult) and isinstance(second, TaskResult)
+    assert first.value == second.value  # the warmed process served both
+    assert retire_idle_pools() == 1
+
+
+def test_an_encoded_task_fails_as_a_result_like_any_other():
+    crashed = run_encoded(encode(tasks.abort_on_three, 3), Isolation(timeout=30))
+    assert isinstance(crashed, TaskError) and "SIGABRT" in crashed.message
+    hung = run_encoded(encode(tasks.nap, 1), Isolation(timeout=0.01))
+    assert isinstance(hung, TaskError) and hung.kind == "timeout"
+    assert isinstance(run_encoded(encode(tasks.square, 4), Isolation()), TaskResult)
+    retire_idle_pools()
+
+
+def test_what_travels_with_each_task_pickles_to_an_equal_value():
+    isolation = Isolation(timeout=1.5, memory_limit=2**20, max_tasks_per_worker=3, stall=(1, 3))
+    result = TaskResult({"receipt": None}, "tcp://127.0.0.1:1", 0.25)
+    error = TaskError("crash", "SIGSEGV", "child process 7", "tcp://127.0.0.1:1", 0.5)
+    for value in (isolation, Isolation(), result, error):
+        assert pickle.loads(pickle.dumps(value)) == value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -90,3 +92,13 @@ def test_grid_rejects_bad_values():
         Grid((0, 10), (4, 4))
     with pytest.raises(GeometryError, match="outside"):
         Grid((10, 10), (4, 4)).tile(9)
+
+
+def test_tiles_pickle_to_equal_tiles_and_out_of_range_indexes_are_refused():
+    grid = Grid((10, 7), (4, 4), halo=1, planes=2)
+    for tile in grid:
+        assert pickle.loads(pickle.dumps(tile)) == tile
+    with pytest.raises(GeometryError, match=r"outside 0\.\.11"):
+        grid.tile(12)
+    with pytest.raises(GeometryError, match="outside"):
+        grid.tile(-1)

@@ -33,7 +33,7 @@ from tilewise.executors._worker import TaskError, TaskResult
 from tilewise.executors.forkserver import preload
 from tilewise.executors.local import describe_exit
 
-__all__ = ["Isolation", "retire_idle_pools", "run_isolated", "warm_up"]
+__all__ = ["Isolation", "retire_idle_pools", "run_encoded", "run_isolated", "warm_up"]
 
 
 _MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
@@ -62,6 +62,10 @@ class Isolation:
     memory_limit: int | None = None
     max_tasks_per_worker: int | None = None
     stall: tuple[float, float] | None = None
+
+    def __reduce__(self) -> tuple[type[Isolation], tuple[Any, ...]]:
+        # by its fields: every task carries one, and a slotted dataclass's default is slow
+        return (Isolation, (self.timeout, self.memory_limit, self.max_tasks_per_worker, self.stall))
 
 
 @dataclass(slots=True)
@@ -154,12 +158,17 @@ def _new_lane(isolation: Isolation) -> Lane:
     return Lane(context, isolation.memory_limit, isolation.max_tasks_per_worker or 0)
 
 
-def _acquire(isolation: Isolation) -> tuple[_Pool, Lane]:
-    """An idle child process for ``isolation`` (a new one if none is idle)."""
+def _pool(isolation: Isolation) -> _Pool:
+    """The pool of this Dask worker for ``isolation``; call with ``_lock`` held."""
     # limits are per call, not properties of the process: one pool serves every limit
     key = (replace(isolation, timeout=None, stall=None), _where())
+    return _pools.setdefault(key, _Pool(key[0]))
+
+
+def _acquire(isolation: Isolation) -> tuple[_Pool, Lane]:
+    """An idle child process for ``isolation`` (a new one if none is idle)."""
     with _lock:
-        pool = _pools.setdefault(key, _Pool(key[0]))
+        pool = _pool(isolation)
         if pool.idle:
             return pool, pool.idle.pop()
     lane = _new_lane(isolation)
@@ -194,6 +203,20 @@ def run_isolated(
     except Exception as err:  # an unpicklable function or payload
         message = f"the task cannot be sent to a process: {type(err).__name__}: {err}"
         return _failure("exception", message, start, traceback.format_exc())
+    return _run(data, isolation, start)
+
+
+def run_encoded(data: bytes, isolation: Isolation) -> TaskResult | TaskError:
+    """:func:`run_isolated` of a task already encoded (``encode(fn, payload)``); never raise.
+
+    The main process encodes each task once and the Dask worker hands the bytes
+    on as they are: its event loop neither unpickles the task nor pickles it again.
+    """
+    return _run(data, isolation, time.perf_counter())
+
+
+def _run(data: bytes, isolation: Isolation, start: float) -> TaskResult | TaskError:
+    """Run the encoded task ``data`` in a child process of this Dask worker; never raise."""
     pool, lane = _acquire(isolation)
     stall = isolation.stall if isolation.timeout is None else None
     try:
@@ -230,19 +253,26 @@ def run_isolated(
     return TaskResult(answer.value, _where(), answer.seconds)
 
 
-def _noop() -> None:
-    """A task that does nothing: proves a child process is up."""
+def warm_up(isolation: Isolation) -> int:
+    """Start this Dask worker's tile processes now, up to one per thread; return how many.
 
-
-def warm_up(isolation: Isolation) -> None:
-    """Start this Dask worker's tile processes now (one per thread), ahead of the first tile."""
-    taken = [_acquire(isolation) for _ in range(_threads())]
-    try:
-        for _, lane in taken:
-            lane.call(encode(_noop, None), isolation.timeout)
-    finally:
-        for pool, lane in taken:
-            _release(pool, lane)
+    Returns at once: the processes get ready in the background, and a tile
+    sent to one that is not ready yet waits for it (its timeout's clock starts
+    when the process is ready). Processes already there are left alone, busy
+    or idle, so a warm-up never holds up a tile.
+    """
+    started = 0
+    while True:
+        with _lock:
+            pool = _pool(isolation)
+            if len(pool.lanes) >= _threads():
+                return started
+        lane = _new_lane(isolation)
+        lane.start()
+        with _lock:
+            pool.lanes.append(lane)
+            pool.idle.append(lane)
+        started += 1
 
 
 def retire_idle_pools() -> int:

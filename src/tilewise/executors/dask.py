@@ -1,9 +1,11 @@
 """The dask executor: tile tasks on a Dask cluster, with the local executor's supervision.
 
 Tasks stay small: a task is ``fn`` and its payload (specs and geometry, a few
-hundred bytes); workers read and write the image files themselves, so the
-input must be readable and the output's directory writable at the same path
-on every worker (see ``docs/distributed.md``). Results are small receipts.
+hundred bytes a tile), encoded once here and handed on as bytes to the tile
+process, and the tasks that fit are submitted together. Workers read and write
+the image files themselves, so the input must be readable and the output's
+directory writable at the same path on every worker (see ``docs/distributed.md``).
+Results are small receipts.
 
 Each Dask task runs its tile in a child process owned by the Dask worker
 (:mod:`tilewise.executors._dask_isolation`): a segfault, a hang past the
@@ -28,7 +30,14 @@ from typing import Any
 
 from tilewise.errors import ExecutorError, UsageError
 from tilewise.executors._dask_cluster import Connection, connect, import_distributed, tls_security
-from tilewise.executors._dask_isolation import Isolation, retire_idle_pools, run_isolated, warm_up
+from tilewise.executors._dask_isolation import (
+    Isolation,
+    retire_idle_pools,
+    run_encoded,
+    run_isolated,
+    warm_up,
+)
+from tilewise.executors._lane import encode
 from tilewise.executors._stall import StallWatch
 from tilewise.executors._worker import TaskError, TaskResult
 from tilewise.executors.base import Attempts, Executor, FailureKind, Outcome, Supervision, Task
@@ -275,6 +284,57 @@ class DaskExecutor(Executor):
         except Exception as err:  # only an optimization: the run starts them anyway
             log.debug("warming up the Dask workers: %s", err)
 
+    def _submit(
+        self,
+        client: Any,
+        fn: Callable[[Any], Any],
+        sending: list[Attempts],
+        isolation: Isolation,
+        token: str,
+    ) -> list[Any]:
+        """Submit the tasks ``sending``, in one call to the scheduler; their futures in order.
+
+        Each task is encoded here once for its tile process (see :func:`run_encoded`).
+        A task that does not encode here (e.g. a lambda, which Dask's cloudpickle
+        can send but a tile process cannot load) goes as it is, on its own: its
+        worker then reports why it cannot be sent, as a failure of that task.
+        """
+        keys = [f"tilewise-tile-{a.task.key}-{a.number}-{token}" for a in sending]
+        encoded: list[bytes | None] = []
+        for attempts in sending:
+            try:
+                encoded.append(encode(fn, attempts.task.payload))
+            except Exception:
+                encoded.append(None)
+        try:
+            ready = [n for n, data in enumerate(encoded) if data is not None]
+            futures: list[Any] = [None] * len(sending)
+            if ready:
+                batch = client.map(
+                    run_encoded,
+                    [encoded[n] for n in ready],
+                    isolation=isolation,
+                    key=[keys[n] for n in ready],
+                    pure=False,
+                )
+                for n, future in zip(ready, batch, strict=True):
+                    futures[n] = future
+            for n, data in enumerate(encoded):
+                if data is None:
+                    payload = sending[n].task.payload
+                    futures[n] = client.submit(
+                        run_isolated, fn, payload, isolation, key=keys[n], pure=False
+                    )
+        except Exception as err:
+            if client.status != "running":
+                raise self._lost_scheduler() from err
+            raise ExecutorError(
+                f"cannot send task {sending[0].task.key} and {len(sending) - 1} more to the "
+                f"Dask cluster "
+                f"({type(err).__name__}: {err})"
+            ) from err
+        return futures
+
     def map_tasks(
         self,
         fn: Callable[[Any], Any],
@@ -306,33 +366,21 @@ class DaskExecutor(Executor):
         exhausted = False
         try:
             while True:
-                while len(in_flight) < self._capacity() and (retry or not exhausted):
+                sending: list[Attempts] = []
+                while len(in_flight) + len(sending) < self._capacity() and (retry or not exhausted):
                     if retry:
-                        attempts = retry.popleft()
-                    else:
-                        try:
-                            attempts = Attempts(next(source))
-                        except StopIteration:
-                            exhausted = True
-                            break
+                        sending.append(retry.popleft())
+                        continue
                     try:
-                        future = client.submit(
-                            run_isolated,
-                            fn,
-                            attempts.task.payload,
-                            isolation if watch is None else _stall_limits(isolation, watch),
-                            key=f"tilewise-tile-{attempts.task.key}-{attempts.number}-{token}",
-                            pure=False,
-                        )
-                    except Exception as err:
-                        if client.status != "running":
-                            raise self._lost_scheduler() from err
-                        raise ExecutorError(
-                            f"cannot send task {attempts.task.key} to the Dask cluster "
-                            f"({type(err).__name__}: {err})"
-                        ) from err
-                    in_flight[future] = attempts
-                    completed.add(future)
+                        sending.append(Attempts(next(source)))
+                    except StopIteration:
+                        exhausted = True
+                if sending:
+                    limits = isolation if watch is None else _stall_limits(isolation, watch)
+                    futures = self._submit(client, fn, sending, limits, token)
+                    for future, attempts in zip(futures, sending, strict=True):
+                        in_flight[future] = attempts
+                        completed.add(future)
                 if not in_flight:
                     return
                 batch = completed.next_batch(block=True)

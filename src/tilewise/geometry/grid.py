@@ -73,6 +73,10 @@ class Tile:
     read: Window
     plane: int | None = None
 
+    def __reduce__(self) -> tuple[type[Tile], tuple[int, Window, Window, int | None]]:
+        # by its fields: thousands of tiles travel in runs, and the default is slow
+        return (Tile, (self.index, self.core, self.read, self.plane))
+
     @property
     def core_in_read(self) -> Window:
         """The core in the coordinates of the read window (what to crop after the ops)."""
@@ -156,15 +160,18 @@ class Grid:
 
     def tile(self, index: int) -> Tile:
         """The tile numbered ``index`` (row-major, plane after plane)."""
-        if not 0 <= index < len(self):
+        # the shape once (not through len, per_plane and counts): the main process asks
+        # for every tile twice, at a few thousand tiles a second on a large cluster
+        rows, cols = self.effective_tile_shape
+        across = math.ceil(self.image_shape[1] / cols)
+        per_plane = math.ceil(self.image_shape[0] / rows) * across
+        if not 0 <= index < per_plane * self.planes:
             raise GeometryError(f"tile index {index} is outside 0..{len(self) - 1}")
         plane: int | None = None
         if self.planes > 1:
-            plane, index_in_plane = divmod(index, self.per_plane)
+            plane, index_in_plane = divmod(index, per_plane)
         else:
             index_in_plane = index
-        across = self.counts[1]
-        rows, cols = self.effective_tile_shape
         r0 = (index_in_plane // across) * rows
         c0 = (index_in_plane % across) * cols
         core = Window(
