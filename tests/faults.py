@@ -7,6 +7,7 @@ centre of that tile. Tests write the marker into the input image.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import signal
 import time
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 import tilewise
+from tilewise.errors import OutputError
 
 MARKER = 7  # a value the fault tests put at one pixel of the target tile
 
@@ -31,6 +33,17 @@ def raise_on_marker(
     """Raise ValueError on the marked tile, unless the file ``fixed`` exists."""
     if _marked(image, marker) and not (fixed and Path(fixed).exists()):
         raise ValueError("bad pixel found")
+    return image.copy()
+
+
+@tilewise.op(halo=0)
+def disk_full_on_marker(
+    image: np.ndarray[Any, Any], marker: int = MARKER, fixed: str = ""
+) -> np.ndarray[Any, Any]:
+    """Fail the marked tile as a write to a full disk does, unless the file ``fixed`` exists."""
+    if _marked(image, marker) and not (fixed and Path(fixed).exists()):
+        full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/full/disk/tile")
+        raise OutputError(f"{full.filename}: cannot write: {full.strerror}") from full
     return image.copy()
 
 

@@ -138,6 +138,10 @@ def run(
     -------
     RunReport
         ``report.ok`` is true when every tile is done; failures are in ``report.failures``.
+        A tile that finds object storage unavailable (after its requests' retries) or
+        the output's disk full, over quota or over the file-size limit stops the run
+        there, without retries: ``report.stopped_by`` names that tile and the cause, the
+        tiles not run are ``report.not_run``; ``resume=True`` continues once it is fixed.
     """
     pipeline = as_pipeline(ops)
     supervision = Supervision(retries, timeout, memory_limit, max_tasks_per_worker)

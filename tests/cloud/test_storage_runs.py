@@ -27,7 +27,7 @@ from tilewise.io import local_state
 from tilewise.runner.journal import Journal, journal_path
 
 
-def test_a_server_that_stops_mid_run_leaves_a_resumable_run(
+def test_a_server_that_stops_mid_run_stops_the_run_at_once_resumably(
     s3_server: S3Server, scene: Path, tmp_path: Path
 ) -> None:
     bucket = s3_server.bucket("stopped")
@@ -42,7 +42,8 @@ def test_a_server_that_stops_mid_run_leaves_a_resumable_run(
     slow = ("--op", "tests.faults.slow:seconds=0.3", "--op", "invert")
     args = ("run", src, dst, *slow, "--tile", "128", "--workers", "2", "--retries", "0", "-q")
     state = local_state(dst)
-    proc = start_cli(*args, env={**os.environ, **env})
+    first = tmp_path / "first.json"
+    proc = start_cli(*args, "--report", str(first), env={**os.environ, **env})
     try:
         wait_for_journal(state, 6, proc)
         proxy.stop()
@@ -51,12 +52,23 @@ def test_a_server_that_stops_mid_run_leaves_a_resumable_run(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-    assert proc.returncode == 3, stderr  # tiles failed; the finished ones are kept
-    assert "cannot" in stderr and f"{bucket}/" in stderr  # the URL named
-    assert "--resume" in stderr and "--allow-failed" not in stderr  # refused for buckets
+    assert proc.returncode == 3, stderr  # stopped; the finished tiles are kept
+    stopped = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(stopped) == 1, stderr  # one line, not one per remaining tile
+    assert "stopped the run" in stopped[0] and "StorageUnavailableError" in stopped[0]
+    assert f"{bucket}/" in stopped[0] and "--resume" in stopped[0]  # the URL named
+    assert "--allow-failed" not in stderr  # refused for buckets
     assert s3_server.keys(dst) == []  # nothing under the final key
     done_before = journal_lines(state)
     assert 6 <= done_before < 25
+    report = json.loads(first.read_text())
+    # the first failure of storage stopped the run: one tile failed, once, and the rest
+    # of the 25 were never started (before, each was tried and failed in turn)
+    assert report["tiles"]["failed"] == 1 and report["tiles"]["done"] == done_before
+    assert [f["kind"] for f in report["failures"]] == ["environment"]
+    assert report["failures"][0]["attempts"] == 1
+    assert report["stopped_by"].startswith(f"tile {report['failures'][0]['tile']}: ")
+    assert len(report["per_tile"]) == done_before + 1 <= 25 - 4
 
     back = FaultProxy(s3_server.proxy.upstream, proxy.server_address[1]).start()  # same port
     try:

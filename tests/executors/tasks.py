@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -31,6 +32,24 @@ def sized_answer(arg: tuple[bytes, int]) -> bytes:
     """Return ``size`` bytes (the payload carries bytes of its own)."""
     payload, size = arg
     return bytes([len(payload) % 251]) * size
+
+
+def environment_fails_two_and_three(x: int) -> int:
+    """2: the disk is full (as a sink wraps it); 3: storage gone after its retries."""
+    from tilewise.errors import OutputError, StorageUnavailableError
+
+    if x == 2:
+        full = OSError(errno.ENOSPC, "No space left on device", "/out/.partial/2")
+        raise OutputError("/out/.partial/2: cannot write: No space left on device") from full
+    if x == 3:
+        raise StorageUnavailableError("s3://bucket/key: cannot read it after retries")
+    return x
+
+
+def disk_full_on_fifty(x: int) -> int:
+    if x == 50:
+        raise OSError(errno.ENOSPC, "No space left on device", "/out/50")
+    return x
 
 
 def abort_on_three(x: int) -> int:

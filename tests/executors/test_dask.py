@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from tests.executors import tasks
 from tests.faults import MARKER
 from tests.runner.helpers import (
     journal_lines,
+    marked_image,
     session_processes,
     start_cli,
     wait_for_journal,
@@ -396,6 +398,26 @@ def test_poison_tile_is_reported_and_kills_no_dask_worker(module_cluster, marked
     assert "SIGABRT" in failure.cause
     assert all("SIGABRT" in cause for cause in failure.history)
     assert module_cluster.worker_pids() == before, "a Dask worker died"
+
+
+def test_a_full_disk_stops_the_run_and_no_more_tiles_are_sent(module_cluster, tmp_path):
+    # the marker in tile 1 of 16, among the first tiles sent (one per worker thread, twice)
+    image = marked_image((512, 512), target_pixel=(64, 192), seed=3)
+    src = write_image(tmp_path / "in.tif", image, tile=(128, 128))
+    out = tmp_path / "out.zarr"
+    fixed = tmp_path / "fixed"
+    ops = [f"tests.faults.disk_full_on_marker:fixed={fixed}"]
+    run = partial(tilewise.run, src, out, ops, tile=TILE, executor="dask", retries=2)
+    report = run(scheduler=module_cluster.address)
+    assert not report.ok and report.failed == 1
+    assert report.stopped_by is not None and "/full/disk/tile" in report.stopped_by
+    [failure] = report.failures
+    assert failure.tile == 1 and failure.kind == "environment" and failure.attempts == 1
+    assert report.done <= 3 and report.not_run >= 12  # nothing sent after the failure
+    fixed.write_text("space is back")
+    again = run(scheduler=module_cluster.address, resume=True)
+    assert again.ok and again.skipped == report.done
+    np.testing.assert_array_equal(read_image(out), image)
 
 
 def test_tile_timeout_kills_only_the_tile_process(module_cluster, marked, tmp_path):

@@ -38,6 +38,18 @@ class ExecutorTests:
         assert failed.attempts == 2 and len(failed.history) == 2
         assert all(isinstance(outcomes[i], Done) for i in (0, 1, 2, 4, 5))
 
+    def test_a_failure_of_the_environment_is_final_at_once(self):
+        with self.make(retries=2) as executor:
+            work = [Task(i, i) for i in range(5)]
+            outcomes = {
+                o.key: o for o in executor.map_tasks(tasks.environment_fails_two_and_three, work)
+            }
+        for key, words in ((2, "No space left"), (3, "s3://bucket/key")):
+            failed = outcomes[key]
+            assert isinstance(failed, Failed) and failed.kind is FailureKind.ENVIRONMENT
+            assert failed.attempts == 1 and words in failed.cause  # not retried
+        assert all(isinstance(outcomes[i], Done) for i in (0, 1, 4))
+
     def test_transient_failures_are_retried(self, tmp_path):
         with self.make(retries=1) as executor:
             outcomes = list(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.executors import tasks as t
-from tilewise.executors import Done, Executor, Failed, Outcome, Supervision, Task
+from tilewise.executors import Done, Executor, Failed, FailureKind, Outcome, Supervision, Task
 from tilewise.executors.local import LocalExecutor
 from tilewise.executors.runs import map_in_runs
 
@@ -74,6 +74,14 @@ def test_an_exception_in_a_run_fails_its_task_only_after_its_own_retries(local):
     assert isinstance(failed, Failed) and failed.attempts == 2
     assert failed.history == ("RuntimeError: fifty is right out",) * 2
     assert all(isinstance(o, Done) and o.attempts == 1 for o in got.values())
+
+
+def test_a_failure_of_the_environment_in_a_run_is_not_retried(local):
+    got = outcomes(local, t.disk_full_on_fifty, retries=2)
+    failed = got.pop(50)
+    assert isinstance(failed, Failed) and failed.kind is FailureKind.ENVIRONMENT
+    assert failed.attempts == 1 and "No space left on device" in failed.cause
+    assert all(isinstance(o, Done) for o in got.values())
 
 
 @pytest.mark.parametrize("fn", [t.abort_on_fifty, t.hang_on_fifty], ids=["crash", "hang"])

@@ -3,6 +3,7 @@ ignored) stands in for a full disk: writes past it fail with EFBIG, as they woul
 
 from __future__ import annotations
 
+import json
 import resource
 import signal
 import subprocess
@@ -33,7 +34,7 @@ def cli(*args, limit=None):
     )
 
 
-def test_row17_tile_writes_failing_name_the_path_and_resume_completes(tmp_path):
+def test_row17_the_first_tile_write_to_a_full_disk_stops_the_run_and_resume_completes(tmp_path):
     image = make_image((512, 512))
     src = write_image(tmp_path / "in.tif", image, compression=None, tile=None)
     out = tmp_path / "out.tif"
@@ -47,14 +48,22 @@ def test_row17_tile_writes_failing_name_the_path_and_resume_completes(tmp_path):
         "128",
         "--co",
         "COMPRESS=NONE",
-        "--retries",
-        "0",
         "-q",
     ]
-    proc = cli(*args, limit=10_000)  # each spooled tile is 16 KiB
+    first = tmp_path / "first.json"
+    proc = cli(*args, "--report", str(first), limit=10_000)  # each spooled tile is 16 KiB
     assert proc.returncode == 3, proc.stderr
-    assert "File too large" in proc.stderr and ".out.tif.partial" in proc.stderr
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert "stopped the run" in line and "File too large" in line and "--resume" in line
+    assert ".out.tif.partial" in line  # the path named
     assert not out.exists()
+    report = json.loads(first.read_text())
+    # the first failure stopped the run: not retried (--retries is 2 by default), and the
+    # other 15 tiles were not tried in turn (the ones under way were stopped)
+    [failure] = report["failures"]
+    assert failure["kind"] == "environment" and failure["attempts"] == 1
+    assert report["stopped_by"].startswith(f"tile {failure['tile']}: ")
+    assert len(report["per_tile"]) == 1 and report["tiles"]["done"] == 0
     again = cli(*args, "--resume")
     assert again.returncode == 0, again.stderr
     np.testing.assert_array_equal(read_image(out), 255 - image)

@@ -40,6 +40,18 @@ def test_repr_is_one_short_line():
     assert "\n" not in text and len(text) < 200
 
 
+def test_a_stopped_run_says_so_and_counts_the_tiles_not_run():
+    report = _report(tiles=16, failed=0)
+    report.tiles = type(report.tiles)()
+    report.done, report.failed = 5, 1
+    report.stopped_by = "tile 5: OutputError: /o/.out.tif.partial/5: cannot write: No space"
+    assert not report.ok and report.not_run == 10
+    assert repr(report).startswith("<RunReport stopped: 16 tiles, 5 done, 1 failed")
+    assert "5 done, 1 failed, 10 not run" in report.summary()
+    assert "tile 5: OutputError" in report._repr_html_()
+    assert report.to_dict()["stopped_by"] == report.stopped_by
+
+
 def test_html_is_compact_and_escapes_causes():
     html = _report()._repr_html_()
     assert "1024 total · 1012 done · 12 failed" in html

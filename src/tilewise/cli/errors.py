@@ -93,6 +93,9 @@ def finish(
 ) -> NoReturn:
     """Print the run's summary and its failures (ten at most), then exit 0 or 3.
 
+    A run stopped by a failure of the environment (``report.stopped_by``) gets one
+    line instead: that failure, and to fix it and ``--resume``.
+
     ``late_signal`` came after the output was final: the run finished first, and
     exits as it ended, saying so.
     """
@@ -111,6 +114,15 @@ def finish(
             else:
                 click.echo(f"Wrote {wrote}", err=True)
         sys.exit(EXIT_DONE)
+    if report.stopped_by is not None:
+        click.echo(
+            f"Error: stopped the run at {report.stopped_by} -- not the {unit}'s own failure "
+            f"(storage unavailable, or no space for the output), so {report.not_run} {unit}(s) "
+            "were not run; finished ones are kept. Fix it, then run the same command with "
+            "--resume.",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED_TILES)
     for line in failures[:10]:
         click.echo(f"Error: {line}", err=True)
     if len(failures) > 10:

@@ -53,6 +53,8 @@ def report(report_path: str, png_path: str | None, verbose: int) -> None:
                 f"  objects per tile (before merging across borders): {sum(counts)} in "
                 f"{len(counts)} tiles, most in tile {busiest[0]} ({busiest[1]})"
             )
+        if data.get("stopped_by"):
+            click.echo(f"  stopped by {data['stopped_by']}")
         for failure in data.get("failures", []):
             click.echo(
                 f"  tile {failure['tile']}: {failure['cause']} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import resource
 import signal
 import time
@@ -13,10 +14,14 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from tilewise._host import worker_name
+from tilewise.errors import StorageUnavailableError
 
-__all__ = ["TaskError", "TaskResult", "initialize", "run_task", "serve"]
+__all__ = ["TaskError", "TaskResult", "environment_failure", "initialize", "run_task", "serve"]
 
 _MEMORY_MARKERS = ("Insufficient memory", "Failed to allocate", "Unable to allocate", "OutOfMemory")
+#: Write errors that say the output's storage is full: no space, over quota, over the
+#: file-size limit.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _PR_SET_PDEATHSIG = 1
 
 
@@ -92,13 +97,45 @@ def _is_memory_error(err: BaseException) -> bool:
     return isinstance(err, MemoryError) or any(m in str(err) for m in _MEMORY_MARKERS)
 
 
+def environment_failure(err: BaseException) -> bool:
+    """Whether ``err`` is a failure of the environment, not of the task that met it.
+
+    True for object storage that still fails after the storage layer's own
+    retries (:class:`~tilewise.errors.StorageUnavailableError`) and for a write
+    that found the disk full, over quota or over the file-size limit (``ENOSPC``,
+    ``EDQUOT``, ``EFBIG``), also when tilewise wrapped it in an error naming the
+    file (its ``__cause__`` or ``__context__``). Every other task would meet the same.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageUnavailableError):
+            return True
+        if isinstance(current, OSError) and current.errno in _FULL:
+            return True
+        suppressed = current.__suppress_context__
+        current = current.__cause__ or (None if suppressed else current.__context__)
+    return False
+
+
+def _kind(err: BaseException) -> str:
+    if _is_memory_error(err):
+        return "memory"
+    return "environment" if environment_failure(err) else "exception"
+
+
 def run_task(fn: Callable[[Any], Any], payload: Any) -> TaskResult | TaskError:
-    """Run ``fn(payload)``; never raise: an exception comes back as a :class:`TaskError`."""
+    """Run ``fn(payload)``; never raise: an exception comes back as a :class:`TaskError`.
+
+    Its ``kind`` is ``"memory"``, ``"environment"`` (see :func:`environment_failure`)
+    or ``"exception"``.
+    """
     start = time.perf_counter()
     try:
         value = fn(payload)
     except Exception as err:  # every failure is reported, none kills the worker
-        kind = "memory" if _is_memory_error(err) else "exception"
+        kind = _kind(err)
         message = f"{type(err).__name__}: {err}"
         if kind == "memory":
             message = f"exceeded the memory limit ({message})"

@@ -48,6 +48,10 @@ class FailureKind(StrEnum):
     TIMEOUT = "timeout"
     MEMORY = "memory"
     LOST = "lost"
+    #: Not the task's fault: object storage gone after its own retries, or an output disk
+    #: full (see :func:`~tilewise.executors._worker.environment_failure`). Never retried:
+    #: the next attempt, or the next task, would meet the same.
+    ENVIRONMENT = "environment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +151,12 @@ class Attempts:
         retries: int,
         seconds: float = 0.0,
     ) -> Failed | None:
-        """Record a failed attempt: ``None`` if another is due, else the final :class:`Failed`."""
+        """Record a failed attempt: ``None`` if another is due, else the final :class:`Failed`.
+
+        A failure of the environment (:attr:`FailureKind.ENVIRONMENT`) is final at once.
+        """
         self.history.append(cause)
-        if self.number <= retries:
+        if self.number <= retries and kind is not FailureKind.ENVIRONMENT:
             log.info("task %s attempt %d failed (%s); retrying", self.task.key, self.number, cause)
             self.number += 1
             return None

@@ -10,7 +10,8 @@ other in one process (so its caches keep the decoded input the next tile
 shares) and sends back one answer per task.
 
 Outcomes stay per task: each task of a run gets its own :class:`Done` (its own
-seconds) or its own exception, charged as one attempt and retried alone. What a
+seconds) or its own exception, charged as one attempt and retried alone (a
+failure of the environment, :attr:`FailureKind.ENVIRONMENT`, is not retried). What a
 run cannot say per task — its process crashed, hung past the run's timeout,
 was lost — sends all its tasks back one per dispatch, so a poison tile costs
 itself only (as a batch does for its groups of files). The failed run counts
@@ -29,7 +30,8 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
@@ -90,7 +92,7 @@ def map_in_runs(
     count: int,
     locality: bool = False,
     supervision: Supervision | None = None,
-) -> Iterator[Outcome]:
+) -> Generator[Outcome, None, None]:
     """:meth:`Executor.map_tasks`, with tasks that are quick handed out in runs.
 
     Parameters
@@ -108,7 +110,8 @@ def map_in_runs(
     ------
     Outcome
         One per task, as soon as it is known; attempts and history count a run
-        that failed as a whole as one attempt of each of its tasks.
+        that failed as a whole as one attempt of each of its tasks. Closing the
+        generator early closes the executor's, which stops the tasks under way.
 
     Notes
     -----
@@ -120,12 +123,13 @@ def map_in_runs(
     workers = max(1, executor.workers)
     probe = list(islice(source, 2 * workers))
     seconds: list[float] = []
-    for outcome in executor.map_tasks(
-        fn, probe, locality=locality, supervision=supervision
-    ):  # fmt: skip
-        if isinstance(outcome, Done):
-            seconds.append(outcome.seconds)
-        yield outcome
+    with _closing(
+        executor.map_tasks(fn, probe, locality=locality, supervision=supervision)
+    ) as probed:
+        for outcome in probed:
+            if isinstance(outcome, Done):
+                seconds.append(outcome.seconds)
+            yield outcome
     remaining = count - len(probe)
     if remaining <= 0:
         return
@@ -165,32 +169,50 @@ def _runs(
         timeout += _TIMEOUT_SLACK * length * per_task
     once = replace(supervision, retries=0, timeout=timeout)
     again: dict[int, tuple[Task, str]] = {}  # tasks to retry alone, with their first cause
-    for outcome in executor.map_tasks(RunOfTasks(fn), runs(), locality=locality, supervision=once):
-        chunk = held.pop(outcome.key)
-        if isinstance(outcome, Failed):
-            log.info(
-                "a run of %d tasks failed as a whole (%s); retrying them one by one",
-                len(chunk),
-                outcome.cause,
-            )
-            cause = f"{outcome.cause} (in a run of {len(chunk)} tiles, retried alone)"
-            again.update((task.key, (task, cause)) for task in chunk)
-            continue
-        for task, answer in zip(chunk, outcome.value, strict=True):
-            if isinstance(answer, TaskResult):
-                yield Done(task.key, answer.value, outcome.worker, answer.seconds)
-            elif supervision.retries == 0:
-                yield _failed(task, answer, outcome.worker)
-            else:
-                log.info("task %s attempt 1 failed (%s); retrying", task.key, answer.message)
-                again[task.key] = (task, answer.message)
+    first = executor.map_tasks(RunOfTasks(fn), runs(), locality=locality, supervision=once)
+    with _closing(first):
+        for outcome in first:
+            chunk = held.pop(outcome.key)
+            if isinstance(outcome, Failed):
+                log.info(
+                    "a run of %d tasks failed as a whole (%s); retrying them one by one",
+                    len(chunk),
+                    outcome.cause,
+                )
+                cause = f"{outcome.cause} (in a run of {len(chunk)} tiles, retried alone)"
+                again.update((task.key, (task, cause)) for task in chunk)
+                continue
+            answers = list(zip(chunk, outcome.value, strict=True))
+            for task, answer in answers:  # the done first: a caller may stop at a failure
+                if isinstance(answer, TaskResult):
+                    yield Done(task.key, answer.value, outcome.worker, answer.seconds)
+            for task, answer in answers:
+                if isinstance(answer, TaskResult):
+                    continue
+                if supervision.retries == 0 or answer.kind == FailureKind.ENVIRONMENT:
+                    yield _failed(task, answer, outcome.worker)
+                else:
+                    log.info("task %s attempt 1 failed (%s); retrying", task.key, answer.message)
+                    again[task.key] = (task, answer.message)
     if not again:
         return
     fewer = replace(supervision, retries=max(0, supervision.retries - 1))
     tasks = [task for task, _ in again.values()]
-    for outcome in executor.map_tasks(fn, tasks, supervision=fewer):
-        history = (again[outcome.key][1], *outcome.history)
-        yield replace(outcome, attempts=outcome.attempts + 1, history=history)
+    with _closing(executor.map_tasks(fn, tasks, supervision=fewer)) as second:
+        for outcome in second:
+            history = (again[outcome.key][1], *outcome.history)
+            yield replace(outcome, attempts=outcome.attempts + 1, history=history)
+
+
+@contextmanager
+def _closing(outcomes: Iterator[Outcome]) -> Iterator[Iterator[Outcome]]:
+    """``outcomes``, closed on leaving (an executor's generator then stops its tasks)."""
+    try:
+        yield outcomes
+    finally:
+        close = getattr(outcomes, "close", None)
+        if close is not None:
+            close()
 
 
 def _failed(task: Task, answer: TaskError, worker: str) -> Failed:

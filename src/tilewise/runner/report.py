@@ -49,6 +49,9 @@ class RunReport:
     skipped: int = 0
     seconds: float = 0.0
     interrupted: str | None = None
+    #: Set when a failure of the environment (storage gone, disk full) stopped the run:
+    #: the failed tile and its cause. The tiles not done were not run (or were stopped).
+    stopped_by: str | None = None
     finalized: bool = False
     #: Every tile's record, in memory or spooled to disk (see :class:`TileRecords`).
     tiles: TileRecords = field(default_factory=TileRecords)
@@ -58,8 +61,16 @@ class RunReport:
     def ok(self) -> bool:
         """Whether every tile finished, in this run or an earlier one."""
         return (
-            self.failed == 0 and self.interrupted is None and self.done + self.skipped == self.total
+            self.failed == 0
+            and self.interrupted is None
+            and self.stopped_by is None
+            and self.done + self.skipped == self.total
         )
+
+    @property
+    def not_run(self) -> int:
+        """Units neither done (now or before) nor failed: left by an interruption or a stop."""
+        return max(0, self.total - self.done - self.skipped - self.failed)
 
     @property
     def failures(self) -> list[TileRecord]:
@@ -102,6 +113,7 @@ class RunReport:
             "ok": self.ok,
             "finalized": self.finalized,
             "interrupted": self.interrupted,
+            "stopped_by": self.stopped_by,
             "tiles": {
                 "total": self.total,
                 "done": self.done,
@@ -186,6 +198,8 @@ class RunReport:
             parts.append(f"{self.skipped} already done")
         if self.failed:
             parts.append(f"{self.failed} failed")
+        if self.stopped_by is not None:
+            parts.append(f"{self.not_run} not run")
         rate = self.rate()
         return f"{self.total} {self.unit}: {', '.join(parts)} in {self.seconds:.1f} s" + (
             f" ({rate})" if rate else ""

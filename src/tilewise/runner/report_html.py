@@ -23,9 +23,15 @@ _SHOWN_FAILURES = 10
 _STATUS = {True: "ok", False: "with failures"}
 
 
+def _status(report: RunReport) -> str:
+    if report.interrupted:
+        return "interrupted"
+    return "stopped" if report.stopped_by is not None else _STATUS[report.ok]
+
+
 def report_repr(report: RunReport) -> str:
     """One line: the class, the counts and the outcome (the full record is ``to_dict()``)."""
-    status = "interrupted" if report.interrupted else _STATUS[report.ok]
+    status = _status(report)
     return (
         f"<{type(report).__name__} {status}: {report.total} {report.unit}, {report.done} done, "
         f"{report.failed} failed, {report.skipped} already done, {report.seconds:.1f} s; "
@@ -50,7 +56,7 @@ def tile_map_png(report: RunReport, dpi: int = 72) -> bytes | None:
 
 def report_html(report: RunReport, failures: list[tuple[str, str]], tile_map: bool) -> str:
     """A compact HTML summary; ``failures`` are (where, cause) pairs, in order."""
-    status = "interrupted" if report.interrupted else _STATUS[report.ok]
+    status = _status(report)
     rows: list[tuple[str, str]] = [
         ("input", str(report.input)),
         (
@@ -72,6 +78,8 @@ def report_html(report: RunReport, failures: list[tuple[str, str]], tile_map: bo
     stages: dict[str, Any] = report.to_dict().get("stages") or {}
     if stages:
         rows.append(("worker time", format_stages(stages)))
+    if report.stopped_by is not None:
+        rows.append(("stopped by", f"{report.stopped_by}; {report.not_run} not run"))
     filled = report.extra.get("filled")
     if filled:
         rows.append(("filled", f"{len(filled['tiles'])} failed tile(s) with {filled['value']:g}"))

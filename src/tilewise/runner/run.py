@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tilewise import io
 from tilewise.errors import OutputError, OutputExistsError, ResumeError, UsageError
-from tilewise.executors.base import Done, Executor, Failed, Outcome, Supervision, Task
+from tilewise.executors.base import (
+    Done,
+    Executor,
+    Failed,
+    FailureKind,
+    Outcome,
+    Supervision,
+    Task,
+)
 from tilewise.executors.runs import map_in_runs
 from tilewise.geometry import Tile
 from tilewise.runner.holes import check_fill, fill_failed, remove_sidecar, write_sidecar
@@ -145,7 +154,8 @@ def execute_plan(
     ``supervision`` applies to this run's tasks (default: the executor's own).
     With ``allow_failed``, an output whose only missing tiles failed is finalized
     with those tiles filled with ``fill`` and listed (see :mod:`tilewise.runner.holes`);
-    ``report.ok`` stays false.
+    ``report.ok`` stays false. A failure of the environment (storage unavailable,
+    the output's disk full) stops the run at that tile: ``report.stopped_by`` names it.
     """
     assert plan.sink is not None
     if allow_failed:
@@ -189,10 +199,14 @@ def execute_plan(
             locality=len(plan.grid) <= _LOCALITY_LIMIT,
             supervision=supervision,
         )
-        for outcome in outcomes:
-            if first_outcome is None:
-                first_outcome = time.perf_counter() - start
-            _record(report, journal, bar, plan.grid.tile(outcome.key), outcome)
+        with closing(outcomes):  # closing it stops the tiles still running (see _stop)
+            for outcome in outcomes:
+                if first_outcome is None:
+                    first_outcome = time.perf_counter() - start
+                _record(report, journal, bar, plan.grid.tile(outcome.key), outcome)
+                if isinstance(outcome, Failed) and outcome.kind is FailureKind.ENVIRONMENT:
+                    _stop(report, outcome)
+                    break
         bar.close()
         journal.close()
         report.seconds = time.perf_counter() - start
@@ -347,11 +361,29 @@ def _record(
     bar.advance(failed=True)
 
 
+def _stop(report: RunReport, outcome: Failed) -> None:
+    """Stop the run at a failure of the environment (circuit breaker).
+
+    Storage that is gone after its own retries, or a full disk, would fail every
+    tile left, each after its own retries: no further tile is started. Closing
+    the executor's outcomes stops the tiles still running (the local executor
+    kills the workers holding them, Dask cancels its tasks); they were not journaled,
+    so ``--resume`` redoes them with the tile that failed and those never started.
+    """
+    report.stopped_by = f"tile {outcome.key}: {outcome.cause}"
+    log.info(
+        "stopping the run: %s; %d tile(s) not run (fix the cause, then --resume)",
+        report.stopped_by,
+        report.not_run,
+    )
+
+
 def _only_failed(report: RunReport) -> bool:
-    """Whether every tile not done failed (no interruption left tiles unrun)."""
+    """Whether every tile not done failed (no interruption or stop left tiles unrun)."""
     return (
         report.failed > 0
         and report.interrupted is None
+        and report.stopped_by is None
         and report.done + report.skipped + report.failed == report.total
     )
 
