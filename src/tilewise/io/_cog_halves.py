@@ -5,7 +5,8 @@ A worker that writes a full-resolution tile of a COG with overviews also reduces
 while it is in memory, and writes the result, a quarter of its pixels, raw (C order,
 the output's dtype) as ``tile-NNNNNNN.half`` in the partial output, beside the tile's
 encoded TIFF tiles. The tile's receipt records it as a *half*: ``[file, size, crc32c,
-row, col, height, width]``, its window in overview level 1.
+row, col, height, width]``, its window in overview level 1. The halves take a quarter of
+the uncompressed image on disk until the COG is written (the partial output is removed then).
 
 This gives the same pixels as reducing the whole full-resolution image, because
 COG tiles are aligned to the TIFF block (a multiple of 16): every tile starts at even
