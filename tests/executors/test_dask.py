@@ -9,6 +9,7 @@ run is compared with a local run of the same pipeline, bit for bit.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import signal
@@ -334,6 +335,28 @@ def test_nodata_geotiff_on_the_cluster_tiles_exactly_as_the_whole_image(module_c
         np.testing.assert_array_equal(read_image(tmp_path / out), whole, err_msg=out)
     with rasterio.open(src) as i, rasterio.open(tmp_path / "o.tif") as o:
         assert (o.crs, o.transform, o.nodata) == (i.crs, i.transform, 0)
+
+
+def test_a_cog_on_the_cluster_is_the_local_one_byte_for_byte(module_cluster, tmp_path, caplog):
+    """The workers reduce their tiles for overview level 1 on the cluster too: they write
+    them beside their encoded tiles, in the output's partial directory, as for any TIFF."""
+    pytest.importorskip("rasterio")
+    from tests.io.test_raster import write_raster
+
+    image = make_image((301, 257), "uint16", 3)
+    image[40:90, 50:130] = 0
+    src = write_raster(tmp_path / "in.tif", image, nodata=0)
+    options = {"BLOCKSIZE": 32, "OVERVIEW_RESAMPLING": "AVERAGE"}
+    run: dict[str, Any] = {"tile": 96, "format": "cog", "creation_options": options}
+    with caplog.at_level(logging.INFO, logger="tilewise.io._cog"):
+        report = tilewise.run(
+            src, tmp_path / "dask.tif", OPS[:1], executor="dask",
+            scheduler=module_cluster.address, **run,
+        )  # fmt: skip
+    assert report.ok
+    assert "overview level 1 ((151, 129), from the reduced tiles)" in caplog.text
+    assert tilewise.run(src, tmp_path / "local.tif", OPS[:1], executor="serial", **run).ok
+    assert (tmp_path / "dask.tif").read_bytes() == (tmp_path / "local.tif").read_bytes()
 
 
 def test_an_existing_client_is_used_and_left_open(module_cluster, source, reference, tmp_path):

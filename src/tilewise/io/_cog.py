@@ -4,18 +4,24 @@ A COG is written in three steps:
 
 1. The run's workers encode the full-resolution TIFF tiles of their tilewise tiles and
    spool them, as for a tiled TIFF (:class:`~tilewise.io._tiff.TiffSink`).
-2. Once every tile is done, overview level 1 is built from the finished full-resolution
-   tiles, then level 2 from level 1, and so on (see :mod:`tilewise.io._overviews` for
+   Each worker also reduces its tile 2 x 2 while it holds it, and writes those pixels
+   of overview level 1 raw beside them (see :mod:`tilewise.io._cog_halves`).
+2. Once every tile is done, overview level 1 is encoded from those reduced tiles, then
+   level 2 is built from level 1, and so on (see :mod:`tilewise.io._overviews` for
    what each resampling computes). A level is cut into strips of TIFF tiles, and each
-   strip is one task for the run's executor: a worker decodes the spooled tiles of the
-   level before under its strip, reduces them 2 x 2, encodes the strip's tiles and
-   spools them. Levels follow one another; the strips of a level run in parallel.
+   strip is one task for the run's executor: a worker reads the reduced tiles under its
+   strip (level 1), or decodes the spooled tiles of the level before under it and
+   reduces them 2 x 2 (the levels after), encodes the strip's tiles and spools them.
+   Levels follow one another; the strips of a level run in parallel. When a tile's
+   receipt has no reduced tile (written by a tilewise that made none), level 1 too is
+   made from the decoded full-resolution tiles.
 3. The main process places the bytes in the COG layout (:mod:`tilewise.io._cog_layout`):
    IFDs first, then the tiles from the smallest overview to full resolution. It only
    copies bytes the workers encoded.
 
-On ``--resume`` the full-resolution tiles are taken from the journal; the overviews
-are built again (they are a third of the pixels, and a tile redone changes them).
+On ``--resume`` the full-resolution tiles and their reduced tiles are taken from the
+journal (a tile either of whose files is missing or damaged is redone); the overviews are
+built again from them (they are a third of the pixels, and a tile redone changes them).
 """
 
 from __future__ import annotations
@@ -32,13 +38,23 @@ import tifffile
 
 from tilewise.errors import OutputError, UsageError
 from tilewise.geometry import Window
+from tilewise.io._cog_halves import (
+    Half,
+    by_block_row,
+    half_intact,
+    half_of,
+    overlapping,
+    read_halves,
+    reducible,
+    write_half,
+)
 from tilewise.io._cog_layout import Ifd, Tag, fits_classic, plan_layout, write_layout
 from tilewise.io._geotiff_tags import GeoTiffTags, geotiff_tags
 from tilewise.io._overviews import default_resampling, level_shapes, reduce2
 from tilewise.io._tiff import COMPRESSIONS, TiffSink, assembling_path
 from tilewise.io.base import Array, Receipt, SinkSpec
 
-__all__ = ["CogSink", "OverviewStrip", "RunTasks", "resampling_of"]
+__all__ = ["CogSink", "HalvesStrip", "OverviewStrip", "RunTasks", "resampling_of"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +82,29 @@ class CogSink(TiffSink):
     """A Cloud Optimized GeoTIFF: the full-resolution tiles as :class:`TiffSink` writes them,
     overviews built after them in parallel, and the COG byte layout (see the module)."""
 
+    def __init__(self, spec: SinkSpec) -> None:
+        super().__init__(spec)
+        #: Whether the COG has overviews: then each tile is also written reduced 2 x 2.
+        self._halves = bool(level_shapes(spec.shape, spec.chunks))
+        self._resampling = resampling_of(spec)
+
+    def write(
+        self, tile_index: int, window: Window, array: Array, plane: int | None = None
+    ) -> Receipt:
+        """Spool the tile's encoded TIFF tiles and, when the COG has overviews, the tile
+        reduced 2 x 2 (overview level 1's pixels, see :mod:`tilewise.io._cog_halves`)."""
+        receipt = super().write(tile_index, window, array, plane)
+        if self._halves and plane is None and reducible(self.spec, window):
+            reduced = reduce2(array, self._resampling, _nodata(self.spec))
+            receipt["half"] = write_half(self.spec, tile_index, window, reduced)
+        return receipt
+
+    def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
+        if not super().verify(window, receipt, plane):
+            return False
+        half = receipt.get("half")
+        return half is None or half_intact(self.spec, half)
+
     @classmethod
     def create(cls, spec: SinkSpec) -> None:
         dtype = np.dtype(spec.dtype)
@@ -84,15 +123,27 @@ class CogSink(TiffSink):
     def assemble_with(cls, spec: SinkSpec, receipts: Mapping[int, Receipt], run: RunTasks) -> None:
         """Build the overviews with ``run`` (tasks in parallel), then write the COG as
         ``.NAME.assembling``; :meth:`TiffSink.commit` renames it and removes the tiles."""
-        block = spec.chunks
-        images = [_where(receipts)]
-        shapes = [spec.shape, *level_shapes(spec.shape, block)]
+        shapes = [spec.shape, *level_shapes(spec.shape, spec.chunks)]
+        where, halves = _scan(receipts, shapes[1] if len(shapes) > 1 else None)
+        images = [where]
         _check_complete(spec, shapes[0], images[0], "full-resolution")
         resampling = resampling_of(spec)
         for level in range(1, len(shapes)):
-            strip = OverviewStrip(spec, level, shapes[level - 1], shapes[level], resampling)
-            payloads = list(strip.payloads(images[-1]))
-            log.info("overview level %d (%s): %d task(s)", level, shapes[level], len(payloads))
+            strip: OverviewStrip | HalvesStrip
+            payloads: list[Any]
+            if level == 1 and halves is not None:
+                strip = HalvesStrip(spec, shapes[1])
+                payloads = list(strip.payloads(halves))
+            else:
+                strip = OverviewStrip(spec, level, shapes[level - 1], shapes[level], resampling)
+                payloads = list(strip.payloads(images[-1]))
+            log.info(
+                "overview level %d (%s, from %s): %d task(s)",
+                level,
+                shapes[level],
+                "the reduced tiles" if isinstance(strip, HalvesStrip) else "the level before",
+                len(payloads),
+            )
             images.append(_where(dict(enumerate(run(strip, payloads)))))
             _check_complete(spec, shapes[level], images[-1], f"overview level {level}")
         _assemble(spec, shapes, images)
@@ -108,6 +159,31 @@ def _where(receipts: Mapping[int, Receipt]) -> Where:
         for index, offset, length, *_ in receipt["segments"]:
             where[int(index)] = (str(receipt["file"]), int(offset), int(length))
     return where
+
+
+def _scan(
+    receipts: Mapping[int, Receipt], first: tuple[int, int] | None
+) -> tuple[Where, list[Half] | None]:
+    """Where the full-resolution tiles are spooled, and the reduced tiles that make
+    overview level 1 of shape ``first`` (None: there is no level 1, or it is made from
+    the full resolution), in one pass over ``receipts``."""
+    where: Where = {}
+    halves: list[Half] | None = [] if first is not None else None
+    area = 0
+    for receipt in receipts.values():
+        for index, offset, length, *_ in receipt["segments"]:
+            where[int(index)] = (str(receipt["file"]), int(offset), int(length))
+        if halves is None:
+            continue
+        half = half_of(receipt)
+        if half is None:
+            halves = None
+            continue
+        halves.append(half)
+        area += half[5] * half[6]
+    if halves is not None and first is not None and area != first[0] * first[1]:
+        halves = None
+    return where, halves
 
 
 def _tiles_of(shape: tuple[int, int], block: tuple[int, int]) -> tuple[int, int]:
@@ -132,9 +208,34 @@ class _LevelSink(TiffSink):
         return f"ovr{self._overview:02d}-{tile_index:07d}.seg"
 
 
+def _strips(spec: SinkSpec, shape: tuple[int, int]) -> Iterator[tuple[int, int, int]]:
+    """``(row, first_col, stop_col)`` of each strip of TIFF tiles of a level of ``shape``:
+    as many tiles of one row as make at most :data:`STRIP_BYTES` of the level before."""
+    bh, bw = spec.chunks
+    rows, cols = _tiles_of(shape, spec.chunks)
+    itemsize = np.dtype(spec.dtype).itemsize * spec.bands
+    per_strip = max(1, STRIP_BYTES // (4 * bh * bw * itemsize))
+    for row in range(rows):
+        for first in range(0, cols, per_strip):
+            yield row, first, min(cols, first + per_strip)
+
+
+def _write_strip(
+    spec: SinkSpec, level: int, shape: tuple[int, int], row: int, first: int, pixels: Array
+) -> Receipt:
+    """Encode and spool the strip of TIFF tiles of overview ``level`` (of ``shape``) that
+    starts at tile ``(row, first)``."""
+    bh, bw = spec.chunks
+    window = Window(row * bh, first * bw, pixels.shape[0], pixels.shape[1])
+    sink = _LevelSink(replace(spec, shape=shape), level)
+    across = _tiles_of(shape, spec.chunks)[1]
+    return sink.write(row * across + first, window, pixels)
+
+
 @dataclass(frozen=True, slots=True)
 class OverviewStrip:
-    """A picklable task: build one strip of TIFF tiles of overview ``level`` (in a worker).
+    """A picklable task: build one strip of TIFF tiles of overview ``level`` (in a worker)
+    from the level before, decoded.
 
     Its payload is ``(row, first_col, stop_col, sources)``: the strip's tile row and
     columns, and where the tiles of the level before that it covers are spooled.
@@ -148,20 +249,14 @@ class OverviewStrip:
 
     def payloads(self, below: Where) -> Iterator[tuple[int, int, int, Where]]:
         """One payload per strip of this level, with the spooled tiles it reads."""
-        bh, bw = self.spec.chunks
-        rows, cols = _tiles_of(self.shape, self.spec.chunks)
         below_rows, below_cols = _tiles_of(self.below, self.spec.chunks)
-        itemsize = np.dtype(self.spec.dtype).itemsize * self.spec.bands
-        per_strip = max(1, STRIP_BYTES // (4 * bh * bw * itemsize))
-        for row in range(rows):
-            for first in range(0, cols, per_strip):
-                stop = min(cols, first + per_strip)
-                sources = {
-                    r * below_cols + c: below[r * below_cols + c]
-                    for r in range(2 * row, min(2 * row + 2, below_rows))
-                    for c in range(2 * first, min(2 * stop, below_cols))
-                }
-                yield row, first, stop, sources
+        for row, first, stop in _strips(self.spec, self.shape):
+            sources = {
+                r * below_cols + c: below[r * below_cols + c]
+                for r in range(2 * row, min(2 * row + 2, below_rows))
+                for c in range(2 * first, min(2 * stop, below_cols))
+            }
+            yield row, first, stop, sources
 
     def __call__(self, payload: tuple[int, int, int, Where]) -> Receipt:
         row, first, stop, sources = payload
@@ -171,11 +266,39 @@ class OverviewStrip:
         width = min(2 * (stop - first) * bw, self.below[1] - left)
         region = _decode_region(self.spec, self.below, sources, Window(top, left, height, width))
         reduced = reduce2(region, self.resampling, _nodata(self.spec))
-        window = Window(row * bh, first * bw, reduced.shape[0], reduced.shape[1])
-        level_spec = replace(self.spec, shape=self.shape)
-        sink = _LevelSink(level_spec, self.level)
-        across = _tiles_of(self.shape, self.spec.chunks)[1]
-        return sink.write(row * across + first, window, reduced)
+        return _write_strip(self.spec, self.level, self.shape, row, first, reduced)
+
+
+@dataclass(frozen=True, slots=True)
+class HalvesStrip:
+    """A picklable task: encode one strip of TIFF tiles of overview level 1 (of ``shape``,
+    in a worker) from the tiles the workers reduced (see :mod:`tilewise.io._cog_halves`).
+
+    Its payload is ``(row, first_col, stop_col, halves)``: the strip's tile row and
+    columns, and the reduced tiles that overlap it.
+    """
+
+    spec: SinkSpec
+    shape: tuple[int, int]
+
+    def payloads(self, halves: list[Half]) -> Iterator[tuple[int, int, int, tuple[Half, ...]]]:
+        """One payload per strip of level 1, with the reduced tiles it reads."""
+        rows = by_block_row(halves, self.spec.chunks[0])
+        for row, first, stop in _strips(self.spec, self.shape):
+            window = self._window(row, first, stop)
+            yield row, first, stop, tuple(overlapping(rows.get(row, ()), window))
+
+    def _window(self, row: int, first: int, stop: int) -> Window:
+        bh, bw = self.spec.chunks
+        top, left = row * bh, first * bw
+        return Window(
+            top, left, min(bh, self.shape[0] - top), min((stop - first) * bw, self.shape[1] - left)
+        )
+
+    def __call__(self, payload: tuple[int, int, int, tuple[Half, ...]]) -> Receipt:
+        row, first, stop, halves = payload
+        pixels = read_halves(self.spec, self._window(row, first, stop), halves)
+        return _write_strip(self.spec, 1, self.shape, row, first, pixels)
 
 
 def _decode_region(spec: SinkSpec, shape: tuple[int, int], sources: Where, window: Window) -> Array:
