@@ -118,6 +118,26 @@ def test_average_of_full_blocks_equals_the_general_count_of_valid_pixels(dtype):
     assert fast.dtype == image.dtype
 
 
+@pytest.mark.parametrize("dtype", ["int64", "uint64"])
+@pytest.mark.parametrize("nodata", [None, 7])
+def test_average_of_64_bit_pixels_is_exact_at_the_types_ends(dtype, nodata):
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(9)
+    image = rng.integers(info.min, info.max, (6, 8), endpoint=True, dtype=dtype)
+    image[:2, :2], image[2:4, :2] = info.max, info.min
+    image[:2, 2:4] = np.array([[info.max, info.max - 1], [info.max - 2, 2**53 + 1]], dtype)
+    image[4:, 6:] = [[1, 2], [2, 2]]
+    if nodata is not None:
+        image[0, 0] = image[5, 5] = nodata
+    want = np.empty((3, 4), dtype)
+    for r in range(3):
+        for c in range(4):
+            block = [int(v) for v in image[2 * r : 2 * r + 2, 2 * c : 2 * c + 2].ravel()]
+            valid = [v for v in block if v != nodata] or [0]
+            want[r, c] = (2 * sum(valid) + len(valid)) // (2 * len(valid))  # half up, exactly
+    np.testing.assert_array_equal(reduce2(image, "average", nodata), want)
+
+
 def _scene(tmp_path, dtype="uint16", shape=(1500, 1300), **options):
     rng = np.random.default_rng(11)
     image = rng.integers(1, 3000, shape).astype(dtype)

@@ -92,9 +92,12 @@ def _views(image: Array, nodata: float | None) -> tuple[list[Array], list[Array 
 
 
 def _average(views: list[Array], valids: list[Array | None], dtype: np.dtype[Any]) -> Array:
-    """Mean of the valid pixels; integers of up to 32 bits exactly in int64, others in float64."""
-    exact = dtype.kind in "iu" and dtype.itemsize <= 4
-    if exact and all(valid is None for valid in valids):
+    """Mean of the valid pixels, rounded half up for integers (exactly, at any width);
+    floats in float64."""
+    exact = dtype.kind in "iu"
+    if exact and dtype.itemsize == 8:
+        views = _wide_enough(views)
+    elif exact and all(valid is None for valid in valids):
         # four pixels in every block: floor(total / 4 + 1/2) is (total + 2) >> 2 (a floor,
         # negatives too), in the narrowest type that holds the sum (4-9x faster than below)
         wide = np.int32 if dtype.itemsize <= 2 else np.int64
@@ -105,7 +108,8 @@ def _average(views: list[Array], valids: list[Array | None], dtype: np.dtype[Any
         sums >>= 2
         quarter: Array = sums.astype(dtype)
         return quarter
-    total = np.zeros(views[0].shape, np.int64 if exact else np.float64)
+    accumulator = object if views[0].dtype == object else np.int64 if exact else np.float64
+    total = np.zeros(views[0].shape, accumulator)
     count = np.zeros(views[0].shape, np.int64)
     for view, valid in zip(views, valids, strict=True):
         if valid is None:
@@ -115,15 +119,25 @@ def _average(views: list[Array], valids: list[Array | None], dtype: np.dtype[Any
             total += np.where(valid, view, 0)
             count += valid
     some = np.maximum(count, 1)
-    if exact:  # floor(total / count + 1/2), in integers
-        out = (2 * total + some) // (2 * some)
-    elif dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        out = np.clip(np.floor(total / some + 0.5), info.min, info.max)
-    else:
-        out = total / some
+    # integers: floor(total / count + 1/2) exactly
+    out = (2 * total + some) // (2 * some) if exact else total / some
     result: Array = out.astype(dtype)
     return result
+
+
+#: 64-bit pixels below this size sum (4 of them, doubled) inside int64.
+_INT64_SAFE = 2**59
+
+
+def _wide_enough(views: list[Array]) -> list[Array]:
+    """64-bit integer views as int64 when ``2 * (a + b + c + d) + 4`` fits it, else as
+    Python integers (rare: pixels within 2**59 of the type's ends), so the mean is exact."""
+    if all(
+        view.size == 0 or (int(view.min()) > -_INT64_SAFE and int(view.max()) < _INT64_SAFE)
+        for view in views
+    ):
+        return [view.astype(np.int64) for view in views]
+    return [view.astype(object) for view in views]
 
 
 def _mode(views: list[Array], valids: list[Array | None], dtype: np.dtype[Any]) -> Array:
