@@ -129,6 +129,33 @@ def test_a_failed_tile_is_resumed_and_finished_tiles_are_merged_from_their_parts
     assert not (tmp_path / ".r.csv.journal").exists()
 
 
+def test_a_full_disk_stops_the_measurement_at_once_and_resume_finishes_it(tmp_path):
+    image = blobs().astype(np.uint8)
+    image[image == MARKER] = MARKER + 1
+    image[12, 12] = MARKER  # in tile 0, so the tiles after it are never run
+    source = tmp_path / "in.npy"
+    np.save(source, image)
+    fixed = tmp_path / "fixed"
+    args = (
+        "measure", source, "--op", f"tests.faults.disk_full_on_marker:fixed={fixed}",
+        "--detect", "regions:threshold=100", "-o", tmp_path / "r.csv", "--tile", TILE,
+        "--executor", "serial", "-q", "--retries", 2,
+    )  # fmt: skip
+    first = invoke(*args, "--report", tmp_path / "first.json")
+    assert first.exit_code == 3, first.output
+    report = json.loads((tmp_path / "first.json").read_text())
+    assert "/full/disk/tile" in report["stopped_by"]
+    [failure] = report["failures"]
+    assert (failure["tile"], failure["kind"], failure["attempts"]) == (0, "environment", 1)
+    assert len(report["per_tile"]) == 1  # stopped at the first tile: none of the 15 others ran
+    fixed.touch()
+    second = invoke(*args, "--resume")
+    assert second.exit_code == 0, second.output
+    got = pd.read_csv(tmp_path / "r.csv")
+    want = regionprops_table(label(image > 100), properties=("area",))
+    assert sorted(got["area"]) == sorted(want["area"])
+
+
 def test_python_measure_returns_a_frame_or_columns_and_stats_equal_numpy(source, filtered):
     frame = tilewise.measure(source, detect="regions:threshold=60", tile=TILE, workers=2)
     columns = tilewise.measure(

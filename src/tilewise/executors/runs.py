@@ -39,7 +39,14 @@ from typing import Any
 from tilewise.executors._worker import TaskError, TaskResult, run_task
 from tilewise.executors.base import Done, Executor, Failed, FailureKind, Outcome, Supervision, Task
 
-__all__ = ["MOST_PER_RUN", "TARGET_SECONDS", "RunOfTasks", "map_in_runs", "run_length"]
+__all__ = [
+    "MOST_PER_RUN",
+    "TARGET_SECONDS",
+    "RunOfTasks",
+    "closing_outcomes",
+    "map_in_runs",
+    "run_length",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +130,7 @@ def map_in_runs(
     workers = max(1, executor.workers)
     probe = list(islice(source, 2 * workers))
     seconds: list[float] = []
-    with _closing(
+    with closing_outcomes(
         executor.map_tasks(fn, probe, locality=locality, supervision=supervision)
     ) as probed:
         for outcome in probed:
@@ -170,7 +177,7 @@ def _runs(
     once = replace(supervision, retries=0, timeout=timeout)
     again: dict[int, tuple[Task, str]] = {}  # tasks to retry alone, with their first cause
     first = executor.map_tasks(RunOfTasks(fn), runs(), locality=locality, supervision=once)
-    with _closing(first):
+    with closing_outcomes(first):
         for outcome in first:
             chunk = held.pop(outcome.key)
             if isinstance(outcome, Failed):
@@ -198,14 +205,14 @@ def _runs(
         return
     fewer = replace(supervision, retries=max(0, supervision.retries - 1))
     tasks = [task for task, _ in again.values()]
-    with _closing(executor.map_tasks(fn, tasks, supervision=fewer)) as second:
+    with closing_outcomes(executor.map_tasks(fn, tasks, supervision=fewer)) as second:
         for outcome in second:
             history = (again[outcome.key][1], *outcome.history)
             yield replace(outcome, attempts=outcome.attempts + 1, history=history)
 
 
 @contextmanager
-def _closing(outcomes: Iterator[Outcome]) -> Iterator[Iterator[Outcome]]:
+def closing_outcomes(outcomes: Iterator[Outcome]) -> Iterator[Iterator[Outcome]]:
     """``outcomes``, closed on leaving (an executor's generator then stops its tasks)."""
     try:
         yield outcomes

@@ -26,7 +26,8 @@ import numpy as np
 
 from tilewise import io
 from tilewise.errors import OutputError, ResumeError, UsageError
-from tilewise.executors.base import Done, Executor, Supervision, Task
+from tilewise.executors.base import Done, Executor, Failed, FailureKind, Supervision, Task
+from tilewise.executors.runs import closing_outcomes
 from tilewise.geometry import Grid
 from tilewise.io import SourceSpec
 from tilewise.io.georef import Georef
@@ -39,7 +40,7 @@ from tilewise.runner.measure_work import MeasureCall, MeasureJob, object_count
 from tilewise.runner.plan import Plan
 from tilewise.runner.progress import Progress
 from tilewise.runner.report import RunReport
-from tilewise.runner.run import _LOCALITY_LIMIT, _record
+from tilewise.runner.run import _LOCALITY_LIMIT, _record, _stop
 
 __all__ = [
     "TableWriter",
@@ -296,14 +297,18 @@ def execute_measure(
             locality=len(plan.grid) <= _LOCALITY_LIMIT,
             supervision=supervision,
         )
-        for outcome in outcomes:
-            if isinstance(outcome, Done):
-                part = outcome.value.pop("part")
-                if final is not None:
-                    _spool(spool_path(final), outcome.key, part)
-                objects[str(outcome.key)] = outcome.value.get("objects")
-                add(outcome.key, part)
-            _record(report, journal, bar, plan.grid.tile(outcome.key), outcome)
+        with closing_outcomes(outcomes):  # closing it stops the tiles still running
+            for outcome in outcomes:
+                if isinstance(outcome, Done):
+                    part = outcome.value.pop("part")
+                    if final is not None:
+                        _spool(spool_path(final), outcome.key, part)
+                    objects[str(outcome.key)] = outcome.value.get("objects")
+                    add(outcome.key, part)
+                _record(report, journal, bar, plan.grid.tile(outcome.key), outcome)
+                if isinstance(outcome, Failed) and outcome.kind is FailureKind.ENVIRONMENT:
+                    _stop(report, outcome)  # storage gone or disk full: as a run stops
+                    break
         bar.close()
         journal.close()
         report.seconds = time.perf_counter() - start
