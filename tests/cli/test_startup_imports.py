@@ -90,3 +90,30 @@ def test_a_plain_run_loads_no_batch_or_storage_machinery(
     assert {"tilewise.api", "tilewise.runner.run"} <= modules  # it ran here
     # the TIFF writer's checksums are the workers' (preloaded there) and --resume's
     assert _loaded(modules, (*ELSEWHERE, "tilewise.collection.run", "google_crc32c")) == []
+
+
+def test_the_workers_preload_leaves_the_main_process_machinery_out(tmp_path: Path) -> None:
+    # The fork server imports this before the first worker can start: it is start-up too.
+    code = (
+        "import importlib, sys\n"
+        "from tilewise.executors.forkserver import preload\n"
+        "for work in sys.argv[1:]:\n"
+        "    for name in preload(work):\n"
+        "        importlib.import_module(name)\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    main_process_only = (
+        "tilewise.api",
+        "tilewise.collection.run",
+        "tilewise.runner.journal",
+        "tilewise.runner.lifecycle",
+        "tilewise.runner.plan",
+        "tilewise.runner.report",
+    )
+    for work, its_own in (("batch", "tilewise.collection.work"), ("run", "tilewise.runner.work")):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, work], capture_output=True, text=True, check=True
+        )
+        modules = set(proc.stdout.split())
+        assert its_own in modules
+        assert _loaded(modules, (*ELSEWHERE, *main_process_only)) == [], work
