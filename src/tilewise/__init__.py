@@ -31,7 +31,7 @@ _EXPORTS = {
     "Layout": "tilewise.geometry",
     "Piece": "tilewise.inmemory",
     "Pipeline": "tilewise.pipeline",
-    "RunReport": "tilewise.runner",
+    "RunReport": "tilewise.runner.report",
     "Tile": "tilewise.geometry",
     "TilewiseError": "tilewise.errors",
     "Window": "tilewise.geometry",
@@ -71,4 +71,4 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from tilewise.inmemory import split as split
     from tilewise.ops import op as op
     from tilewise.pipeline import Pipeline as Pipeline
-    from tilewise.runner import RunReport as RunReport
+    from tilewise.runner.report import RunReport as RunReport

@@ -7,12 +7,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from tilewise import io
+from tilewise.defaults import DEFAULT_TILE
 from tilewise.executors import Executor, Supervision
 from tilewise.executors.forkserver import worker_options
 from tilewise.geometry import Layout
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
-from tilewise.runner import DEFAULT_TILE, Lifecycle, RunReport, execute_plan, make_plan
+from tilewise.runner.lifecycle import Lifecycle
 from tilewise.runner.lock import holding
+from tilewise.runner.plan import make_plan
+from tilewise.runner.report import RunReport
+from tilewise.runner.run import execute_plan
 from tilewise.verify import check_first_tile, has_user_ops
 
 __all__ = ["info", "plan", "run"]

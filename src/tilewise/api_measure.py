@@ -12,15 +12,18 @@ from tilewise import io
 from tilewise.collection.collect import Item
 from tilewise.collection.overlap import check_apart
 from tilewise.collection.report import BatchReport
+from tilewise.defaults import DEFAULT_TILE
 from tilewise.errors import Phase, TileError, UsageError
 from tilewise.executors import Executor, Supervision
 from tilewise.executors.forkserver import worker_options
 from tilewise.geometry import Layout
 from tilewise.measurements import GEO_SUFFIXES, Detector, Stats, check_table_path, to_frame
 from tilewise.pipeline import OpLike, Pipeline
-from tilewise.runner import DEFAULT_TILE, Lifecycle, RunReport, make_plan
+from tilewise.runner.lifecycle import Lifecycle
 from tilewise.runner.lock import holding
 from tilewise.runner.measure_run import execute_measure, measure_pipeline, measure_plan
+from tilewise.runner.plan import make_plan
+from tilewise.runner.report import RunReport
 
 __all__ = ["measure", "measure_run", "stats"]
 

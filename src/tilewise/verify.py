@@ -31,12 +31,12 @@ import numpy as np
 import numpy.typing as npt
 
 from tilewise import io
+from tilewise.defaults import DEFAULT_TILE
 from tilewise.errors import PipelineError
 from tilewise.executors import Done, Executor, Supervision, Task, make_executor
 from tilewise.geometry import Layout, Stage, StageMap, Tile, Window
 from tilewise.io import SourceSpec, cached_source
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
-from tilewise.runner import DEFAULT_TILE
 from tilewise.runner.plan import Plan, make_plan
 
 __all__ = ["OpVerdict", "Verdict", "check_first_tile", "has_user_ops", "verify"]

@@ -137,7 +137,7 @@ def _write_tile_twice(spec_and_tile):
 def test_row16_the_same_tile_written_twice_concurrently_is_harmless(tmp_path, fmt):
     from tilewise.io import sink_class
     from tilewise.pipeline import Pipeline
-    from tilewise.runner import make_plan
+    from tilewise.runner.plan import make_plan
     from tilewise.runner.work import TileJob
 
     src, expected = big_input(tmp_path)

@@ -19,7 +19,7 @@ def test_five_thousand_tiny_tiles_complete_exactly(tmp_path):
 def test_the_memory_estimate_counts_the_read_window_of_a_rescaling_pipeline(tmp_path):
     from tests.conftest import make_image, write_image
     from tilewise.pipeline import as_pipeline
-    from tilewise.runner import make_plan
+    from tilewise.runner.plan import make_plan
 
     src = write_image(tmp_path / "in.tif", make_image((1024, 1024)))
     ops = ["gaussian:sigma=2", "resize:scale=0.25"]

@@ -15,7 +15,7 @@ from tilewise.cli.options import EXIT_DONE, EXIT_FAILED_TILES, EXIT_RUN_ERROR, E
 from tilewise.errors import Interrupted, Phase, TilewiseError
 
 if TYPE_CHECKING:
-    from tilewise.runner import RunReport
+    from tilewise.runner.report import RunReport
 
 __all__ = ["EXIT_CODES", "exit_code", "fail", "finish", "interrupted", "reporting_errors"]
 

@@ -36,6 +36,7 @@ from tilewise.collection import collect as collect_mod
 from tilewise.collection.collect import Item
 from tilewise.collection.overlap import check_apart
 from tilewise.collection.report import BatchReport, FileRecord
+from tilewise.defaults import DEFAULT_TILE
 from tilewise.errors import InputError, ResumeError, UsageError
 from tilewise.executors import Executor, Supervision
 from tilewise.executors.forkserver import worker_options
@@ -50,9 +51,8 @@ from tilewise.measurements import (
     write_table,
 )
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
-from tilewise.runner import DEFAULT_TILE, Lifecycle, make_plan
 from tilewise.runner.journal import Journal
-from tilewise.runner.lifecycle import working
+from tilewise.runner.lifecycle import Lifecycle, working
 from tilewise.runner.lock import holding
 from tilewise.runner.measure_run import (
     Unrecorded,
@@ -64,6 +64,7 @@ from tilewise.runner.measure_run import (
     save_part,
     spool_path,
 )
+from tilewise.runner.plan import make_plan
 from tilewise.runner.progress import Progress
 
 __all__ = ["file_table", "is_collection", "measure_files"]

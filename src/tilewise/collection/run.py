@@ -37,14 +37,14 @@ from tilewise.collection.work import (
     BatchJob,
     FileResult,
 )
+from tilewise.defaults import DEFAULT_TILE
 from tilewise.errors import StackMismatchError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task
 from tilewise.executors.forkserver import worker_options
 from tilewise.geometry.planes import parse_plane_range
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
-from tilewise.runner import DEFAULT_TILE, Lifecycle
 from tilewise.runner.journal import Journal
-from tilewise.runner.lifecycle import committing, working
+from tilewise.runner.lifecycle import Lifecycle, committing, working
 from tilewise.runner.lock import holding
 from tilewise.runner.progress import Progress
 

@@ -41,7 +41,7 @@ BASE_PRELOAD = ("tilewise.executors._native_threads", "tilewise.executors._worke
 #: that runs the task and the readers it uses first. ``dask`` is for the tile processes
 #: of a Dask worker (:mod:`tilewise.executors._dask_isolation`).
 WORK_MODULES = {
-    "run": ("tilewise.runner.work", "tilewise.io._tiff"),
+    "run": ("tilewise.runner.work", "tilewise.io._tiff", "tilewise.io._checksum"),
     "batch": ("tilewise.collection.work", "tilewise.io._tiff_whole", "tilewise.io._npy"),
     "measure": (
         "tilewise.runner.measure_work",

@@ -16,7 +16,6 @@ from tilewise.io._formats import (
     parse_creation_options,
     parse_options_for_formats,
 )
-from tilewise.io._remote import is_url
 from tilewise.io._stack import (
     StackSink,
     StackSpec,
@@ -24,6 +23,7 @@ from tilewise.io._stack import (
     stack_format,
     stack_sink_class,
 )
+from tilewise.io._urls import is_url
 from tilewise.io._whole import image_intact, write_image
 from tilewise.io.base import (
     DEFAULT_MAX_PIXELS,

@@ -49,6 +49,7 @@ from tilewise.errors import (
     StorageUnavailableError,
     UnsupportedFormatError,
 )
+from tilewise.io._urls import is_url
 
 __all__ = [
     "INSTALL_HINT",
@@ -74,17 +75,6 @@ RETRIES = {"max_retries": 8, "initial_backoff_s": 0.1, "max_backoff_s": 5.0, "ti
 BLOCK = 64 * 1024
 #: Blocks kept per open object (per worker): a bounded cache.
 BLOCK_CACHE_BYTES = 4 << 20
-
-_SCHEMES = ("s3://", "http://", "https://")
-
-
-def is_url(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` names an object in storage (``s3://``, ``http://``, ``https://``).
-
-    >>> is_url("s3://bucket/a.tif"), is_url("/data/a.tif")
-    (True, False)
-    """
-    return isinstance(path, str) and path.lower().startswith(_SCHEMES)
 
 
 def split_url(url: str) -> tuple[str, str]:

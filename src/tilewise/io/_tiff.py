@@ -34,7 +34,6 @@ from tilewise.errors import (
     UsageError,
 )
 from tilewise.geometry import Window
-from tilewise.io._checksum import crc32c
 from tilewise.io._geotiff_tags import geotiff_tags
 from tilewise.io._reading import DECODE_ERRORS, library_notes
 from tilewise.io._segment_cache import SegmentCache
@@ -515,6 +514,8 @@ class TiffSink(Sink):
     def write(
         self, tile_index: int, window: Window, array: Array, plane: int | None = None
     ) -> Receipt:
+        from tilewise.io._checksum import crc32c  # preloaded by the run's workers
+
         if window.row % self._block[0] or window.col % self._block[1]:
             raise OutputError(f"{window} is not aligned to the TIFF tile {self._block}")
         first = (plane or 0) * self._per_plane
@@ -536,6 +537,8 @@ class TiffSink(Sink):
         return {"file": path.name, "size": offset, "segments": segments}
 
     def verify(self, window: Window, receipt: Receipt, plane: int | None = None) -> bool:
+        from tilewise.io._checksum import crc32c  # a resumed run's check, in the main process
+
         path = self.spec.partial / str(receipt["file"])
         if not path.is_file() or path.stat().st_size != receipt["size"]:
             return False

@@ -1,16 +1,8 @@
-"""One run from plan to finish: plan, lifecycle, journal, supervision loop, report."""
+"""One run from plan to finish: plan, lifecycle, journal, supervision loop, report.
 
-from tilewise.runner.lifecycle import Lifecycle
-from tilewise.runner.plan import DEFAULT_TILE, Plan, make_plan
-from tilewise.runner.report import RunReport, TileRecord
-from tilewise.runner.run import execute_plan
-
-__all__ = [
-    "DEFAULT_TILE",
-    "Lifecycle",
-    "Plan",
-    "RunReport",
-    "TileRecord",
-    "execute_plan",
-    "make_plan",
-]
+The package loads nothing: each name is imported from its module
+(``tilewise.runner.lifecycle.Lifecycle``, ``tilewise.runner.plan.make_plan``,
+``tilewise.runner.report.RunReport``, ...), so a worker that needs one helper
+(``runner.georef``, ``runner.work``) does not load the lifecycle, and a batch does not
+load the planner and the tile loop. ``tilewise.RunReport`` is the public name of the report.
+"""
