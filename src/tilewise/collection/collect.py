@@ -12,6 +12,8 @@ relative POSIX path under which its output is written in the output folder.
   paths below the deepest folder common to every line, so ``../x`` and
   absolute paths are accepted as *inputs* but can never name an output
   outside the output folder.
+* a URL (``s3://``, ``https://``) or a list of URLs: the same rules over the keys of
+  object storage (:mod:`tilewise.collection.remote`).
 
 Names never contain ``..``, are never absolute, and are checked again when
 written (:mod:`tilewise.collection.write`).
@@ -46,10 +48,15 @@ _GLOB_CHARS = frozenset("*?[")
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One input file: the absolute path to read and its relative output name."""
+    """One input file: the absolute path (or URL) to read and its relative output name.
+
+    ``identity`` tells one version of an object in storage from another (size, ETag,
+    last-modified, from its listing or HEAD); empty for a local file.
+    """
 
     source: str
     name: str
+    identity: str = ""
 
 
 def check_name(name: str) -> str:
@@ -157,31 +164,29 @@ def _from_list(list_path: str) -> list[Item]:
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"{list_path}: cannot read the list of inputs: {err}") from err
     base = os.path.dirname(os.path.abspath(list_path))
-    paths = []
-    for line in lines:
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        _refuse_url(entry)
-        paths.append(os.path.normpath(os.path.join(base, entry)))
-    if not paths:
+    entries = [e for e in (line.strip() for line in lines) if e and not e.startswith("#")]
+    if not entries:
         raise UsageError(f"{list_path}: the list of inputs is empty")
+    urls = [e for e in entries if is_url(e)]
+    if urls:
+        if len(urls) != len(entries):
+            raise UsageError(
+                f"{list_path}: the list mixes URLs and local paths; put them in two lists "
+                "(outputs are named below the folder common to a list's lines)"
+            )
+        from tilewise.collection.remote import from_url_lines
+
+        return from_url_lines(list_path, urls)
+    paths = [os.path.normpath(os.path.join(base, entry)) for entry in entries]
     root = os.path.commonpath([os.path.dirname(p) for p in paths])
     return [Item(p, _relative(p, root)) for p in paths]
 
 
-def _refuse_url(argument: str) -> None:
-    """A collection is read from local files only: a URL is refused, never taken as a path."""
-    if is_url(argument):
-        raise UsageError(
-            f"{argument}: collections (batch, and measure of several images) are not read "
-            "from object storage yet; give one object to 'tilewise run' or 'tilewise measure', "
-            "or copy the files to a local disk"
-        )
-
-
 def _expand(argument: str, exclude: frozenset[str]) -> list[Item]:
-    _refuse_url(argument)
+    if is_url(argument):
+        from tilewise.collection.remote import expand_url
+
+        return expand_url(argument)
     if argument.startswith("@"):
         return _from_list(argument[1:])
     path = os.path.abspath(argument)
@@ -241,5 +246,5 @@ def unique_outputs(items: Sequence[Item], fmt: str | None) -> list[Item]:
                 "common parent folder instead, or give them different names"
             )
         seen[key] = item
-        out.append(Item(item.source, name))
+        out.append(Item(item.source, name, item.identity))
     return out

@@ -81,11 +81,16 @@ _FILE_ERRORS = (InputError, UsageError)
 def is_collection(inputs: PathLike | Sequence[PathLike]) -> bool:
     """Whether ``inputs`` name a collection (several arguments, a folder, a glob, ``@LIST``).
 
-    One file, or one Zarr array (a folder), is a single image.
+    One file, or one Zarr array (a folder), is a single image; so is one object in storage
+    (a URL of an object or of a Zarr array's prefix).
     """
     if not isinstance(inputs, str | os.PathLike):
         return len(inputs) != 1 or is_collection(inputs[0])
     path = os.fspath(inputs)
+    if io.is_url(path):
+        from tilewise.collection.remote import is_url_collection
+
+        return is_url_collection(path)
     if path.startswith("@"):
         return True
     if os.path.isdir(path):

@@ -6,7 +6,8 @@ the next batch. Before any work, an output that *is*, *contains* or (for
 ``--out``) *lies inside* an input's tree is refused. Paths are compared as
 real paths, so a symlinked output folder or input is seen for what it is.
 An input's tree is the folder given, or a glob's fixed leading folder; a file
-(or a Zarr array) is its own tree, and ``@LIST`` lines are checked one by one.
+(or a Zarr array) is its own tree, and ``@LIST`` lines are checked one by one. Objects
+in storage (URLs) never overlap a local output.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from tilewise.collection.collect import Item, is_zarr
 from tilewise.errors import UsageError
+from tilewise.io import is_url
 
 __all__ = ["check_apart"]
 
@@ -39,7 +41,7 @@ def _trees(arguments: Sequence[str]) -> list[tuple[str, str, bool]]:
     """``(argument, real path, is a folder tree)`` for every argument but ``@LIST``."""
     trees = []
     for argument in arguments:
-        if argument.startswith("@"):
+        if argument.startswith("@") or is_url(argument):
             continue
         path = os.path.abspath(argument)
         if os.path.exists(path):
@@ -86,6 +88,8 @@ def check_apart(
         return  # nothing lies inside an output that does not exist yet, or is empty
     parents: dict[str, str] = {}
     for item in items:
+        if is_url(item.source):
+            continue
         parent, name = os.path.split(item.source)
         if parent not in parents:
             parents[parent] = os.path.realpath(parent)

@@ -24,7 +24,14 @@ from tilewise.errors import OutputError, OutputExistsError, ResumeError
 from tilewise.io import Sink, StackSpec, partial_path, reopen_stack, stack_sink_class
 from tilewise.runner.journal import Journal, clear_for_new_output, journal_path
 
-__all__ = ["Prepared", "fingerprint", "prepare_stack", "prepare_tree", "verify_done"]
+__all__ = [
+    "Prepared",
+    "fingerprint",
+    "forget_changed",
+    "prepare_stack",
+    "prepare_tree",
+    "verify_done",
+]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +126,31 @@ def prepare_stack(
         final, partial, overwrite=overwrite, no_folder="the stack's folder does not exist"
     )
     return Prepared(Journal.start(jpath, print_), False)
+
+
+def forget_changed(prepared: Prepared, items: list[Item]) -> list[int]:
+    """Forget journaled files whose input in object storage changed since it was done.
+
+    An object's identity (size, ETag, last-modified) is journaled with its result; a
+    local file's is not, so only inputs given as URLs are checked.
+    """
+    if not any(item.identity for item in items):
+        return []
+    journal = prepared.journal
+    changed = [
+        index
+        for index, entry in list(journal.done.items())
+        if index < len(items) and items[index].identity and entry.get("i") != items[index].identity
+    ]
+    for index in changed:
+        journal.forget(index)
+    if changed:
+        log.warning(
+            "%d input(s) changed in storage since they were done and will be redone: %s",
+            len(changed),
+            ", ".join(items[i].source for i in changed[:10]),
+        )
+    return changed
 
 
 def verify_done(prepared: Prepared, items: list[Item], root: str | None) -> list[int]:

@@ -329,6 +329,7 @@ class _Batch:
             prepared = setup.prepare_tree(self.target, print_, overwrite=overwrite, resume=resume)
             self.root = os.path.realpath(self.target)
         if prepared.resumed:
+            self.report.extra["redone_changed"] = setup.forget_changed(prepared, self.items)
             self.report.extra["redone_damaged"] = setup.verify_done(prepared, self.items, self.root)
         self.report.skipped = len(prepared.journal.done)
         return prepared
@@ -483,7 +484,10 @@ class _Batch:
             if cause is not None:
                 self.fail(FileRecord(index, item.source, cause, "exception"), bar)
                 continue
-            journal.record(index, {"r": {"size": io.stored_size(target)}})
+            entry: dict[str, Any] = {"r": {"size": io.stored_size(target)}}
+            if item.identity:
+                entry["i"] = item.identity
+            journal.record(index, entry)
             self.report.done += 1
             self.report.pixels += pixels
             self.report.tiled.append(item.source)
@@ -504,7 +508,10 @@ class _Batch:
         report.compute_seconds += result.seconds
         if result.status == DONE:
             assert journal is not None
-            entry = {"r": result.receipt} if result.receipt else {}
+            entry: dict[str, Any] = {"r": result.receipt} if result.receipt else {}
+            identity = self.items[result.file].identity
+            if identity:
+                entry["i"] = identity
             journal.record(result.file, entry, flush=False)
             report.done += 1
             report.pixels += result.pixels

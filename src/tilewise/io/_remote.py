@@ -58,7 +58,9 @@ __all__ = [
     "get_store",
     "head",
     "is_url",
+    "list_objects",
     "list_sizes",
+    "object_identity",
     "split_url",
     "state_path",
     "storage_error",
@@ -200,6 +202,38 @@ def head(url: str) -> Any:
         return obstore.head(get_store(root), key)
     except Exception as err:
         raise storage_error(url, err) from err
+
+
+def object_identity(meta: Any) -> str:
+    """What tells one version of an object from another: size, ETag, last-modified second.
+
+    The time is cut to the second: a listing gives milliseconds, a HEAD whole seconds.
+    """
+    modified = meta.get("last_modified")
+    stamp = "" if modified is None else modified.replace(microsecond=0).isoformat()
+    return f"{int(meta['size'])} {meta.get('e_tag') or ''} {stamp}"
+
+
+def list_objects(root: str, prefix: str) -> list[tuple[str, str]]:
+    """Every object under ``prefix`` (``""``: the whole store) of ``root`` (``s3://bucket``).
+
+    One paginated listing (1,000 keys per request on S3).
+
+    Returns
+    -------
+    list of (str, str)
+        Each object's key relative to ``prefix`` and its :func:`object_identity`.
+    """
+    obstore = _obstore()
+    where = f"{root}/{prefix}"
+    found: list[tuple[str, str]] = []
+    try:
+        for batch in obstore.list(get_store(root), prefix or None, chunk_size=1000):
+            for meta in batch:
+                found.append((meta["path"][len(prefix) :], object_identity(meta)))
+    except Exception as err:
+        raise storage_error(where, err, "list") from err
+    return found
 
 
 def list_sizes(url: str) -> dict[str, int]:
