@@ -198,6 +198,11 @@ def batch(
     or @LIST: a text file with one path per line (relative to the list's folder).
     Outputs are named by their path below the folder given (a glob's fixed leading
     folder; for @LIST, the folder common to every line) and never leave --out.
+    Inputs may be URLs with the same rules: 's3://bucket/scenes/**/*.tif' (the prefix
+    before the first wildcard is listed), s3://bucket/prefix/ (a folder), one
+    https:// or s3:// object, or @LIST lines of URLs (https cannot be listed: no
+    patterns or folders there). --out and --stack stay local files; a URL there is
+    refused.
 
     A file that is corrupt, empty, truncated or not an image is reported by name with
     its cause and skipped; the rest completes (exit 3). A stack (multi-page TIFF,
@@ -212,6 +217,7 @@ def batch(
       tilewise batch 'photos/**/*.jpg' --stack thumbs.npy --op resize:shape=256x256
       tilewise batch @files.txt --out out/ --format png --op normalize \\
           --op to_dtype:dtype=uint8,scale=auto
+      tilewise batch 's3://archive/scenes/**/*.tif' --out out/ --op invert
     """
     setup_logging(verbose, quiet)
     if (out is None) == (stack is None):
