@@ -15,6 +15,7 @@ import tilewise
 from tests.cloud.conftest import HttpServer, S3Server, tilewise_cmd
 from tests.conftest import make_image, write_image
 from tilewise.collection.collect import collect
+from tilewise.collection.measure import measure_files
 from tilewise.collection.remote import _glob, _tree
 from tilewise.errors import ObjectNotFoundError, UsageError
 from tilewise.runner.journal import Journal
@@ -96,6 +97,15 @@ def test_a_batch_over_a_pattern_in_a_bucket_writes_what_the_local_batch_writes(
     for url, path in ((f"{bucket}/scenes/", scenes), (f"{bucket}/scenes/**/*.tif", pattern)):
         assert [i.name for i in collect([url])] == [i.name for i in collect([str(path)])]
 
+    # worker processes: a stack's sink stays open in the process that wrote it
+    resized = {**BATCH, "ops": ["resize:shape=16x16"], "executor": "local", "workers": 1}
+    stack = tilewise.batch(f"{bucket}/scenes/x", stack=tmp_path / "s.npy", **resized)
+    local = tilewise.batch(scenes / "x", stack=tmp_path / "local.npy", **resized)
+    assert stack.ok and stack.done == 3
+    assert (tmp_path / "s.npy").read_bytes() == (tmp_path / "local.npy").read_bytes()
+    table = tilewise.measure(f"{bucket}/scenes/*.tif", detect="regions:threshold=127", frame=False)
+    assert sorted(set(table["file"])) == ["a.tif", "x.tif"]  # a pattern is a collection
+
 
 def test_lists_of_urls_over_s3_and_http(
     bucket: str, scenes: Path, http_server: HttpServer, tmp_path: Path
@@ -172,12 +182,35 @@ def test_a_resumed_batch_skips_done_objects_and_redoes_changed_ones(
     assert (out / "b.tif").read_bytes() == (tmp_path / "want" / "b.tif").read_bytes()
 
 
-def test_measure_over_a_prefix_gives_the_local_table(bucket: str, scenes: Path) -> None:
-    options: dict[str, Any] = {"tile": 64, "executor": "serial", "frame": False}
-    detect = "regions:threshold=127,min_area=4"
-    got = tilewise.measure(f"{bucket}/scenes/x", "gaussian:sigma=1", detect=detect, **options)
-    want = tilewise.measure(scenes / "x", "gaussian:sigma=1", detect=detect, **options)
-    assert got.keys() == want.keys() and len(want["label"]) > 10
+def test_measure_over_a_prefix_gives_the_local_table_and_resumes_changed_objects(
+    s3_server: S3Server, scenes: Path, tmp_path: Path
+) -> None:
+    bucket = s3_server.bucket("measured-files")
+    s3_server.upload(scenes, f"{bucket}/scenes")
+    broken = tmp_path / "z.tif"
+    broken.write_bytes(b"II*\x00 not a TIFF")
+    s3_server.upload(broken, f"{bucket}/scenes/x/z.tif")  # fails: the journal is kept
+    options: dict[str, Any] = {"tile": 64, "executor": "serial"}
+    args, detect = (f"{bucket}/scenes/x", "gaussian:sigma=1"), "regions:threshold=127,min_area=4"
+    table = tmp_path / "t.csv"
+    report, got = measure_files(*args, detect=detect, output=table, **options)
+    want = tilewise.measure(scenes / "x", args[1], detect=detect, frame=False, **options)
+    assert report.done == 3 and [f.source for f in report.failed_files] == [
+        f"{bucket}/scenes/x/z.tif"
+    ]
+    assert got is not None and got.keys() == want.keys() and len(want["label"]) > 10
     assert sorted(set(got["file"])) == ["b.tif", "d.tiff", "y/c.tif"]
     for column in want:
         np.testing.assert_array_equal(got[column], want[column], err_msg=column)
+
+    changed = tmp_path / "x" / "d.tiff"
+    changed.parent.mkdir()
+    write_image(changed, make_image((32, 32), seed=98))
+    s3_server.upload(changed, f"{bucket}/scenes/x/d.tiff")
+    report, again = measure_files(*args, detect=detect, output=table, resume=True, **options)
+    assert report.skipped == 2 and report.done == 1 and report.failed == 1
+    want = tilewise.measure(changed.parent, args[1], detect=detect, frame=False, **options)
+    assert again is not None
+    rows = again["file"] == "d.tiff"
+    np.testing.assert_array_equal(again["label"][rows], want["label"])
+    np.testing.assert_array_equal(again["area"][rows], want["area"])

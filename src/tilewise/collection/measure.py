@@ -15,7 +15,8 @@ and, for a file under way or failed, its own tile parts and journal; the
 journal ``.TABLE.journal`` lists the finished files. The table is written once
 every file is done or failed; when some failed, the folder and journal stay so
 that ``--resume`` measures only those (a failed file's finished tiles are not
-redone) and writes the table again.
+redone) and writes the table again. A finished object in storage whose identity (size,
+ETag, last-modified) changed since is measured again.
 """
 
 from __future__ import annotations
@@ -316,6 +317,13 @@ class _Files:
         if resumed:
             assert journal is not None
             for index in sorted(journal.done):
+                identity = self.items[index].identity if index < len(self.items) else ""
+                if identity and journal.done[index].get("i") != identity:
+                    log.warning(
+                        "%s: changed in storage; measuring it again", self.items[index].source
+                    )
+                    journal.forget(index)
+                    continue
                 kept = load_part(self._rows_path(index))
                 if kept is None:
                     journal.forget(index)
@@ -341,7 +349,10 @@ class _Files:
                 tables[index] = found
                 report.done += 1
                 if journal is not None:
-                    journal.record(index, {"file": item.name})
+                    entry = {"file": item.name}
+                    if item.identity:  # an object in storage: redone on --resume if it changed
+                        entry["i"] = item.identity
+                    journal.record(index, entry)
                 bar.advance()
             bar.close()
             if journal is not None:
