@@ -1,7 +1,8 @@
 """Per-tile cost on Dask: many small tiles of a trivial op, and a CPU-bound many-tile run.
 
 Cases (a warm LocalCluster on 127.0.0.1 of N single-threaded workers, passed as
-``client=``, so the cluster's start-up is not counted; each case once after a warm-up):
+``client=``, so the cluster's start-up is not counted; each case `--repeat` times (3)
+after a warm-up, the median reported):
 
 - ``invert`` on a 4096² uint8 image in 64² and 128² tiles (4,096 and 1,024 tiles):
   wall seconds per tile, with 1 and 2 workers;
@@ -15,7 +16,7 @@ Output ``.npy`` (writing a region is a memory copy, so the wall time is the per-
 did before tiles went in runs, for a same-session comparison.  ``--profile FILE`` writes
 a cProfile of the main process for the 64² invert case with 2 workers.
 
-    python benchmarks/dask_overhead.py [--one-per-task] [--profile main.prof]
+    python benchmarks/dask_overhead.py [--repeat 3] [--one-per-task] [--profile main.prof]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -32,17 +34,25 @@ import numpy as np
 import tilewise
 import tilewise.executors.runs as runs
 
+#: Runs of each case; the median is reported (a single run of a few seconds drifts with
+#: the machine). Set by --repeat.
+REPEAT = 3
+
 
 def case(client, src: Path, out: Path, ops: list[str], tile: int, **options) -> dict[str, float]:  # type: ignore[no-untyped-def]
     if client is not None:
         options = {"executor": "dask", "client": client}
-    start = time.perf_counter()
-    report = tilewise.run(src, out, ops, tile=tile, overwrite=True, progress=False, **options)
-    wall = time.perf_counter() - start
-    assert report.ok, report.failures[:3]
+    walls = []
+    for _ in range(REPEAT):
+        start = time.perf_counter()
+        report = tilewise.run(src, out, ops, tile=tile, overwrite=True, progress=False, **options)
+        walls.append(time.perf_counter() - start)
+        assert report.ok, report.failures[:3]
+    wall = statistics.median(walls)
     return {
         "tiles": report.total,
         "wall_s": round(wall, 3),
+        "walls": [round(w, 3) for w in walls],
         "ms_per_tile": round(1000 * wall / report.total, 3),
     }
 
@@ -52,7 +62,9 @@ def main() -> None:
     parser.add_argument("--one-per-task", action="store_true")
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="runs of each case (median)")
     args = parser.parse_args()
+    globals()["REPEAT"] = max(1, args.repeat)
     if args.one_per_task:
         runs.MOST_PER_RUN = 1
     from distributed import Client, LocalCluster
