@@ -26,22 +26,12 @@ def _dask_options(address: str) -> dict[str, Any]:
     pytest.skip(f"DaskExecutor takes none of the known address keywords: {list(accepted)}")
 
 
-def test_dask_and_local_executors_write_identical_outputs(collection, tmp_path):
+def test_dask_and_local_executors_write_identical_outputs(collection, tmp_path, dask_scheduler):
     pytest.importorskip("tilewise.executors.dask")
-    distributed = pytest.importorskip("distributed")
-    # dashboard_address=None still binds the scheduler's HTTP server to port 8787, which
-    # fails when another cluster (a parallel test run) holds it: take a free port instead.
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as cluster:
-        options = _dask_options(cluster.scheduler_address)
-        on_dask = tilewise.batch(
-            collection, out=tmp_path / "dask", ops=OPS, executor="dask", workers=2, **options
-        )
+    options = _dask_options(dask_scheduler)
+    on_dask = tilewise.batch(
+        collection, out=tmp_path / "dask", ops=OPS, executor="dask", workers=2, **options
+    )
     assert on_dask.ok, on_dask.failures
     assert tilewise.batch(collection, out=tmp_path / "local", ops=OPS, workers=2).ok
     for name in GOOD:
