@@ -356,7 +356,8 @@ class _Batch:
         """Run every unfinished file; finish the output; return the report."""
         journal = prepared.journal
         report = self.report
-        todo = [i for i in range(len(self.items)) if i not in journal.done]
+        done = set(journal.done)
+        todo = [i for i in range(len(self.items)) if i not in done]
         bar = Progress(len(self.items), unit="file", enabled=self.progress)
         bar.skip(report.skipped)
         start = time.perf_counter()
@@ -605,12 +606,13 @@ class _Batch:
                 # every row is already in place: a stack is finished without its receipts
                 io.stack_sink_class(self.stack.format).finalize(self.stack, {})
                 causes = {r.index: r.cause for r in report.failed_files}
+                done = set(journal.done)
                 rows = (
                     (
                         i,
                         item.source,
-                        "done" if i in journal.done else "failed",
-                        causes.get(i, "" if i in journal.done else "not processed"),
+                        "done" if i in done else "failed",
+                        causes.get(i, "" if i in done else "not processed"),
                     )
                     for i, item in enumerate(self.items)
                 )
