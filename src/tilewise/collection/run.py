@@ -41,7 +41,6 @@ from tilewise.defaults import DEFAULT_TILE
 from tilewise.errors import StackMismatchError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task
 from tilewise.executors.forkserver import worker_options
-from tilewise.geometry.planes import parse_plane_range
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner.journal import Journal
 from tilewise.runner.lifecycle import Lifecycle, committing, working
@@ -184,6 +183,9 @@ def batch(
         formats = {io.stack_format(target)}
     options = io.parse_options_for_formats(formats, creation_options or {})
     check_apart([os.fspath(a) for a in arguments], items, target, folder=out is not None)
+    if planes is not None:
+        from tilewise.geometry.planes import parse_plane_range
+
     given: dict[str, Any] = {
         "axes": axes,
         "channel_axis": channel_axis,
