@@ -117,3 +117,28 @@ def test_the_workers_preload_leaves_the_main_process_machinery_out(tmp_path: Pat
         modules = set(proc.stdout.split())
         assert its_own in modules
         assert _loaded(modules, (*ELSEWHERE, *main_process_only)) == [], work
+
+
+def test_a_batch_worker_reads_small_tiffs_without_tifffile(tmp_path: Path) -> None:
+    # Each worker would import tifffile (and imagecodecs) after the fork, for nothing:
+    # a small one-strip TIFF is read by its own header parser (io/_tiff_whole.py).
+    path = tmp_path / "small.tif"
+    tifffile.imwrite(path, np.arange(64 * 48, dtype=np.uint16).reshape(64, 48))
+    code = (
+        "import importlib, sys\n"
+        "from tilewise.executors.forkserver import preload\n"
+        "for name in preload('batch'):\n"
+        "    importlib.import_module(name)\n"
+        "from tilewise.geometry import Window\n"
+        "from tilewise.io import open_source\n"
+        "source = open_source(sys.argv[1])\n"
+        "print(source.read(Window(0, 0, 64, 48)).sum())\n"
+        "source.close()\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    total, *modules = proc.stdout.split()
+    assert int(total) == sum(range(64 * 48))
+    assert _loaded(set(modules), ("tifffile", "imagecodecs", "tilewise.io._whole")) == []

@@ -41,7 +41,6 @@ from tilewise.defaults import DEFAULT_TILE
 from tilewise.errors import StackMismatchError, UsageError
 from tilewise.executors import Done, Executor, Failed, Supervision, Task
 from tilewise.executors.forkserver import worker_options
-from tilewise.geometry.planes import parse_plane_range
 from tilewise.pipeline import OpLike, Pipeline, as_pipeline
 from tilewise.runner.journal import Journal
 from tilewise.runner.lifecycle import Lifecycle, committing, working
@@ -184,6 +183,9 @@ def batch(
         formats = {io.stack_format(target)}
     options = io.parse_options_for_formats(formats, creation_options or {})
     check_apart([os.fspath(a) for a in arguments], items, target, folder=out is not None)
+    if planes is not None:
+        from tilewise.geometry.planes import parse_plane_range
+
     given: dict[str, Any] = {
         "axes": axes,
         "channel_axis": channel_axis,
@@ -357,7 +359,8 @@ class _Batch:
         """Run every unfinished file; finish the output; return the report."""
         journal = prepared.journal
         report = self.report
-        todo = [i for i in range(len(self.items)) if i not in journal.done]
+        done = set(journal.done)
+        todo = [i for i in range(len(self.items)) if i not in done]
         bar = Progress(len(self.items), unit="file", enabled=self.progress)
         bar.skip(report.skipped)
         start = time.perf_counter()
@@ -612,12 +615,13 @@ class _Batch:
                 # every row is already in place: a stack is finished without its receipts
                 io.stack_sink_class(self.stack.format).finalize(self.stack, {})
                 causes = {r.index: r.cause for r in report.failed_files}
+                done = set(journal.done)
                 rows = (
                     (
                         i,
                         item.source,
-                        "done" if i in journal.done else "failed",
-                        causes.get(i, "" if i in journal.done else "not processed"),
+                        "done" if i in done else "failed",
+                        causes.get(i, "" if i in done else "not processed"),
                     )
                     for i, item in enumerate(self.items)
                 )

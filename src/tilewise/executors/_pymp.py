@@ -112,28 +112,36 @@ def sweep(keep: str | None = None) -> list[str]:
     removed: list[str] = []
     uid = os.getuid()
     try:
-        entries = list(os.scandir(tempfile.gettempdir()))
+        with os.scandir(tempfile.gettempdir()) as listing:
+            # A temp folder may hold hundreds of other programs' pymp-* folders: those
+            # without an owner record cost one access() each; no stat, no exception.
+            candidates = [
+                entry.path
+                for entry in listing
+                if entry.name.startswith("pymp-")
+                and entry.path != keep
+                and entry.is_dir(follow_symlinks=False)
+                and os.access(os.path.join(entry.path, OWNER_FILE), os.F_OK)
+            ]
     except OSError:
         return removed
-    for entry in entries:
-        if not entry.name.startswith("pymp-") or entry.path == keep:
-            continue
+    for path in candidates:
         try:
-            info = entry.stat(follow_symlinks=False)
+            info = os.stat(path, follow_symlinks=False)
         except OSError:
             continue
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
             continue
-        owner = _owner(entry.path)
+        owner = _owner(path)
         if owner is None:
             continue
         if owner == _TORN:
-            if not _torn_and_stale(entry.path):
+            if not _torn_and_stale(path):
                 continue
         elif not isinstance(owner, dict) or owner.get("host") != HOST or alive(owner):
             continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(entry.path)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
     if removed:
         log.info("removed %d temp folder(s) left by killed runs: %s", len(removed), removed)
     return removed

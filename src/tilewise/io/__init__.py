@@ -6,25 +6,11 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tilewise._lazy import attach
 from tilewise.errors import InputError, NoDecoderError, UnsupportedFormatError, UsageError
-from tilewise.io._formats import (
-    FORMATS,
-    OutputFormat,
-    format_for_suffix,
-    parse_creation_options,
-    parse_options_for_formats,
-)
-from tilewise.io._stack import (
-    StackSink,
-    StackSpec,
-    reopen_stack,
-    stack_format,
-    stack_sink_class,
-)
 from tilewise.io._urls import is_url
-from tilewise.io._whole import image_intact, write_image
 from tilewise.io.base import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_WHOLE_PIXELS,
@@ -70,6 +56,39 @@ __all__ = [
     "stored_size",
     "write_image",
 ]
+
+#: Names loaded on first use: a worker that reads and writes a stack needs neither the
+#: format table nor the whole-image writer, and the fork server imports this package.
+_EXPORTS = {
+    "FORMATS": "tilewise.io._formats",
+    "OutputFormat": "tilewise.io._formats",
+    "format_for_suffix": "tilewise.io._formats",
+    "parse_creation_options": "tilewise.io._formats",
+    "parse_options_for_formats": "tilewise.io._formats",
+    "StackSink": "tilewise.io._stack",
+    "StackSpec": "tilewise.io._stack",
+    "reopen_stack": "tilewise.io._stack",
+    "stack_format": "tilewise.io._stack",
+    "stack_sink_class": "tilewise.io._stack",
+    "image_intact": "tilewise.io._whole",
+    "write_image": "tilewise.io._whole",
+}
+
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from tilewise.io._formats import FORMATS as FORMATS
+    from tilewise.io._formats import OutputFormat as OutputFormat
+    from tilewise.io._formats import format_for_suffix as format_for_suffix
+    from tilewise.io._formats import parse_creation_options as parse_creation_options
+    from tilewise.io._formats import parse_options_for_formats as parse_options_for_formats
+    from tilewise.io._stack import StackSink as StackSink
+    from tilewise.io._stack import StackSpec as StackSpec
+    from tilewise.io._stack import reopen_stack as reopen_stack
+    from tilewise.io._stack import stack_format as stack_format
+    from tilewise.io._stack import stack_sink_class as stack_sink_class
+    from tilewise.io._whole import image_intact as image_intact
+    from tilewise.io._whole import write_image as write_image
 
 
 def _sniff(path: Path) -> tuple[str, bytes, int]:
@@ -121,13 +140,14 @@ def open_source(spec: SourceSpec | str | Path) -> Source:
 
         no_stack_options(spec, "a PNG or JPEG image" if kind == "simple" else "a GDAL raster")
     if kind == "tiff":
-        from tilewise.io._tiff import TiffSource
         from tilewise.io._tiff_whole import WholeTiffSource
 
         # small, simple files skip tifffile's parse (see _tiff_whole); the rest read by segment
         whole = WholeTiffSource.from_head(spec, head, size, path)
         if whole is not None:
-            return whole
+            return whole  # without loading tifffile: a batch's workers may never need it
+        from tilewise.io._tiff import TiffSource
+
         try:
             return TiffSource(spec)
         except NoDecoderError as err:  # a sample format tifffile has no type for; not a refusal
@@ -220,6 +240,8 @@ def output_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     >>> output_format("out.tif"), output_format("out.tif", "cog")
     ('tiff', 'cog')
     """
+    from tilewise.io._formats import FORMATS, format_for_suffix
+
     suffix = Path(path).suffix.lower()
     if is_url(os.fspath(path)):
         named_or_found = fmt if fmt is not None else format_for_suffix(suffix)
@@ -380,6 +402,8 @@ def cached_sink(spec: SinkSpec) -> Sink:
         for old in _sinks.values():
             old.close()
         _sinks.clear()
+        from tilewise.io._stack import StackSpec, stack_sink_class
+
         cls = stack_sink_class(spec.format) if isinstance(spec, StackSpec) else sink_for(spec)
         sink = _sinks[key] = cls(spec)
     return sink

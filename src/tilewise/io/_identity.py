@@ -20,9 +20,12 @@ input before every run.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hashlib import blake2b
 
 __all__ = ["content_sample"]
 
@@ -46,7 +49,7 @@ def _spaced(count: int, start: int, stop: int, size: int) -> list[int]:
     return [start + (last - start) * k // (count - 1) for k in range(count)]
 
 
-def _sample_file(digest: hashlib.blake2b, path: Path, size: int) -> None:
+def _sample_file(digest: blake2b, path: Path, size: int) -> None:
     with open(path, "rb") as fh:
         digest.update(fh.read(_HEAD))
         if size > _HEAD:
@@ -61,6 +64,8 @@ def content_sample(path: Path) -> str:
     The same content always gives the same hash; reading it costs at most
     ~200 KB for a file, ~300 KB for a directory, plus listing the directory.
     """
+    import hashlib  # only a resume or a plan reads it: the workers' start-up leaves it out
+
     digest = hashlib.blake2b(digest_size=16)
     if not path.is_dir():
         _sample_file(digest, path, path.stat().st_size)

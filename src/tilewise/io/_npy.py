@@ -14,7 +14,6 @@ import numpy as np
 from tilewise.errors import CorruptInputError, ImageTooLargeError, OutputError
 from tilewise.geometry import Window
 from tilewise.io._stack import StackSink, StackSpec
-from tilewise.io._stacks import array_layout
 from tilewise.io.base import Array, Receipt, Sink, SinkSpec, Source, SourceSpec
 
 __all__ = ["NpySink", "NpySource", "NpyStackSink"]
@@ -37,6 +36,8 @@ class NpySource(Source):
         except (ValueError, OSError, EOFError) as err:
             raise CorruptInputError(f"{self.path}: not a readable .npy file ({err})") from err
         shape = tuple(int(n) for n in self._array.shape)
+        from tilewise.io._stacks import array_layout  # reading only: a stack's writers skip it
+
         self._layout = array_layout(spec, shape)
         if self._layout.planes is not None:
             self.planes, self.stack_kind = self._layout.planes, "array"

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,9 +21,11 @@ import numpy.typing as npt
 from tilewise.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_WHOLE_PIXELS
 from tilewise.errors import ImageTooLargeError, UnsupportedFormatError
 from tilewise.geometry import Window
-from tilewise.geometry.planes import Planes
 from tilewise.io._identity import content_sample
-from tilewise.io.georef import Georef
+
+if TYPE_CHECKING:
+    from tilewise.geometry.planes import Planes
+    from tilewise.io.georef import Georef
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -64,6 +66,9 @@ class SourceSpec:
     @property
     def stack_options(self) -> dict[str, Any]:
         """The stack options given (for fingerprints and messages)."""
+        given = (self.axes, self.channel_axis, self.planes, self.page)
+        if given == (None, None, None, None):  # nearly every file of a batch: asked per file
+            return {}
         names = ("axes", "channel_axis", "planes", "page")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
