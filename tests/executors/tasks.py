@@ -132,3 +132,7 @@ def hang_on_fifty(x: int) -> int:
     if x == 50:
         time.sleep(3600)
     return x
+
+
+def environment_variable(name: str) -> str | None:
+    return os.environ.get(name)

@@ -233,3 +233,15 @@ def test_a_fork_server_killed_while_a_worker_starts_is_replaced():
         killer.join()
     assert sorted(o.key for o in outcomes if isinstance(o, Done)) == list(range(20))
     assert forkserver._forkserver._forkserver_pid != server  # type: ignore[attr-defined]
+
+
+def test_workers_from_a_fork_server_see_the_environment_as_it_is_when_they_start(monkeypatch):
+    # a notebook sets AWS_ENDPOINT_URL after a first run started the fork server
+    with LocalExecutor(1, Supervision(max_tasks_per_worker=1), start_method="forkserver") as ex:
+        assert value(next(iter(ex.map_tasks(tasks.square, [Task(0, 3)])))) == 9
+        monkeypatch.setenv("TILEWISE_TEST_SET_LATER", "set later")
+        monkeypatch.delenv("HOME", raising=False)
+        names = ["TILEWISE_TEST_SET_LATER", "HOME"]
+        outcomes = ex.map_tasks(tasks.environment_variable, map(Task, range(2), names))
+        seen = {o.key: value(o) for o in outcomes}
+    assert seen == {0: "set later", 1: None}

@@ -27,6 +27,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -254,30 +255,20 @@ class _nothing:
         return None
 
 
+@dataclass(kw_only=True)
 class _Files:
     """One measurement of a collection: its files, its spool, and its report."""
 
-    def __init__(
-        self,
-        *,
-        items: list[Item],
-        pipeline: Pipeline | None,
-        detector: Detector,
-        target: Path | None,
-        geo: bool,
-        plan_options: dict[str, Any],
-        executor: Executor,
-        supervision: Supervision,
-    ) -> None:
-        self.items = items
-        self.pipeline = pipeline
-        self.detector = detector
-        self.target = target
-        self.geo = geo
-        self.plan_options = plan_options
-        self.executor = executor
-        self.supervision = supervision
-        self.crs: tuple[str, str | None] | None = None  # (file, CRS) of the first georeferenced
+    items: list[Item]
+    pipeline: Pipeline | None
+    detector: Detector
+    target: Path | None
+    geo: bool
+    plan_options: dict[str, Any]
+    executor: Executor
+    supervision: Supervision
+    #: (file, CRS) of the first georeferenced file
+    crs: tuple[str, str | None] | None = field(default=None, init=False)
 
     def _fingerprint(self) -> dict[str, Any]:
         return {

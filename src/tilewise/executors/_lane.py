@@ -106,8 +106,11 @@ class Lane:
     def start(self) -> None:
         """Start a fresh worker process for this lane."""
         parent, child = self._context.Pipe(duplex=True)
+        # A fork server's children inherit the server's environment, fixed when it
+        # started: send this process's as it is now (credentials, endpoints set later).
+        environ = dict(os.environ) if self.method == "forkserver" else None
         process = self._context.Process(  # type: ignore[attr-defined]
-            target=serve, args=(child, self._memory_limit), name="tilewise-worker"
+            target=serve, args=(child, self._memory_limit, environ), name="tilewise-worker"
         )
         try:
             process.start()

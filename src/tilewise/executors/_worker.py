@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 import resource
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -145,8 +146,20 @@ def run_task(fn: Callable[[Any], Any], payload: Any) -> TaskResult | TaskError:
     return TaskResult(value, worker_name(), time.perf_counter() - start)
 
 
-def serve(conn: Connection, memory_limit: int | None) -> None:
+def _take_environment(environ: Mapping[str, str]) -> None:
+    for key in set(os.environ) - set(environ):
+        del os.environ[key]
+    os.environ.update(environ)
+
+
+def serve(
+    conn: Connection, memory_limit: int | None, environ: Mapping[str, str] | None = None
+) -> None:
     """A worker's life: set up, then answer each task that comes down ``conn``.
+
+    ``environ``, when given, becomes the worker's environment before anything else
+    (the main process's as it was when the worker started, for workers forked from a
+    fork server that started earlier).
 
     Each message is ``(fn, payload)``; each answer a :class:`TaskResult` or
     :class:`TaskError`, in order. ``None``, or the main process closing its end,
@@ -154,6 +167,8 @@ def serve(conn: Connection, memory_limit: int | None) -> None:
     ready, and the clock of its first task's timeout starts then, not while a
     freshly spawned interpreter is still importing.
     """
+    if environ is not None:
+        _take_environment(environ)
     initialize(memory_limit)
     try:
         conn.send_bytes(b"")
