@@ -373,18 +373,12 @@ def cached_source(spec: SourceSpec) -> Source:
     """
     if is_url(spec.path):
         key = (spec, 0, 0)
-        source = _sources.get(key)
-        if source is None:
-            for old in _sources.values():
-                old.close()
-            _sources.clear()
-            source = _sources[key] = open_source(spec)
-        return source
-    try:
-        st = os.stat(spec.path)
-    except OSError as err:
-        raise InputError(f"{spec.path}: cannot open: {err.strerror}") from err
-    key = (spec, st.st_size, st.st_mtime_ns)
+    else:
+        try:
+            st = os.stat(spec.path)
+        except OSError as err:
+            raise InputError(f"{spec.path}: cannot open: {err.strerror}") from err
+        key = (spec, st.st_size, st.st_mtime_ns)
     source = _sources.get(key)
     if source is None:
         for old in _sources.values():

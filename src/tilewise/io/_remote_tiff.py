@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import obstore
 
 from tilewise.errors import OutputError, StorageError, UnsupportedFormatError, UsageError
@@ -165,11 +164,7 @@ class RemoteTiffSink(TiffSink):
 
     @classmethod
     def create(cls, spec: SinkSpec) -> None:
-        if spec.options.get("PREDICTOR", 1) == 2 and np.dtype(spec.dtype).kind not in "iu":
-            raise UsageError(
-                f"{spec.path}: --co PREDICTOR=2 (horizontal differencing) is for integer "
-                f"pixels, the output is {spec.dtype}; leave PREDICTOR out"
-            )
+        TiffSink.check_options(spec)
         _remote.split_url(spec.path)
 
     def __init__(self, spec: SinkSpec) -> None:

@@ -476,12 +476,17 @@ class TiffSink(Sink):
         self._per_plane = _tiles_per_plane(spec)
 
     @classmethod
-    def create(cls, spec: SinkSpec) -> None:
+    def check_options(cls, spec: SinkSpec) -> None:
+        """Refuse creation options the output's pixels cannot take (before any work)."""
         if spec.options.get("PREDICTOR", 1) == 2 and np.dtype(spec.dtype).kind not in "iu":
             raise UsageError(
                 f"{spec.path}: --co PREDICTOR=2 (horizontal differencing) is for integer "
                 f"pixels, the output is {spec.dtype}; leave PREDICTOR out"
             )
+
+    @classmethod
+    def create(cls, spec: SinkSpec) -> None:
+        cls.check_options(spec)
         spec.partial.mkdir(parents=True, exist_ok=True)
 
     def _segments(self, window: Window, array: Array) -> Iterator[tuple[int, bytes]]:
